@@ -1,0 +1,101 @@
+"""Data: a folder (or a builtin name) to uint8 image tensors held once on the training device.
+
+``load_dataset`` is the only entry point the rest of sslad uses. Images of any mode and size
+are converted to RGB uint8 and resized to ``image_size`` x ``image_size``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sslad.data.elpv import is_elpv, load_elpv
+from sslad.data.io import IMAGE_EXTENSIONS, list_images, read_image, read_images
+from sslad.data.mvtec import GOOD, load_mvtec, resolve_category
+from sslad.errors import SsladError
+
+
+@dataclass
+class ImageSet:
+    """Images of one split, decoded once.
+
+    Attributes:
+        images: uint8 ``(N, 3, S, S)`` on the device they will be used on.
+        paths: source file of each image.
+        types: ``"good"`` or the defect type of each image.
+        masks: uint8 ``(N, S, S)`` of 0/1 ground truth, or ``None`` when the data has none.
+    """
+
+    images: torch.Tensor
+    paths: list[str]
+    types: list[str]
+    masks: torch.Tensor | None = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        """1 for anomalous, 0 for good."""
+        return np.array([t != GOOD for t in self.types], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
+class AnomalyDataset:
+    name: str
+    train: ImageSet
+    test: ImageSet | None
+
+
+def _to_tensor(arr: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(device)
+
+
+def load_dataset(
+    path: str, category: str | None = None, image_size: int = 256, device: torch.device | str = "cpu",
+    splits: tuple[str, ...] = ("train", "test"),
+) -> AnomalyDataset:
+    """Load an MVTec-layout folder (or ``elpv``, ``elpv:mono``, ``elpv:poly``).
+
+    Args:
+        path: a category folder, a root holding categories (with ``category``), or a builtin name.
+        category: sub-folder of ``path`` to use.
+        image_size: side of the square images after resizing.
+        device: where the uint8 tensors live (the training device).
+        splits: which splits to decode (``eval`` needs only ``test``, ``train`` both).
+    """
+    if is_elpv(path) and category is None:
+        raw = load_elpv(path, image_size)
+        name = path
+    else:
+        folder = resolve_category(path, category)
+        raw = load_mvtec(folder, image_size)
+        name = folder.name
+    train = ImageSet(_to_tensor(raw["train"], device), raw["train_paths"], [GOOD] * len(raw["train_paths"]))
+    test = None
+    if "test" in splits and "test" in raw:
+        masks = raw.get("test_masks")
+        test = ImageSet(
+            _to_tensor(raw["test"], device), raw["test_paths"], raw["test_types"],
+            None if masks is None else torch.from_numpy(masks),
+        )
+    return AnomalyDataset(name=name, train=train, test=test)
+
+
+def load_folder(folder: str, image_size: int, device: torch.device | str = "cpu") -> ImageSet:
+    """Every image directly in ``folder`` (for ``sslad predict``); types are unknown (``"?"``)."""
+    from pathlib import Path
+
+    p = Path(folder)
+    if not p.is_dir():
+        raise SsladError(f"folder not found: {p}")
+    files = list_images(p)
+    if not files:
+        raise SsladError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {p}")
+    arr = read_images(files, image_size, desc="decode")
+    return ImageSet(_to_tensor(arr, device), [str(f) for f in files], ["?"] * len(files))
+
+
+__all__ = ["AnomalyDataset", "ImageSet", "GOOD", "load_dataset", "load_folder", "read_image", "read_images"]
