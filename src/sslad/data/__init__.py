@@ -63,7 +63,8 @@ def load_dataset(
         path: a category folder, a root holding categories (with ``category``), or a builtin name.
         category: sub-folder of ``path`` to use.
         image_size: side of the square images after resizing.
-        device: where the uint8 tensors live (the training device).
+        device: where the training images live (the training device); test images stay on the CPU
+            and travel to the model batch by batch.
         splits: which splits to decode (``eval`` needs only ``test``, ``train`` both).
     """
     if is_elpv(path) and category is None:
@@ -78,7 +79,7 @@ def load_dataset(
     if "test" in splits and "test" in raw:
         masks = raw.get("test_masks")
         test = ImageSet(
-            _to_tensor(raw["test"], device), raw["test_paths"], raw["test_types"],
+            _to_tensor(raw["test"], "cpu"), raw["test_paths"], raw["test_types"],
             None if masks is None else torch.from_numpy(masks),
         )
     return AnomalyDataset(name=name, train=train, test=test)

@@ -1,0 +1,1 @@
+"""Command-line interface (click). Entry point: ``sslad``."""

@@ -1,0 +1,107 @@
+"""The generative dataset: regenerate the synthetic pretext set every N epochs, on the device.
+
+Regeneration ``k`` uses seed ``seed + k`` for every backend, so a run (or a resumed run)
+regenerates the same data whatever renders it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import torch
+
+from sslad.errors import SsladError
+from sslad.synth.plan import Plan, balanced_plan, pad_for
+from sslad.synth.render import reflect_pad, render
+
+
+class Renderer(Protocol):
+    """Anything that turns a plan and the padded base images into uint8 images on the device."""
+
+    name: str
+
+    def render(self, plan: Plan, padded: torch.Tensor) -> torch.Tensor: ...
+
+
+class TorchRenderer:
+    """The reference renderer: batched torch ops on the base images' device (CPU or CUDA)."""
+
+    name = "torch"
+
+    def __init__(self, chunk: int = 512):
+        self.chunk = chunk
+
+    def render(self, plan: Plan, padded: torch.Tensor) -> torch.Tensor:
+        return render(plan, padded, chunk=self.chunk)
+
+
+class DaliBackend:
+    """The DALI graph; GPU operators when the data lives on CUDA, CPU operators otherwise."""
+
+    def __init__(self, image_size: int, device: torch.device, batch_size: int = 256, seed: int = 0):
+        try:
+            from sslad.dali_pipes import DaliRenderer
+        except ImportError as exc:
+            raise SsladError(
+                "--backend dali needs NVIDIA DALI: pip install 'sslad[dali]' "
+                "(nvidia-dali-cuda120==2.4.0), or use --backend torch"
+            ) from exc
+        gpu = device.type == "cuda"
+        self.name = "dali-gpu" if gpu else "dali-cpu"
+        self._r = DaliRenderer(image_size, "gpu" if gpu else "cpu", batch_size=batch_size,
+                               device_id=(device.index or 0) if gpu else 0, seed=seed)
+
+    def render(self, plan: Plan, padded: torch.Tensor) -> torch.Tensor:
+        return self._r.render(plan, padded)
+
+
+def make_renderer(backend: str, image_size: int, device: torch.device, batch_size: int = 256) -> Renderer:
+    """``torch`` or ``dali``; DALI is imported only here, only when asked for."""
+    if backend == "torch":
+        return TorchRenderer()
+    if backend == "dali":
+        return DaliBackend(image_size, device, batch_size=batch_size)
+    raise SsladError(f"unknown backend {backend!r} (torch|dali)")
+
+
+class PretextGenerator:
+    """Holds the padded base images on the device and materialises regenerations.
+
+    Args:
+        images: uint8 (N, 3, S, S) good training images, on the training device.
+        renderer: the backend.
+        variants, scar, jitter, translate: the synth config.
+        seed: base seed; regeneration k uses ``seed + k``.
+        shard: (rank, world): render only rows ``rank::world`` of each plan (DDP).
+    """
+
+    def __init__(self, images: torch.Tensor, renderer: Renderer, *, variants: int = 1, scar: str = "patch",
+                 jitter: float = 0.1, translate: float = 0.0625, seed: int = 0, shard: tuple[int, int] = (0, 1)):
+        self.size = int(images.shape[-1])
+        self.num_images = int(images.shape[0])
+        self.pad = pad_for(self.size, translate)
+        self.padded = reflect_pad(images, self.pad)
+        self.renderer = renderer
+        self.variants, self.scar, self.jitter, self.translate = variants, scar, jitter, translate
+        self.seed = seed
+        self.shard = shard
+
+    def plan(self, k: int) -> Plan:
+        plan = balanced_plan(self.num_images, self.variants, self.size, self.seed + k, scar=self.scar,
+                             jitter=self.jitter, translate=self.translate)
+        rank, world = self.shard
+        if world > 1:
+            keep = torch.arange(rank, len(plan), world)
+            plan = Plan(**{n: t[keep] for n, t in plan.tensors().items()}, image_size=plan.image_size, pad=plan.pad)
+        return plan
+
+    def regenerate(self, k: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Regeneration k: (uint8 images, int64 labels, both on the device; seconds taken)."""
+        t0 = time.perf_counter()
+        plan = self.plan(k)
+        x = self.renderer.render(plan, self.padded)
+        y = plan.label.to(x.device)
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+        return x, y, time.perf_counter() - t0
