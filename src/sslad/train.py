@@ -52,6 +52,11 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
         prepare_run_dir(out, overwrite)
     seed_everything(cfg.train.seed + dist.rank)
 
+    # network first: a bad --weights fails before minutes of decoding
+    model = PretextNet(NetConfig(arch=cfg.train.arch))
+    source = load_trunk_weights(model, cfg.train.weights)
+    model = model.to(device)
+
     # folder -> uint8 tensors on the training device
     if data is None:
         data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device)
@@ -71,9 +76,6 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
                            jitter=cfg.synth.jitter, translate=cfg.synth.translate, seed=cfg.train.seed,
                            shard=(dist.rank, dist.world))
 
-    # network
-    model = PretextNet(NetConfig(arch=cfg.train.arch)).to(device)
-    source = load_trunk_weights(model, cfg.train.weights)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     net = model
@@ -94,7 +96,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
     amp = device.type == "cuda"
     epoch_log = EpochLog(out / "metrics.csv") if dist.main else None
 
-    from tqdm.auto import tqdm
+    from sslad.progress import bar as progress_bar
 
     step, regen_total, seen, train_t = 0, 0.0, 0, 0.0
     x_syn = y_syn = None
@@ -117,8 +119,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
             perm = torch.randperm(len(y_syn), generator=shuffle).to(device)
             net.train()
             loss_sum, correct, count = 0.0, 0, 0
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.train.epochs}", leave=False,
-                       disable=not dist.main, unit="step")
+            bar = progress_bar(range(steps_per_epoch), f"epoch {epoch + 1}/{cfg.train.epochs}",
+                               enabled=dist.main, unit="step")
             for i in bar:
                 idx = perm[i * batch:(i + 1) * batch]
                 xb, yb = x_syn[idx], y_syn[idx]

@@ -78,7 +78,7 @@ def read_mask(path: str | Path, size: int) -> np.ndarray:
 
 def read_images(paths: Sequence[str | Path], size: int, desc: str | None = None) -> np.ndarray:
     """Decode many images to one ``(N, size, size, 3)`` uint8 array, with a progress bar."""
-    from tqdm.auto import tqdm
+    from sslad.progress import bar
 
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     workers = max(1, min(8, os.cpu_count() or 1))
@@ -88,7 +88,6 @@ def read_images(paths: Sequence[str | Path], size: int, desc: str | None = None)
 
     with ThreadPoolExecutor(workers) as pool:
         it = pool.map(_one, range(len(paths)))
-        for _ in tqdm(it, total=len(paths), desc=desc, disable=desc is None or len(paths) < 64,
-                      leave=False, unit="img"):
+        for _ in bar(it, desc, total=len(paths), enabled=len(paths) >= 64, unit="img"):
             pass
     return out

@@ -122,7 +122,10 @@ def load_trunk_weights(net: PretextNet, weights: str) -> str:
             raise SsladError(f"--weights: {p} does not hold a state dict")
         source = str(p)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = net.trunk.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.trunk.load_state_dict(state, strict=False)
+    except RuntimeError:  # shape mismatches
+        missing, unexpected = ["(shapes differ)"], []
     if unexpected or len(missing) > 0:
         raise SsladError(
             f"--weights: {source} does not fit a torchvision {net.cfg.arch} "

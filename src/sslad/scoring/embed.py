@@ -13,14 +13,14 @@ EMBED_BATCH = 64
 def embed_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,
                  progress: str | None = None) -> torch.Tensor:
     """float32 (N, D) embeddings on the CPU of uint8 (N, 3, S, S) images (any device)."""
-    from tqdm.auto import tqdm
+    from sslad.progress import bar
 
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
     out = []
     starts = range(0, images.shape[0], batch_size)
-    for i in tqdm(starts, desc=progress, disable=progress is None, leave=False, unit="batch"):
+    for i in bar(starts, progress, unit="batch"):
         xb = images[i:i + batch_size].to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             e = model.embed(xb)

@@ -48,7 +48,7 @@ class Plan:
         box: float32 (N, 4), source box (y0, x0, h, w) in pixels of the augmented image;
             h = w = 0 for class 0.
         center: float32 (N, 2), (cy, cx) where the box centre lands.
-        angle: float32 (N,), rotation of the pasted box in degrees (counter-clockwise on screen).
+        angle: float32 (N,), rotation of the pasted box about its centre, in degrees.
         color: float32 (N, 3), fill colour (0..255) for line scars.
         fill: float32 (N,), 1 where the box is filled with ``color`` instead of the patch.
     """
@@ -200,13 +200,11 @@ def sample_plan(
     # Destination: the rotated box lies inside the image. Cut-paste keeps an integer offset so
     # that it is an exact pixel copy (no interpolation).
     hh, hw = _rotated_half_extent(h, w, angle)
-    ty = (torch.rand(n, generator=g) * (S - 2 * hh + 1).clamp(min=1)).floor()
-    tx = (torch.rand(n, generator=g) * (S - 2 * hw + 1).clamp(min=1)).floor()
-    cy = ty + hh
-    cx = tx + hw
-    # Integer-aligned translation for unrotated boxes: centre offset = integer.
-    cy = torch.where(angle == 0, ty + h / 2, cy)
-    cx = torch.where(angle == 0, tx + w / 2, cx)
+    ry, rx = torch.rand(n, generator=g), torch.rand(n, generator=g)
+    straight = angle == 0
+    # Unrotated: integer top-left in [0, S - h] (integer offset). Rotated: continuous placement.
+    cy = torch.where(straight, (ry * (S - h + 1)).floor() + h / 2, hh + ry * (S - 2 * hh).clamp(min=0))
+    cx = torch.where(straight, (rx * (S - w + 1)).floor() + w / 2, hw + rx * (S - 2 * hw).clamp(min=0))
 
     color = torch.rand(n, 3, generator=g) * 255.0
     fill = (is_sc & (scar == "line")).to(torch.float32)

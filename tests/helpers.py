@@ -1,0 +1,51 @@
+"""Tiny MVTec-layout datasets for tests, generated on the fly (no real data needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A grey stripe texture with noise, like a machined surface (uint8, HxWx3)."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi)
+    base = 128 + 40 * np.sin(x / 3.0 + phase) + rng.normal(0, 6, (size, size))
+    img = np.clip(base, 0, 255).astype(np.uint8)
+    return np.repeat(img[:, :, None], 3, axis=2)
+
+
+def defect(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Paint a dark blob; return (image, 0/255 mask)."""
+    size = img.shape[0]
+    out = img.copy()
+    mask = np.zeros((size, size), dtype=np.uint8)
+    r = max(2, size // 8)
+    cy, cx = rng.integers(r, size - r, 2)
+    yy, xx = np.mgrid[0:size, 0:size]
+    m = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    out[m] = 20
+    mask[m] = 255
+    return out, mask
+
+
+def make_mvtec(root: Path, size: int = 40, n_train: int = 12, n_good: int = 6, n_bad: int = 6,
+               seed: int = 0, defect_types: tuple[str, ...] = ("blob",)) -> Path:
+    """Write ``root/train/good``, ``root/test/{good,<type>}``, ``root/ground_truth/<type>``."""
+    rng = np.random.default_rng(seed)
+    (root / "train" / "good").mkdir(parents=True, exist_ok=True)
+    (root / "test" / "good").mkdir(parents=True, exist_ok=True)
+    for i in range(n_train):
+        Image.fromarray(texture(rng, size)).save(root / "train" / "good" / f"{i:03d}.png")
+    for i in range(n_good):
+        Image.fromarray(texture(rng, size)).save(root / "test" / "good" / f"{i:03d}.png")
+    for t in defect_types:
+        (root / "test" / t).mkdir(parents=True, exist_ok=True)
+        (root / "ground_truth" / t).mkdir(parents=True, exist_ok=True)
+        for i in range(n_bad):
+            img, mask = defect(rng, texture(rng, size))
+            Image.fromarray(img).save(root / "test" / t / f"{i:03d}.png")
+            Image.fromarray(mask).save(root / "ground_truth" / t / f"{i:03d}_mask.png")
+    return root

@@ -1,0 +1,75 @@
+"""Feature + exception: configuration round trip, network shapes, and trunk weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sslad.config import RunConfig, load_yaml, save_yaml
+from sslad.errors import SsladError
+from sslad.models import NetConfig, PretextNet, load_trunk_weights
+
+
+def test_config_yaml_round_trip_and_override(tmp_path):
+    cfg = RunConfig().override(data={"path": "x", "image_size": 64}, train={"epochs": 3, "lr": None})
+    assert cfg.data.image_size == 64 and cfg.train.epochs == 3 and cfg.train.lr == 0.03
+    save_yaml(cfg, tmp_path / "c.yaml")
+    assert load_yaml(tmp_path / "c.yaml") == cfg
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("nope: {}\n", "unknown config section"),
+    ("train: {epochz: 1}\n", "epochz"),
+    ("- a\n- b\n", "mapping"),
+    ("train: [unclosed\n", "not valid YAML"),
+])
+def test_bad_config_files(tmp_path, text, msg):
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(SsladError, match=msg):
+        load_yaml(tmp_path / "c.yaml")
+
+
+def test_validate_rejects_impossible_settings():
+    with pytest.raises(SsladError, match="too small"):
+        RunConfig().override(data={"image_size": 8}).validate()
+    with pytest.raises(SsladError, match="batch-size"):
+        RunConfig().override(train={"batch_size": 2}).validate()
+
+
+def test_network_shapes_and_embed():
+    net = PretextNet(NetConfig()).eval()
+    x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    logits, emb = net(x)
+    assert logits.shape == (2, 3) and emb.shape == (2, 512)
+    assert torch.allclose(net.embed(x), emb)
+
+
+def test_weights_from_a_local_state_dict(tmp_path):
+    from torchvision.models import resnet18
+
+    ref = resnet18(weights=None)
+    torch.save(ref.state_dict(), tmp_path / "r18.pth")
+    net = PretextNet(NetConfig())
+    assert load_trunk_weights(net, str(tmp_path / "r18.pth")) == str(tmp_path / "r18.pth")
+    assert torch.equal(net.trunk.conv1.weight, ref.conv1.weight)
+    assert load_trunk_weights(net, "none") == "from scratch"
+
+
+def test_weights_that_do_not_fit_are_rejected(tmp_path):
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(SsladError, match="does not fit"):
+        load_trunk_weights(PretextNet(NetConfig()), str(tmp_path / "bad.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(SsladError, match="cannot read"):
+        load_trunk_weights(PretextNet(NetConfig()), str(tmp_path / "junk.pth"))
+
+
+def test_imagenet_offline_is_one_clear_line(monkeypatch):
+    from torchvision.models import ResNet18_Weights
+
+    def offline(self, *a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(type(ResNet18_Weights.DEFAULT), "get_state_dict", offline)
+    with pytest.raises(SsladError, match="cannot download ImageNet weights.*--weights PATH"):
+        load_trunk_weights(PretextNet(NetConfig()), "imagenet")

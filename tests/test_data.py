@@ -1,0 +1,133 @@
+"""Feature + exception: loading every listed image kind, the MVTec layout, elpv, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sslad.data import load_dataset, load_folder, read_image
+from sslad.errors import SsladError
+
+
+def _write_kinds(folder):
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    gray = rng.integers(0, 256, (30, 50), dtype=np.uint8)
+    Image.fromarray(gray, "L").save(folder / "gray.png")
+    rgba = rng.integers(0, 256, (40, 40, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
+    g16 = (rng.integers(0, 65536, (20, 33))).astype(np.uint16)
+    Image.fromarray(g16).save(folder / "deep16.png")
+    rgb = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(folder / "photo.jpg", quality=95)
+    Image.fromarray(rgb).convert("P").save(folder / "palette.png")
+    Image.fromarray(gray, "L").convert("LA").save(folder / "gray_alpha.png")
+    return {"gray": gray, "g16": g16, "rgb": rgb}
+
+
+def test_every_image_kind_decodes_to_rgb_uint8(tmp_path):
+    raw = _write_kinds(tmp_path / "kinds")
+    for f in sorted((tmp_path / "kinds").iterdir()):
+        arr = read_image(f, 32)
+        assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8, f.name
+    # Grayscale becomes three equal channels; 16-bit is scaled by its range, not clipped.
+    g = read_image(tmp_path / "kinds" / "gray.png", 32)
+    assert np.array_equal(g[..., 0], g[..., 1]) and np.array_equal(g[..., 1], g[..., 2])
+    d = read_image(tmp_path / "kinds" / "deep16.png", 20)
+    expect = np.round(raw["g16"][:, :20].astype(np.float64) * 255 / 65535)
+    assert d[..., 0].mean() == pytest.approx(expect.mean(), abs=8)
+    assert d.max() > 200  # not clipped to 255 everywhere, not shifted to 0 everywhere
+    assert d.min() < 60
+
+
+def test_same_size_image_is_not_resampled(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "x.png")
+    assert np.array_equal(read_image(tmp_path / "x.png", 24), rgb)
+
+
+def test_mvtec_layout_loads_splits_types_and_masks(mvtec_root):
+    ds = load_dataset(str(mvtec_root), "tiles", 32)
+    assert ds.train.images.shape == (12, 3, 32, 32) and ds.train.images.dtype == torch.uint8
+    assert len(ds.test) == 12 and sorted(set(ds.test.types)) == ["blob", "good"]
+    assert ds.test.labels.sum() == 6
+    assert ds.test.masks is not None and ds.test.masks.shape == (12, 32, 32)
+    bad = ds.test.labels == 1
+    assert ds.test.masks[torch.from_numpy(bad)].sum() > 0 and ds.test.masks[torch.from_numpy(~bad)].sum() == 0
+    # A category folder given directly is the same dataset.
+    same = load_dataset(str(mvtec_root / "tiles"), None, 32)
+    assert torch.equal(same.train.images, ds.train.images)
+
+
+def test_odd_sizes_are_resized(tmp_path):
+    cat = tmp_path / "odd"
+    (cat / "train" / "good").mkdir(parents=True)
+    for i, (w, h) in enumerate([(37, 91), (200, 13), (64, 64)]):
+        Image.new("L", (w, h), 100 + i).save(cat / "train" / "good" / f"{i}.png")
+    ds = load_dataset(str(cat), None, 40)
+    assert ds.train.images.shape == (3, 3, 40, 40) and ds.test is None
+    assert int(ds.train.images[1].float().mean()) == 101
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "not found"),
+    ("no_train", "train/good"),
+    ("empty_train", "no images"),
+    ("corrupt", "cannot read image"),
+    ("bad_category", "unknown category"),
+    ("file_not_folder", "not a folder"),
+])
+def test_bad_data_gives_one_clear_error(tmp_path, tiles, case, message):
+    path, category = str(tmp_path / "nowhere"), None
+    if case == "no_train":
+        (tmp_path / "x").mkdir()
+        path = str(tmp_path / "x")
+    elif case == "empty_train":
+        (tmp_path / "e" / "train" / "good").mkdir(parents=True)
+        path = str(tmp_path / "e")
+    elif case == "corrupt":
+        d = tmp_path / "c" / "train" / "good"
+        d.mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(d / "ok.png")
+        (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+        path = str(tmp_path / "c")
+    elif case == "bad_category":
+        path, category = str(tiles.parent), "nosuch"
+    elif case == "file_not_folder":
+        (tmp_path / "f.txt").write_text("x")
+        path = str(tmp_path / "f.txt")
+    with pytest.raises(SsladError, match=message) as err:
+        load_dataset(path, category, 32)
+    assert "\n" not in str(err.value)
+
+
+def test_root_without_category_names_the_choices(mvtec_root):
+    with pytest.raises(SsladError, match="--category.*tiles"):
+        load_dataset(str(mvtec_root), None, 32)
+
+
+def test_load_folder(tiles, tmp_path):
+    imgs = load_folder(str(tiles / "test" / "blob"), 32)
+    assert len(imgs) == 6 and imgs.images.shape == (6, 3, 32, 32)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SsladError, match="no images"):
+        load_folder(str(tmp_path / "empty"), 32)
+
+
+def test_elpv_split_is_deterministic_and_disjoint():
+    pytest.importorskip("elpv_dataset", reason="elpv-dataset is not installed")
+    from sslad.data.elpv import split_elpv
+
+    a, b = split_elpv("elpv"), split_elpv("elpv")
+    assert a == b
+    train = set(a["train"])
+    test_good = {p for p, t in a["test"] if t == "good"}
+    assert not train & test_good
+    assert len(train) + len(test_good) == 1508 and len(test_good) == 1508 // 5
+    assert sum(t != "good" for _, t in a["test"]) == 715
+    mono = split_elpv("elpv:mono")
+    assert {t for _, t in mono["test"]} == {"good", "mono"}
+    with pytest.raises(SsladError, match="unknown elpv subset"):
+        split_elpv("elpv:copper")

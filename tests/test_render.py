@@ -1,0 +1,107 @@
+"""Feature: the torch renderer changes only the planned region, exactly and deterministically."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sslad.synth import CUTPASTE, GOOD, SCAR, Plan, balanced_plan, reflect_pad, render
+from sslad.synth.render import color_twist, crop_batch
+
+S = 48
+
+
+def base_images(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.linspace(0, 255, S)
+    grad = (0.5 * x[None, :, None] + 0.5 * x[None, None, :]).expand(3, S, S)
+    noise = torch.randint(0, 60, (n, 3, S, S), generator=g).float()
+    return (grad[None] * 0.7 + noise).clamp(0, 255).to(torch.uint8)
+
+
+def twin_of(plan: Plan) -> Plan:
+    """Same base image and whole-image augmentation, but nothing pasted (class 0)."""
+    t = Plan(**{k: v.clone() for k, v in plan.tensors().items()}, image_size=plan.image_size, pad=plan.pad)
+    t.label[:] = GOOD
+    t.box[:] = 0
+    return t
+
+
+def dest_region(plan: Plan, i: int, dilate: float = 1.0) -> torch.Tensor:
+    """Boolean (S, S) of pixels whose centre lies within the rotated destination box (+ dilate px)."""
+    y0, x0, h, w = plan.box[i].tolist()
+    cy, cx = plan.center[i].tolist()
+    a = math.radians(plan.angle[i].item())
+    ys = torch.arange(S) + 0.5
+    gy, gx = torch.meshgrid(ys, ys, indexing="ij")
+    dx, dy = gx - cx, gy - cy
+    # Local box coordinates: the renderer maps destination to source by the inverse rotation.
+    u = math.cos(a) * dx - math.sin(a) * dy
+    v = math.sin(a) * dx + math.cos(a) * dy
+    return (u.abs() <= w / 2 + dilate) & (v.abs() <= h / 2 + dilate)
+
+
+@pytest.mark.parametrize("scar", ["patch", "line"])
+def test_pretext_changes_only_the_planned_region(scar):
+    imgs = base_images()
+    plan = balanced_plan(len(imgs), 3, S, seed=11, scar=scar)
+    padded = reflect_pad(imgs, plan.pad)
+    out = render(plan, padded)
+    twin = render(twin_of(plan), padded)
+    changed_inside = 0
+    for i in range(len(plan)):
+        diff = (out[i].int() - twin[i].int()).abs().amax(0) > 0
+        if plan.label[i] == GOOD:
+            assert not diff.any()
+            continue
+        region = dest_region(plan, i)
+        assert not (diff & ~region).any(), f"sample {i} (class {int(plan.label[i])}) changed outside its box"
+        changed_inside += int(diff.any())
+    # A paste that changes nothing would be a silent no-op: nearly all must show.
+    assert changed_inside >= 0.9 * int((plan.label != GOOD).sum())
+
+
+def test_cutpaste_is_an_exact_copy_of_the_jittered_source():
+    imgs = base_images(4)
+    plan = balanced_plan(4, 2, S, seed=3)
+    padded = reflect_pad(imgs, plan.pad)
+    out = render(plan, padded)
+    a = color_twist(crop_batch(padded, plan.index, plan.shift, S).float(), plan.jitter).round().clamp(0, 255)
+    j = color_twist(a, plan.patch_jitter).clamp(0, 255).round()
+    for i in (plan.label == CUTPASTE).nonzero().flatten().tolist():
+        y0, x0, h, w = (int(v) for v in plan.box[i].tolist())
+        ty, tx = int(plan.center[i, 0] - h / 2), int(plan.center[i, 1] - w / 2)
+        got = out[i, :, ty:ty + h, tx:tx + w].float()
+        assert torch.equal(got, j[i, :, y0:y0 + h, x0:x0 + w]), i
+
+
+def test_render_is_bitwise_deterministic():
+    imgs = base_images()
+    plan = balanced_plan(len(imgs), 2, S, seed=7)
+    padded = reflect_pad(imgs, plan.pad)
+    assert torch.equal(render(plan, padded), render(plan, padded))
+    # Chunking does not change a single pixel.
+    assert torch.equal(render(plan, padded, chunk=5), render(plan, padded, chunk=512))
+
+
+def test_whole_image_translation_is_a_crop_of_the_reflected_image():
+    imgs = base_images(2)
+    plan = balanced_plan(2, 1, S, seed=1, jitter=0.0)
+    padded = reflect_pad(imgs, plan.pad)
+    out = render(plan, padded)
+    for i in (plan.label == GOOD).nonzero().flatten().tolist():
+        dy, dx = plan.shift[i].tolist()
+        assert torch.equal(out[i], padded[plan.index[i], :, dy:dy + S, dx:dx + S])
+
+
+def test_scar_line_uses_its_colour():
+    imgs = torch.zeros(2, 3, S, S, dtype=torch.uint8)
+    plan = balanced_plan(2, 1, S, seed=4, scar="line", jitter=0.0)
+    out = render(plan, reflect_pad(imgs, plan.pad))
+    for i in (plan.label == SCAR).nonzero().flatten().tolist():
+        core = dest_region(plan, i, dilate=-0.75)
+        if core.any():
+            px = out[i][:, core].float().mean(1)
+            assert torch.allclose(px, plan.color[i], atol=1.0)
