@@ -80,14 +80,13 @@ def test_dali_cpu_matches_torch(dali, scar, tmp_path):
     ref = render(plan, padded)
     got = dali_renderer(torch.device("cpu")).render(plan, padded)
     compare(plan, ref, got, f"cpu_{scar}", tmp_path)
-    # Same regions: the set of changed pixels relative to the class-0 twin is identical.
-    twin_plan = balanced_plan(len(imgs), 3, S, seed=21, scar=scar)
-    twin_plan.box[:] = 0
-    twin = render(twin_plan, padded)
+    # Same regions: pixels changed relative to the class-0 twin (same group) match.
     for i in (plan.label != GOOD).nonzero().flatten().tolist():
-        r = (ref[i] != twin[i]).any(0)
-        d = ((got[i].int() - twin[i].int()).abs() > 1).any(0)
+        t = i - int(plan.label[i])
+        r = (ref[i] != ref[t]).any(0)
+        d = ((got[i].int() - got[t].int()).abs() > 1).any(0)
         assert not (d & ~r).any(), f"DALI changed pixels outside the torch region in sample {i}"
+        assert int(r.sum()) == 0 or int((r & ((got[i] != got[t]).any(0))).sum()) >= 0.9 * int(r.sum())
 
 
 def test_dali_cpu_is_deterministic_and_batch_independent(dali):

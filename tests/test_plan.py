@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sslad.synth import CUTPASTE, GOOD, SCAR, balanced_plan, inverse_affines, pad_for, sample_plan
-from sslad.synth.plan import CUTPASTE_AREA, CUTPASTE_ASPECT, color_matrices
+from sslad.synth.plan import CUTPASTE_AREA, CUTPASTE_ASPECT, color_matrices, scar_windows, window_affines
 
 S = 64
 N = 3000
@@ -130,4 +130,28 @@ def test_color_matrix_identity_and_brightness():
 def test_sample_plan_rejects_unknown_scar():
     g = torch.Generator().manual_seed(0)
     with pytest.raises(ValueError):
-        sample_plan(torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), S, g, scar="zigzag")
+        sample_plan(torch.zeros(3, dtype=torch.long), S, g, scar="zigzag")
+
+
+def test_groups_share_image_and_augmentation(plan):
+    p, _ = plan
+    p.validate()
+    for name in ("index", "shift", "jitter"):
+        t = getattr(p, name).view(p.groups, 3, -1)
+        assert torch.equal(t[:, 0], t[:, 1]) and torch.equal(t[:, 0], t[:, 2])
+    assert not torch.equal(p.box[1::3], p.box[2::3])
+
+
+def test_scar_windows_hold_the_rotated_box_and_stay_inside():
+    p = balanced_plan(200, 1, S, seed=9)
+    sc = p.slice_class(SCAR)
+    win = scar_windows(sc)
+    assert win[:, :2].min() >= 0 and (win[:, 0] + win[:, 2]).max() <= S and (win[:, 1] + win[:, 3]).max() <= S
+    # The box centre maps into the window, and the window affine maps it back to the patch centre.
+    cy, cx = sc.center.unbind(1)
+    assert torch.all(cy >= win[:, 0]) and torch.all(cy <= win[:, 0] + win[:, 2])
+    aff = window_affines(sc, win)
+    lx, ly = cx - win[:, 1], cy - win[:, 0]
+    px = aff[:, 0, 0] * lx + aff[:, 0, 1] * ly + aff[:, 0, 2]
+    py = aff[:, 1, 0] * lx + aff[:, 1, 1] * ly + aff[:, 1, 2]
+    assert torch.allclose(px, sc.box[:, 3] / 2, atol=1e-3) and torch.allclose(py, sc.box[:, 2] / 2, atol=1e-3)

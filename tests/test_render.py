@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from sslad.synth import CUTPASTE, GOOD, SCAR, Plan, balanced_plan, reflect_pad, render
+from sslad.synth import CUTPASTE, GOOD, SCAR, balanced_plan, reflect_pad, render
 from sslad.synth.render import color_twist, crop_batch
 
 S = 48
@@ -19,14 +19,6 @@ def base_images(n=6, seed=0):
     grad = (0.5 * x[None, :, None] + 0.5 * x[None, None, :]).expand(3, S, S)
     noise = torch.randint(0, 60, (n, 3, S, S), generator=g).float()
     return (grad[None] * 0.7 + noise).clamp(0, 255).to(torch.uint8)
-
-
-def twin_of(plan: Plan) -> Plan:
-    """Same base image and whole-image augmentation, but nothing pasted (class 0)."""
-    t = Plan(**{k: v.clone() for k, v in plan.tensors().items()}, image_size=plan.image_size, pad=plan.pad)
-    t.label[:] = GOOD
-    t.box[:] = 0
-    return t
 
 
 def dest_region(plan: Plan, i: int, dilate: float = 1.0) -> torch.Tensor:
@@ -47,20 +39,30 @@ def dest_region(plan: Plan, i: int, dilate: float = 1.0) -> torch.Tensor:
 def test_pretext_changes_only_the_planned_region(scar):
     imgs = base_images()
     plan = balanced_plan(len(imgs), 3, S, seed=11, scar=scar)
-    padded = reflect_pad(imgs, plan.pad)
-    out = render(plan, padded)
-    twin = render(twin_of(plan), padded)
-    changed_inside = 0
+    out = render(plan, reflect_pad(imgs, plan.pad))
+    changed = 0
     for i in range(len(plan)):
-        diff = (out[i].int() - twin[i].int()).abs().amax(0) > 0
         if plan.label[i] == GOOD:
-            assert not diff.any()
             continue
+        twin = out[i - int(plan.label[i])]  # the class-0 row of the same group
+        assert plan.index[i] == plan.index[i - int(plan.label[i])]
+        diff = (out[i].int() - twin.int()).abs().amax(0) > 0
         region = dest_region(plan, i)
         assert not (diff & ~region).any(), f"sample {i} (class {int(plan.label[i])}) changed outside its box"
-        changed_inside += int(diff.any())
+        changed += int(diff.any())
     # A paste that changes nothing would be a silent no-op: nearly all must show.
-    assert changed_inside >= 0.9 * int((plan.label != GOOD).sum())
+    assert changed >= 0.9 * int((plan.label != GOOD).sum())
+
+
+def test_group_rows_share_the_whole_image_augmentation():
+    imgs = base_images()
+    plan = balanced_plan(len(imgs), 2, S, seed=4, jitter=0.0)
+    out = render(plan, reflect_pad(imgs, plan.pad))
+    for g in range(plan.groups):
+        a, b, c = out[3 * g:3 * g + 3]
+        # Outside both pastes the three rows are identical pixels.
+        outside = ~(dest_region(plan, 3 * g + 1) | dest_region(plan, 3 * g + 2))
+        assert torch.equal(a[:, outside], b[:, outside]) and torch.equal(a[:, outside], c[:, outside])
 
 
 def test_cutpaste_is_an_exact_copy_of_the_jittered_source():
@@ -69,7 +71,7 @@ def test_cutpaste_is_an_exact_copy_of_the_jittered_source():
     padded = reflect_pad(imgs, plan.pad)
     out = render(plan, padded)
     a = color_twist(crop_batch(padded, plan.index, plan.shift, S).float(), plan.jitter).round().clamp(0, 255)
-    j = color_twist(a, plan.patch_jitter).clamp(0, 255).round()
+    j = color_twist(a, plan.patch_jitter).round().clamp(0, 255)
     for i in (plan.label == CUTPASTE).nonzero().flatten().tolist():
         y0, x0, h, w = (int(v) for v in plan.box[i].tolist())
         ty, tx = int(plan.center[i, 0] - h / 2), int(plan.center[i, 1] - w / 2)
@@ -82,8 +84,19 @@ def test_render_is_bitwise_deterministic():
     plan = balanced_plan(len(imgs), 2, S, seed=7)
     padded = reflect_pad(imgs, plan.pad)
     assert torch.equal(render(plan, padded), render(plan, padded))
-    # Chunking does not change a single pixel.
-    assert torch.equal(render(plan, padded, chunk=5), render(plan, padded, chunk=512))
+    # Chunking (of groups) does not change a single pixel.
+    assert torch.equal(render(plan, padded, chunk=2), render(plan, padded, chunk=512))
+
+
+def test_render_rejects_a_plan_that_breaks_groups():
+    imgs = base_images(2)
+    plan = balanced_plan(2, 1, S, seed=1)
+    with pytest.raises(ValueError, match="whole groups"):
+        render(plan.slice(0, 4), reflect_pad(imgs, plan.pad))
+    bad = balanced_plan(2, 1, S, seed=1)
+    bad.angle[1] = 10.0
+    with pytest.raises(ValueError, match="cut-paste"):
+        render(bad, reflect_pad(imgs, plan.pad))
 
 
 def test_whole_image_translation_is_a_crop_of_the_reflected_image():

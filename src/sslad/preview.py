@@ -28,8 +28,10 @@ def preview(cfg: RunConfig, out_dir: str | Path, count: int = 24) -> dict:
     gen = PretextGenerator(data.train.images, renderer, variants=cfg.synth.variants, scar=cfg.synth.scar,
                            jitter=cfg.synth.jitter, translate=cfg.synth.translate, seed=cfg.train.seed)
     plan = gen.plan(0)
-    plan = plan.slice(0, min(count, len(plan)))
-    images = renderer.render(plan, gen.padded).cpu()
+    count = min(count, len(plan))
+    groups = plan.group_slice(0, (count + 2) // 3)  # renderers work on whole groups
+    images = renderer.render(groups, gen.padded).cpu()[:count]
+    plan = plan.slice(0, count)
     (out / "samples").mkdir(parents=True, exist_ok=True)
     from PIL import Image
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 import click
 
@@ -154,13 +155,60 @@ def preview(data, out_dir, count, **kw):
 @friendly
 def predict(run_dir, folder, out_csv, device):
     """Score every image in FOLDER with RUN_DIR's model; flag those above the run's threshold."""
-    from pathlib import Path
-
     from sslad.predict import predict_folder
 
     res = predict_folder(run_dir, folder, out_csv or str(Path(run_dir) / "predictions.csv"), device)
     click.echo(f"{res['images']} images scored, {res['flagged']} above threshold "
                f"{res['threshold']:.4g}; written to {res['out']}")
+
+
+def _csv_list(value: str, kind=str) -> list:
+    try:
+        return [kind(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"expected a comma-separated list, got {value!r}") from exc
+
+
+@cli.command()
+@click.option("--backends", default="dali,torch,pil", show_default=True, help="Comma list of dali, torch, pil.")
+@click.option("--device", "devices", default="cpu", show_default=True, help="Comma list of cpu, cuda.")
+@click.option("--image-size", "sizes", default="256", show_default=True, help="Comma list of image sides.")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Renderer / DataLoader batch.")
+@click.option("--images", type=int, default=128, show_default=True,
+              help="Base images; one regeneration yields 3 per image.")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed regenerations.")
+@click.option("--warmup", type=int, default=1, show_default=True, help="Untimed regenerations first.")
+@click.option("--workers", type=int, default=2, show_default=True, help="DataLoader workers of the pil pipeline.")
+@click.option("--training", is_flag=True, help="Also time full training steps fed by each backend.")
+@click.option("--train-steps", type=int, default=10, show_default=True, help="Timed steps with --training.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write results as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Write img/s vs size PNG.")
+@friendly
+def bench(backends, devices, sizes, batch_size, images, repeats, warmup, workers, training, train_steps,
+          json_path, plot_path):
+    """Regeneration throughput (img/s, MB/s, CPU s per image, GPU memory) per backend, device and size."""
+    b_list, d_list, s_list = _csv_list(backends), _csv_list(devices), _csv_list(sizes, int)
+    if not b_list or not d_list or not s_list:
+        raise SsladError("--backends, --device and --image-size each need at least one value")
+    if min(s_list) < 32:
+        raise SsladError("--image-size must be at least 32")
+    for name, v in (("--batch-size", batch_size), ("--images", images), ("--repeats", repeats),
+                    ("--train-steps", train_steps)):
+        if v < 1:
+            raise SsladError(f"{name} must be at least 1")
+    if warmup < 0 or workers < 0:
+        raise SsladError("--warmup and --workers cannot be negative")
+    from sslad.bench import HEADER, format_table, plot_report, run_bench
+    from sslad.report import write_json
+
+    _log(HEADER)
+    report = run_bench(b_list, d_list, s_list, batch_size, images, repeats, warmup, workers,
+                       training=training, train_steps=train_steps, log=_log)
+    click.echo(format_table(report))
+    if json_path:
+        write_json(Path(json_path), report)
+    if plot_path:
+        plot_report(report, plot_path)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,18 +1,20 @@
 """The pretext graph as a DALI ``@pipeline_def``: one graph, the device is a parameter.
 
-The graph renders a :class:`sslad.synth.Plan` exactly like :mod:`sslad.synth.render`:
+One graph iteration renders a batch of plan *groups* (see :mod:`sslad.synth.plan`) exactly like
+:mod:`sslad.synth.render`, with three outputs (good, cut-paste, scar). Only the whole-image
+augmentation touches every pixel; the pastes work on patch-sized, ragged tensors — what DALI's
+per-sample shapes are made for:
 
-    A = color_twist(slice(base, shift), jitter)                 -> uint8 (round + saturate)
-    J = clamp(color_twist(A, patch_jitter), 0, 255)             -> float
-    I = erase(zeros, box, fill_value=1)                         -> the source box indicator
-    W = warp_affine(cat(J, I), inverse_affine, linear)          -> patch and its mask
-    C = lerp(W[..., :3], color, fill)                           -> line scars are one colour
-    out = transpose(cast(A * (1 - W[..., 3]) + C * W[..., 3], uint8), CHW)
+    A    = color_twist(slice(base, shift), jitter)                           uint8  -> good
+    cut  = multi_paste(A, color_twist(slice(A, cut box), patch_jitter))      uint8  -> cut-paste
+    P    = clamp(color_twist(slice(A, scar box), patch_jitter)) | colour     float, (h, w, 3)
+    W    = warp_affine(cat(P, 1), window <- patch, size=window, fill 0)      premultiplied alpha
+    scar = multi_paste(A, cast(slice(A, window) * (1 - W_a) + W_rgb))        uint8  -> scar
 
 Inputs (fed per batch through ``external_source``, so the core is reader-free and testable):
-``base`` is the reflect-padded base image of each sample (HWC uint8, on the graph's device)
-and ``params`` the plan row packed by :func:`pack_params` (float32, always on the CPU, since
-DALI takes per-sample arguments from the CPU).
+``base`` is the reflect-padded base image of each group (HWC uint8, on the graph's device) and
+``params`` the group packed by :func:`pack_params` (float32, always on the CPU, since DALI
+takes per-sample arguments from the CPU).
 """
 
 from __future__ import annotations
@@ -22,28 +24,52 @@ import torch
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali import math as dmath
 
-from sslad.synth.plan import Plan, inverse_affines
+from sslad.synth.plan import CUTPASTE, SCAR, Plan, scar_windows, window_affines
 
-#: Layout of one packed plan row: name -> (start, stop).
-PARAM_SLICES = {
-    "shift": (0, 2), "jitter": (2, 6), "patch_jitter": (6, 10), "box": (10, 14),
-    "matrix": (14, 20), "color": (20, 23), "fill": (23, 24),
-}
-NUM_PARAMS = 24
+_FIELDS = [
+    ("shift", 2), ("jitter", 4),
+    ("cut_jitter", 4), ("cut_box", 4), ("cut_shapes", 4), ("cut_anchors", 4),
+    ("scar_jitter", 4), ("scar_box", 4), ("scar_window", 4), ("scar_affine", 6), ("color", 3), ("fill", 1),
+    ("scar_shapes", 4), ("scar_anchors", 4),
+]
+#: Layout of one packed group: name -> (start, stop).
+PARAM_SLICES: dict[str, tuple[int, int]] = {}
+_pos = 0
+for _name, _n in _FIELDS:
+    PARAM_SLICES[_name] = (_pos, _pos + _n)
+    _pos += _n
+NUM_PARAMS = _pos
 
 
 def pack_params(plan: Plan) -> np.ndarray:
-    """(N, 24) float32 rows: shift, jitter, patch jitter, box, inverse affine, colour, fill."""
-    cols = [
-        plan.shift.to(torch.float32), plan.jitter, plan.patch_jitter, plan.box,
-        inverse_affines(plan).reshape(-1, 6), plan.color, plan.fill[:, None],
-    ]
-    return torch.cat([c.to(torch.float32) for c in cols], dim=1).contiguous().numpy()
+    """(G, NUM_PARAMS) float32: one row per group, every number the graph needs."""
+    plan.validate()
+    S = float(plan.image_size)
+    first = slice(0, len(plan), 3)
+    cut, scar = plan.slice_class(CUTPASTE), plan.slice_class(SCAR)
+    g = plan.groups
+    full = torch.tensor([S, S]).expand(g, 2)
+    zero2 = torch.zeros(g, 2)
+    cut_tl = (cut.center - cut.box[:, 2:] / 2).round()
+    win = scar_windows(scar)
+    cols = {
+        "shift": plan.shift[first], "jitter": plan.jitter[first],
+        "cut_jitter": cut.patch_jitter, "cut_box": cut.box,
+        "cut_shapes": torch.cat([full, cut.box[:, 2:]], 1), "cut_anchors": torch.cat([zero2, cut_tl], 1),
+        "scar_jitter": scar.patch_jitter, "scar_box": scar.box, "scar_window": win,
+        "scar_affine": window_affines(scar, win).reshape(g, 6), "color": scar.color, "fill": scar.fill[:, None],
+        "scar_shapes": torch.cat([full, win[:, 2:]], 1), "scar_anchors": torch.cat([zero2, win[:, :2]], 1),
+    }
+    out = torch.cat([cols[name].to(torch.float32) for name, _ in _FIELDS], dim=1)
+    return out.contiguous().numpy()
 
 
 @pipeline_def(enable_conditionals=False)
 def pretext_pipeline(image_size: int, device: str = "cpu"):
-    """Render packed plan rows; ``device`` is ``"cpu"`` (DALI CPU operators) or ``"gpu"``."""
+    """Render packed groups; ``device`` is ``"cpu"`` (DALI CPU operators) or ``"gpu"``.
+
+    Returns three HWC uint8 batches: good, cut-paste and scar, one sample per group each.
+    """
     size = int(image_size)
     base = fn.external_source(name="base", device=device, layout="HWC", dtype=types.UINT8)
     params = fn.external_source(name="params", device="cpu", dtype=types.FLOAT)
@@ -52,26 +78,41 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
         a, b = PARAM_SLICES[name]
         return params[a:b]
 
+    def ip(name, shape=None):
+        node = fn.cast(p(name), dtype=types.INT32)
+        return fn.reshape(node, shape=shape) if shape else node
+
     def here(node):  # per-sample tensors used in arithmetic live on the graph's device
         return node.gpu() if device == "gpu" else node
 
-    shift = fn.cast(p("shift"), dtype=types.INT32)
-    crop = fn.slice(base, start=shift, end=shift + size, axis_names="HW")
-    jit, pj = p("jitter"), p("patch_jitter")
-    a8 = fn.color_twist(crop, brightness=jit[0], contrast=jit[1], saturation=jit[2], hue=jit[3])
-    j = fn.color_twist(a8, brightness=pj[0], contrast=pj[1], saturation=pj[2], hue=pj[3],
-                       dtype=types.FLOAT)
-    j = dmath.clamp(j, 0.0, 255.0)
-    box = p("box")
-    zeros = fn.constant(fdata=0.0, shape=[size, size, 1], dtype=types.FLOAT, layout="HWC", device=device)
-    indicator = fn.erase(zeros, anchor=box[0:2], shape=box[2:4], axis_names="HW", fill_value=1.0)
-    warped = fn.warp_affine(
-        fn.cat(j, indicator, axis=2), matrix=fn.reshape(p("matrix"), shape=[2, 3]), size=[float(size), float(size)],
-        fill_value=0.0, interp_type=types.INTERP_LINEAR, inverse_map=True, dtype=types.FLOAT,
-    )
-    content, mask = warped[:, :, 0:3], warped[:, :, 3:4]
+    def twist(img, name, dtype=types.UINT8):
+        j = p(name)
+        return fn.color_twist(img, brightness=j[0], contrast=j[1], saturation=j[2], hue=j[3], dtype=dtype)
+
+    # Whole-image augmentation, once per group: the good sample.
+    shift = ip("shift")
+    a = twist(fn.slice(base, start=shift, end=shift + size, axis_names="HW"), "jitter")
+
+    # Cut-paste: an exact copy of the jittered box.
+    box = ip("cut_box")
+    patch = twist(fn.slice(a, start=box[0:2], shape=box[2:4], axis_names="HW"), "cut_jitter")
+    cut = fn.multi_paste(a, patch, shapes=ip("cut_shapes", [2, 2]), out_anchors=ip("cut_anchors", [2, 2]),
+                         output_size=[size, size])
+
+    # Scar: jittered patch (or one colour), warped into its window with premultiplied alpha.
+    box = ip("scar_box")
+    patch = dmath.clamp(twist(fn.slice(a, start=box[0:2], shape=box[2:4], axis_names="HW"), "scar_jitter",
+                              types.FLOAT), 0.0, 255.0)
     fill = here(p("fill"))
-    content = content * (1.0 - fill) + here(p("color")) * fill
-    a = fn.cast(a8, dtype=types.FLOAT)
-    out = fn.cast(a * (1.0 - mask) + content * mask, dtype=types.UINT8)
-    return fn.transpose(out, perm=[2, 0, 1], output_layout="CHW")
+    patch = patch * (1.0 - fill) + here(p("color")) * fill
+    alpha = fn.slice(fn.constant(fdata=1.0, shape=[size, size, 1], dtype=types.FLOAT, layout="HWC", device=device),
+                     start=[0, 0], shape=box[2:4], axis_names="HW")
+    win = ip("scar_window")
+    warped = fn.warp_affine(fn.cat(patch, alpha, axis=2), matrix=fn.reshape(p("scar_affine"), shape=[2, 3]),
+                            size=fn.cast(win[2:4], dtype=types.FLOAT), fill_value=0.0,
+                            interp_type=types.INTERP_LINEAR, inverse_map=True, dtype=types.FLOAT)
+    under = fn.cast(fn.slice(a, start=win[0:2], shape=win[2:4], axis_names="HW"), dtype=types.FLOAT)
+    blended = fn.cast(under * (1.0 - warped[:, :, 3:4]) + warped[:, :, 0:3], dtype=types.UINT8)
+    scar = fn.multi_paste(a, blended, shapes=ip("scar_shapes", [2, 2]), out_anchors=ip("scar_anchors", [2, 2]),
+                          output_size=[size, size])
+    return a, cut, scar

@@ -1,9 +1,9 @@
 """Run the DALI pretext graph over a whole plan and hand the result to torch.
 
 On the GPU the base images never leave the device: torch gathers each batch's base images on
-the GPU, DALI reads them through ``external_source`` (CUDA array interface), and the output
-comes back through DLPack into the preallocated dataset tensor (one device-to-device copy,
-needed because DALI reuses its output buffers).
+the GPU, DALI reads them through ``external_source`` (CUDA array interface), and each output
+comes back through DLPack and is written into the preallocated dataset tensor (one
+device-to-device copy, needed anyway because DALI reuses its output buffers).
 """
 
 from __future__ import annotations
@@ -20,21 +20,24 @@ class DaliRenderer:
     Args:
         image_size: side of the output images.
         device: ``"cpu"`` for DALI's CPU operators (no GPU needed) or ``"gpu"``.
-        batch_size: samples per DALI iteration.
+        batch_size: output images per DALI iteration (rounded down to whole groups of 3).
         device_id: CUDA device for ``"gpu"``.
         num_threads: DALI CPU worker threads.
     """
 
     def __init__(self, image_size: int, device: str = "cpu", batch_size: int = 256,
-                 device_id: int = 0, num_threads: int = 2, seed: int = 0):
+                 device_id: int = 0, num_threads: int | None = None, seed: int = 0):
+        import os
+
         if device not in ("cpu", "gpu"):
             raise ValueError(f"DALI device must be 'cpu' or 'gpu', not {device!r}")
         self.image_size = int(image_size)
         self.device = device
-        self.batch_size = int(batch_size)
+        self.groups_per_batch = max(1, int(batch_size) // 3)
+        threads = num_threads or max(1, min(8, os.cpu_count() or 1))
         self.pipe = pretext_pipeline(
-            image_size=self.image_size, device=device, batch_size=self.batch_size,
-            num_threads=num_threads, device_id=device_id if device == "gpu" else None,
+            image_size=self.image_size, device=device, batch_size=self.groups_per_batch,
+            num_threads=threads, device_id=device_id if device == "gpu" else None,
             seed=seed, prefetch_queue_depth=1, exec_async=False, exec_pipelined=False,
         )
         self.pipe.build()
@@ -49,18 +52,19 @@ class DaliRenderer:
         gpu = self.device == "gpu"
         if gpu and padded.device.type != "cuda":
             padded = padded.cuda()
-        n, s = len(plan), self.image_size
+        s = self.image_size
         if out is None:
-            out = torch.empty((n, 3, s, s), dtype=torch.uint8, device=padded.device)
+            out = torch.empty((len(plan), 3, s, s), dtype=torch.uint8, device=padded.device)
         params = pack_params(plan)
-        index = plan.index.to(padded.device)
+        index = plan.index[0::3].to(padded.device)
+        view = out.view(plan.groups, 3, 3, s, s)
         stream = torch.cuda.current_stream() if gpu else None
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            base = padded[index[start:stop]].permute(0, 2, 3, 1).contiguous()
+        for g0 in range(0, plan.groups, self.groups_per_batch):
+            g1 = min(g0 + self.groups_per_batch, plan.groups)
+            base = padded[index[g0:g1]].permute(0, 2, 3, 1).contiguous()
             self.pipe.feed_input("base", base if gpu else base.numpy(), layout="HWC")
-            self.pipe.feed_input("params", params[start:stop])
-            (tl,) = self.pipe.run() if not gpu else self.pipe.run(cuda_stream=stream)
-            res = torch.from_dlpack(tl.as_tensor())
-            out[start:stop].copy_(res)
+            self.pipe.feed_input("params", params[g0:g1])
+            outs = self.pipe.run(cuda_stream=stream) if gpu else self.pipe.run()
+            for c, tl in enumerate(outs):
+                view[g0:g1, c].copy_(torch.from_dlpack(tl.as_tensor()).permute(0, 3, 1, 2))
         return out

@@ -29,8 +29,8 @@ class TorchRenderer:
 
     name = "torch"
 
-    def __init__(self, chunk: int = 512):
-        self.chunk = chunk
+    def __init__(self, batch_size: int = 768):
+        self.chunk = max(1, batch_size // 3)  # groups of 3 images per chunk
 
     def render(self, plan: Plan, padded: torch.Tensor) -> torch.Tensor:
         return render(plan, padded, chunk=self.chunk)
@@ -59,7 +59,7 @@ class DaliBackend:
 def make_renderer(backend: str, image_size: int, device: torch.device, batch_size: int = 256) -> Renderer:
     """``torch`` or ``dali``; DALI is imported only here, only when asked for."""
     if backend == "torch":
-        return TorchRenderer()
+        return TorchRenderer(batch_size)
     if backend == "dali":
         return DaliBackend(image_size, device, batch_size=batch_size)
     raise SsladError(f"unknown backend {backend!r} (torch|dali)")
@@ -91,8 +91,8 @@ class PretextGenerator:
         plan = balanced_plan(self.num_images, self.variants, self.size, self.seed + k, scar=self.scar,
                              jitter=self.jitter, translate=self.translate)
         rank, world = self.shard
-        if world > 1:
-            keep = torch.arange(rank, len(plan), world)
+        if world > 1:  # each rank renders whole groups rank, rank + world, ...
+            keep = (torch.arange(rank, plan.groups, world)[:, None] * 3 + torch.arange(3)).flatten()
             plan = Plan(**{n: t[keep] for n, t in plan.tensors().items()}, image_size=plan.image_size, pad=plan.pad)
         return plan
 

@@ -1,13 +1,19 @@
 """The pretext *plan*: every random choice of a synthetic batch, sampled once, rendered by any backend.
 
-A plan row describes one synthetic sample:
+A plan is a sequence of *groups*, one per base image draw, of three rows: class 0 (good),
+1 (cut-paste) and 2 (scar). The rows of a group share
 
-1. whole-image augmentation (all classes): an integer translation, read as a crop of the
-   reflect-padded base image, and a colour jitter (brightness, contrast, saturation, hue);
-2. the pretext operation, as one *paste*: a source box of the augmented image is colour
-   jittered, moved by an affine map (rotation about its centre + translation) and composited
-   through the warped box indicator; a line scar is the same paste filled with one colour.
-   Class 0 has an empty box, so nothing is pasted.
+1. the whole-image augmentation: an integer translation, read as a crop of the reflect-padded
+   base image, and a colour jitter (brightness, contrast, saturation, hue). Sharing it makes the
+   class-0 row the exact *twin* of the other two (as in the 3-way CutPaste recipe, where one
+   augmented image yields all three samples) and means the augmentation is computed once per
+   group, not once per sample.
+
+Classes 1 and 2 add one *paste* each: a source box of the augmented image is colour jittered
+(or, for a line scar, filled with one colour), moved by an affine map (rotation about its
+centre + translation) and composited over the image with premultiplied alpha, the alpha being
+the bilinearly warped box indicator. Cut-paste boxes are unrotated and land on whole pixels, so
+they are exact copies; scars are rotated and interpolated.
 
 Same plan in, same pixels out (up to interpolation): each backend only renders.
 Colour maths follow DALI's ``color_twist`` (a linear map in YIQ space), so the torch renderer
@@ -68,6 +74,39 @@ class Plan:
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
+
+    @property
+    def groups(self) -> int:
+        return len(self) // 3
+
+    def group_slice(self, start: int, stop: int) -> Plan:
+        """Groups ``start:stop`` (rows ``3*start:3*stop``)."""
+        return self.slice(3 * start, 3 * stop)
+
+    def slice_class(self, label: int) -> Plan:
+        """The rows of one class (one per group)."""
+        return Plan(**{k: v[label::3] for k, v in self.tensors().items()}, image_size=self.image_size,
+                    pad=self.pad)
+
+    def validate(self) -> Plan:
+        """Check the group structure every renderer relies on; raise ValueError if broken."""
+        n = len(self)
+        if n % 3:
+            raise ValueError(f"a plan holds whole groups of 3 rows, not {n} rows")
+        lab = self.label.view(-1, 3)
+        if not torch.equal(lab, torch.tensor([GOOD, CUTPASTE, SCAR]).expand_as(lab)):
+            raise ValueError("each plan group must hold classes 0, 1, 2 in that order")
+        for name in ("index", "shift", "jitter"):
+            t = getattr(self, name).view(n // 3, 3, -1)
+            if not torch.equal(t, t[:, :1].expand_as(t)):
+                raise ValueError(f"rows of a group must share {name}")
+        cp = self.label == CUTPASTE
+        tl = self.center[cp] - self.box[cp, 2:] / 2
+        if bool((self.angle[cp] != 0).any()) or not torch.equal(tl, tl.round()):
+            raise ValueError("cut-paste rows must be unrotated and land on whole pixels")
+        if bool((self.box[self.label == GOOD] != 0).any()):
+            raise ValueError("class-0 rows paste nothing (empty box)")
+        return self
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("image_size", "pad")}
@@ -132,7 +171,6 @@ def _rotated_half_extent(h: torch.Tensor, w: torch.Tensor, angle_deg: torch.Tens
 
 
 def sample_plan(
-    labels: torch.Tensor,
     indices: torch.Tensor,
     image_size: int,
     generator: torch.Generator,
@@ -140,11 +178,10 @@ def sample_plan(
     jitter: float = 0.1,
     translate: float = 0.0625,
 ) -> Plan:
-    """Sample the parameters of a synthetic batch.
+    """Sample the parameters of ``len(indices)`` groups (3 rows each: good, cut-paste, scar).
 
     Args:
-        labels: int64 (N,) class of each sample (0 good, 1 cut-paste, 2 scar).
-        indices: int64 (N,) base training image of each sample.
+        indices: int64 (G,) base training image of each group.
         image_size: side S of the (square) images.
         generator: seeded CPU generator; the plan is a pure function of its state.
         scar: ``"patch"`` (CutPaste-Scar: a thin rotated patch of the same image) or ``"line"``
@@ -155,69 +192,65 @@ def sample_plan(
     if scar not in ("line", "patch"):
         raise ValueError(f"unknown scar style {scar!r}")
     g = generator
-    n = int(labels.shape[0])
+    groups = int(indices.shape[0])
     S = float(image_size)
     pad = pad_for(image_size, translate)
-    labels = labels.to(torch.int64).cpu()
-    indices = indices.to(torch.int64).cpu()
 
-    shift = torch.randint(0, 2 * pad + 1, (n, 2), generator=g)
-    whole = _jitter(g, n, jitter)
-    patch = _jitter(g, n, jitter)
+    # Shared per group: the whole-image augmentation.
+    shift = torch.randint(0, 2 * pad + 1, (groups, 2), generator=g)
+    whole = _jitter(g, groups, jitter)
 
-    # Cut-paste: area ratio U(0.02, 0.15), log-uniform aspect; integer box inside the image.
-    area = _u(g, n, *CUTPASTE_AREA) * S * S
-    log_ar = _u(g, n, math.log(CUTPASTE_ASPECT[0]), math.log(CUTPASTE_ASPECT[1]))
-    aspect = log_ar.exp()
+    # Cut-paste: area ratio U(0.02, 0.15), log-uniform aspect; integer boxes inside the image.
+    area = _u(g, groups, *CUTPASTE_AREA) * S * S
+    aspect = _u(g, groups, math.log(CUTPASTE_ASPECT[0]), math.log(CUTPASTE_ASPECT[1])).exp()
     cp_w = (area * aspect).sqrt().round().clamp(1, S - 1)
     cp_h = (area / aspect).sqrt().round().clamp(1, S - 1)
+    cp_y0 = (torch.rand(groups, generator=g) * (S - cp_h + 1)).floor()
+    cp_x0 = (torch.rand(groups, generator=g) * (S - cp_w + 1)).floor()
+    cp_ty = (torch.rand(groups, generator=g) * (S - cp_h + 1)).floor()
+    cp_tx = (torch.rand(groups, generator=g) * (S - cp_w + 1)).floor()
+    cp_jit = _jitter(g, groups, jitter)
 
-    # Scar box: a thin rectangle, long side along y before rotation.
+    # Scar: a thin box, long side along y before rotation.
     k = S / 256.0
     if scar == "patch":
-        sc_w = (_u(g, n, *SCAR_WIDTH_256) * k).round().clamp(min=1)
-        sc_h = (_u(g, n, *SCAR_LENGTH_256) * k).round().clamp(min=2)
-        sc_angle = _u(g, n, -45.0, 45.0)
+        sc_w = (_u(g, groups, *SCAR_WIDTH_256) * k).round().clamp(min=1)
+        sc_h = (_u(g, groups, *SCAR_LENGTH_256) * k).round().clamp(min=2)
+        sc_angle = _u(g, groups, -45.0, 45.0)
+        sc_y0 = (torch.rand(groups, generator=g) * (S - sc_h + 1)).floor()
+        sc_x0 = (torch.rand(groups, generator=g) * (S - sc_w + 1)).floor()
     else:
-        sc_w = (_u(g, n, *LINE_WIDTH_256) * k).round().clamp(min=1)
-        sc_h = (_u(g, n, *LINE_LENGTH) * S).round().clamp(min=2)
-        sc_angle = _u(g, n, -90.0, 90.0)
+        sc_w = (_u(g, groups, *LINE_WIDTH_256) * k).round().clamp(min=1)
+        sc_h = (_u(g, groups, *LINE_LENGTH) * S).round().clamp(min=2)
+        sc_angle = _u(g, groups, -90.0, 90.0)
+        # A line takes no pixels from the image; its box only shapes the alpha. Centre it.
+        sc_y0, sc_x0 = ((S - sc_h) / 2).floor(), ((S - sc_w) / 2).floor()
+    hh, hw = _rotated_half_extent(sc_h, sc_w, sc_angle)
+    sc_cy = hh + torch.rand(groups, generator=g) * (S - 2 * hh).clamp(min=0)
+    sc_cx = hw + torch.rand(groups, generator=g) * (S - 2 * hw).clamp(min=0)
+    sc_jit = _jitter(g, groups, jitter)
+    color = torch.rand(groups, 3, generator=g) * 255.0
+    fill = torch.full((groups,), 1.0 if scar == "line" else 0.0)
 
-    is_cp = labels == CUTPASTE
-    is_sc = labels == SCAR
-    h = torch.where(is_cp, cp_h, torch.where(is_sc, sc_h, torch.zeros(n)))
-    w = torch.where(is_cp, cp_w, torch.where(is_sc, sc_w, torch.zeros(n)))
-    angle = torch.where(is_sc, sc_angle, torch.zeros(n))
+    zero4 = torch.zeros(groups, 4)
 
-    # Source box: integer top-left, fully inside. Line scars take no pixels from the source,
-    # but their box indicator must lie inside too: centre it.
-    y0 = (torch.rand(n, generator=g) * (S - h + 1)).floor()
-    x0 = (torch.rand(n, generator=g) * (S - w + 1)).floor()
-    if scar == "line":
-        y0 = torch.where(is_sc, ((S - h) / 2).floor(), y0)
-        x0 = torch.where(is_sc, ((S - w) / 2).floor(), x0)
+    def rows(a, b, c):  # interleave per-class tensors into rows g*3 + class
+        return torch.stack([a, b, c], dim=1).reshape(groups * 3, *a.shape[1:])
 
-    # Destination: the rotated box lies inside the image. Cut-paste keeps an integer offset so
-    # that it is an exact pixel copy (no interpolation).
-    hh, hw = _rotated_half_extent(h, w, angle)
-    ry, rx = torch.rand(n, generator=g), torch.rand(n, generator=g)
-    straight = angle == 0
-    # Unrotated: integer top-left in [0, S - h] (integer offset). Rotated: continuous placement.
-    cy = torch.where(straight, (ry * (S - h + 1)).floor() + h / 2, hh + ry * (S - 2 * hh).clamp(min=0))
-    cx = torch.where(straight, (rx * (S - w + 1)).floor() + w / 2, hw + rx * (S - 2 * hw).clamp(min=0))
-
-    color = torch.rand(n, 3, generator=g) * 255.0
-    fill = (is_sc & (scar == "line")).to(torch.float32)
-
-    zero = labels == GOOD
-    box = torch.stack([y0, x0, h, w], dim=1)
-    box[zero] = 0.0
-    center = torch.stack([cy, cx], dim=1)
-    center[zero] = 0.0
-    patch[zero] = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    zeros = torch.zeros(groups)
     return Plan(
-        label=labels, index=indices, shift=shift, jitter=whole, patch_jitter=patch,
-        box=box, center=center, angle=angle, color=color, fill=fill, image_size=image_size, pad=pad,
+        label=torch.tensor([GOOD, CUTPASTE, SCAR]).repeat(groups),
+        index=indices.to(torch.int64).cpu().repeat_interleave(3),
+        shift=shift.repeat_interleave(3, dim=0),
+        jitter=whole.repeat_interleave(3, dim=0),
+        patch_jitter=rows(torch.tensor([1.0, 1.0, 1.0, 0.0]).expand(groups, 4), cp_jit, sc_jit),
+        box=rows(zero4, torch.stack([cp_y0, cp_x0, cp_h, cp_w], 1), torch.stack([sc_y0, sc_x0, sc_h, sc_w], 1)),
+        center=rows(torch.zeros(groups, 2), torch.stack([cp_ty + cp_h / 2, cp_tx + cp_w / 2], 1),
+                    torch.stack([sc_cy, sc_cx], 1)),
+        angle=rows(zeros, zeros, sc_angle),
+        color=rows(torch.zeros(groups, 3), torch.zeros(groups, 3), color),
+        fill=rows(zeros, zeros, fill),
+        image_size=image_size, pad=pad,
     )
 
 
@@ -225,14 +258,13 @@ def balanced_plan(
     num_images: int, variants: int, image_size: int, seed: int, scar: str = "patch",
     jitter: float = 0.1, translate: float = 0.0625,
 ) -> Plan:
-    """One regeneration: ``variants`` samples per class per training image, fully seeded.
+    """One regeneration: ``variants`` groups (good, cut-paste, scar) per training image, seeded.
 
-    Ordered image-major: for each variant, for each image, classes 0, 1, 2. Training shuffles.
+    Ordered variant-major, then image, then class. Training shuffles.
     """
     g = torch.Generator().manual_seed(int(seed))
-    idx = torch.arange(num_images).repeat_interleave(3).repeat(variants)
-    lab = torch.tensor([GOOD, CUTPASTE, SCAR]).repeat(num_images * variants)
-    return sample_plan(lab, idx, image_size, g, scar=scar, jitter=jitter, translate=translate)
+    idx = torch.arange(num_images).repeat(variants)
+    return sample_plan(idx, image_size, g, scar=scar, jitter=jitter, translate=translate)
 
 
 # --- colour and geometry, shared by every renderer ------------------------------------------
@@ -261,6 +293,35 @@ def color_matrices(jitter: torch.Tensor, half_range: float = 128.0) -> tuple[tor
     m = (b * c)[:, None, None] * (_YIQ2RGB @ core @ _RGB2YIQ)
     off = ((half_range - half_range * c) * b)[:, None].expand(n, 3)
     return m.to(torch.float32), off.to(torch.float32).contiguous()
+
+
+def scar_windows(plan: Plan) -> torch.Tensor:
+    """int64 (N, 4) destination windows (y, x, h, w) that hold every pixel a rotated paste can touch.
+
+    The rotated box's bounding box, grown by one pixel for the bilinear fringe, clipped to the image.
+    """
+    S = plan.image_size
+    y0, x0, h, w = plan.box.unbind(1)
+    hh, hw = _rotated_half_extent(h, w, plan.angle)
+    cy, cx = plan.center.unbind(1)
+    top = (cy - hh - 1).floor().clamp(0, S)
+    left = (cx - hw - 1).floor().clamp(0, S)
+    bottom = (cy + hh + 1).ceil().clamp(0, S)
+    right = (cx + hw + 1).ceil().clamp(0, S)
+    return torch.stack([top, left, (bottom - top).clamp(min=1), (right - left).clamp(min=1)], 1).to(torch.int64)
+
+
+def window_affines(plan: Plan, windows: torch.Tensor) -> torch.Tensor:
+    """(N, 2, 3) maps from window pixel coordinates (x, y) to *patch* coordinates (x, y).
+
+    Patch coordinates are relative to the source box's top-left corner; both use pixel centres
+    at ``i + 0.5`` (DALI's ``warp_affine`` convention with ``inverse_map=True``).
+    """
+    m = inverse_affines(plan)
+    wy, wx = windows[:, 0].to(torch.float32), windows[:, 1].to(torch.float32)
+    t = m[:, :, 2] + m[:, :, 0] * wx[:, None] + m[:, :, 1] * wy[:, None]
+    t = t - torch.stack([plan.box[:, 1], plan.box[:, 0]], 1)
+    return torch.cat([m[:, :, :2], t[:, :, None]], dim=2)
 
 
 def inverse_affines(plan: Plan) -> torch.Tensor:

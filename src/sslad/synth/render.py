@@ -1,13 +1,14 @@
 """Batched torch renderer of a pretext plan (CPU or CUDA): the reference backend.
 
-No per-image Python loop: each step is one batched tensor op over a chunk of the plan.
-The maths mirror the DALI graph (``sslad.dali_pipes``) step for step:
+No per-image Python loop: each step is one batched tensor op over the groups of a chunk, and
+the pastes touch only their patch and destination window. The maths mirror the DALI graph
+(``sslad.dali_pipes``) step for step:
 
-    A = round(clamp(twist(crop(padded[index], shift), jitter)))     # whole-image augmentation
-    J = clamp(twist(A, patch_jitter))                               # jittered patch source
-    W = warp([J, box indicator], inverse_affine)                    # bilinear, zero outside
-    C = lerp(W_rgb, color, fill)                                    # line scar: one colour
-    out = round(A * (1 - W_mask) + C * W_mask)
+    A   = round(clamp(twist(crop(padded[index], shift), jitter)))     # once per group -> class 0
+    cut = A with round(clamp(twist(A[box], patch_jitter))) copied at the destination (class 1)
+    P   = clamp(twist(A[box], patch_jitter)), or the line colour      # scar patch, zero-padded
+    W   = warp([P, 1], window <- patch affine)                         # bilinear, premultiplied
+    scar = A with round(A_win * (1 - W_alpha) + W_rgb) in its window   # class 2
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sslad.synth.plan import Plan, color_matrices, inverse_affines
+from sslad.synth.plan import CUTPASTE, SCAR, Plan, color_matrices, scar_windows, window_affines
 
 
 def reflect_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
@@ -27,72 +28,141 @@ def reflect_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
     return F.pad(images.float(), (pad, pad, pad, pad), mode="reflect").to(torch.uint8)
 
 
+def _grid_index(top: torch.Tensor, left: torch.Tensor, h: int, w: int, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, h, 1) row and (N, 1, w) column indices of windows starting at (top, left)."""
+    rows = top.to(dev)[:, None, None] + torch.arange(h, device=dev)[None, :, None]
+    cols = left.to(dev)[:, None, None] + torch.arange(w, device=dev)[None, None, :]
+    return rows, cols
+
+
+def gather_windows(images: torch.Tensor, which: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
+                   h: int, w: int) -> torch.Tensor:
+    """Per-sample windows ``images[which[i], :, top:top+h, left:left+w]`` as one gather; (N, C, h, w).
+
+    Indices past the border are clamped (callers mask those pixels out).
+    """
+    dev = images.device
+    rows, cols = _grid_index(top, left, h, w, dev)
+    rows = rows.clamp(0, images.shape[-2] - 1)
+    cols = cols.clamp(0, images.shape[-1] - 1)
+    n = which.to(dev)[:, None, None]
+    return images[n, :, rows, cols].permute(0, 3, 1, 2)
+
+
 def crop_batch(padded: torch.Tensor, index: torch.Tensor, shift: torch.Tensor, size: int) -> torch.Tensor:
-    """Per-sample integer crops ``padded[index[i], :, dy:dy+S, dx:dx+S]`` as one gather (uint8)."""
-    dev = padded.device
-    ar = torch.arange(size, device=dev)
-    rows = (shift[:, 0].to(dev)[:, None] + ar)[:, None, :, None]  # (N,1,S,1)
-    cols = (shift[:, 1].to(dev)[:, None] + ar)[:, None, None, :]  # (N,1,1,S)
-    idx = index.to(dev)[:, None, None, None]
-    ch = torch.arange(padded.shape[1], device=dev)[None, :, None, None]
-    return padded[idx, ch, rows, cols]
+    """Per-sample integer crops ``padded[index[i], :, dy:dy+S, dx:dx+S]`` (uint8)."""
+    return gather_windows(padded, index, shift[:, 0], shift[:, 1], size, size)
 
 
 def color_twist(x: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
     """DALI-equivalent ``color_twist`` of float (N, 3, H, W) images with values in 0..255 (no clamp)."""
     m, off = color_matrices(jitter.cpu())
     m, off = m.to(x.device), off.to(x.device)
-    return torch.einsum("nij,njhw->nihw", m, x) + off[:, :, None, None]
+    n, c, h, w = x.shape
+    y = torch.bmm(m, x.reshape(n, c, h * w)) + off[:, :, None]
+    return y.reshape(n, c, h, w)
 
 
-def box_indicator(box: torch.Tensor, size: int, device: torch.device) -> torch.Tensor:
-    """float (N, 1, S, S): 1 inside the integer box (y0, x0, h, w), 0 elsewhere."""
-    box = box.to(device)
-    ar = torch.arange(size, device=device, dtype=torch.float32)
-    y0, x0, h, w = box.unbind(1)
-    iy = (ar[None] >= y0[:, None]) & (ar[None] < (y0 + h)[:, None])
-    ix = (ar[None] >= x0[:, None]) & (ar[None] < (x0 + w)[:, None])
-    return (iy[:, :, None] & ix[:, None, :]).to(torch.float32)[:, None]
+def augment(plan: Plan, padded: torch.Tensor) -> torch.Tensor:
+    """Whole-image augmentation of every group: uint8 (G, 3, S, S)."""
+    first = slice(0, len(plan), 3)
+    base = crop_batch(padded, plan.index[first], plan.shift[first], plan.image_size).float()
+    return color_twist(base, plan.jitter[first]).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def warp(x: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
-    """Bilinear warp with (N, 2, 3) destination->source maps in pixel-centre coordinates."""
-    n, _, h, w = x.shape
-    dev = x.device
-    inv = inv.to(dev)
-    ys = torch.arange(h, device=dev, dtype=torch.float32) + 0.5
-    xs = torch.arange(w, device=dev, dtype=torch.float32) + 0.5
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    sx = inv[:, 0, 0, None, None] * gx + inv[:, 0, 1, None, None] * gy + inv[:, 0, 2, None, None]
-    sy = inv[:, 1, 0, None, None] * gx + inv[:, 1, 1, None, None] * gy + inv[:, 1, 2, None, None]
-    grid = torch.stack([sx * (2.0 / w) - 1.0, sy * (2.0 / h) - 1.0], dim=-1)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+def _patches(a: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source boxes of each group's augmented image, zero-padded to a common size.
+
+    Returns (float patches (G, 3, hmax, wmax), float validity (G, 1, hmax, wmax)).
+    """
+    dev = a.device
+    y0, x0, h, w = box.to(torch.int64).unbind(1)
+    hmax, wmax = max(1, int(h.max())), max(1, int(w.max()))
+    g = torch.arange(len(a))
+    patch = gather_windows(a, g, y0, x0, hmax, wmax).float()
+    valid = ((torch.arange(hmax, device=dev)[None, :, None] < h.to(dev)[:, None, None])
+             & (torch.arange(wmax, device=dev)[None, None, :] < w.to(dev)[:, None, None]))
+    return patch, valid[:, None].float()
 
 
-def render_chunk(plan: Plan, padded: torch.Tensor) -> torch.Tensor:
-    """Render every row of ``plan`` from the padded base images; returns uint8 (N, 3, S, S)."""
-    size = plan.image_size
-    dev = padded.device
-    base = crop_batch(padded, plan.index, plan.shift, size).float()
-    a = color_twist(base, plan.jitter).round_().clamp_(0, 255)
-    paste = plan.box[:, 2] > 0
-    if not bool(paste.any()):
-        return a.to(torch.uint8)
-    j = color_twist(a, plan.patch_jitter).clamp_(0, 255)
-    src = torch.cat([j, box_indicator(plan.box, size, dev)], dim=1)
-    w = warp(src, inverse_affines(plan))
-    content, mask = w[:, :3], w[:, 3:4]
+def _ragged_boxes(h: torch.Tensor, w: torch.Tensor, dev) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every pixel of every (h, w) box, flattened: (sample, row, column) index vectors of length sum(h*w)."""
+    h, w = h.to(dev), w.to(dev)
+    counts = h * w
+    n = torch.repeat_interleave(torch.arange(len(h), device=dev), counts)
+    start = torch.cumsum(counts, 0) - counts
+    r = torch.arange(int(counts.sum()), device=dev) - start[n]
+    wn = w[n]
+    return n, r // wn, r % wn
+
+
+def paste_cut(out: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
+    """Class 1, in place on ``out`` (G, 3, S, S) holding copies of ``a``: exact jittered copies.
+
+    Works on the boxes' pixels only (a ragged, flattened batch), so its cost is the patch area.
+    """
+    dev = a.device
+    box = plan.box.to(torch.int64).to(dev)
+    n, i, j = _ragged_boxes(box[:, 2], box[:, 3], dev)
+    src = a[n, :, box[n, 0] + i, box[n, 1] + j].float()  # (K, 3)
+    m, off = color_matrices(plan.patch_jitter.cpu())
+    m, off = m.to(dev), off.to(dev)
+    val = torch.einsum("kij,kj->ki", m[n], src).add_(off[n]).round_().clamp_(0, 255).to(torch.uint8)
+    top = (plan.center[:, 0] - plan.box[:, 2] / 2).round().to(torch.int64).to(dev)
+    left = (plan.center[:, 1] - plan.box[:, 3] / 2).round().to(torch.int64).to(dev)
+    out[n, :, top[n] + i, left[n] + j] = val
+
+
+def paste_scar(out: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
+    """Class 2, in place on ``out`` (G, 3, S, S) holding copies of ``a``: rotated, interpolated pastes."""
+    dev = a.device
+    S = plan.image_size
+    patch, valid = _patches(a, plan.box)
+    patch = color_twist(patch, plan.patch_jitter).clamp_(0, 255)
     fill = plan.fill.to(dev)[:, None, None, None]
-    color = plan.color.to(dev)[:, :, None, None]
-    content = content * (1 - fill) + color * fill
-    out = a * (1 - mask) + content * mask
-    return out.round_().clamp_(0, 255).to(torch.uint8)
+    content = patch * (1 - fill) + plan.color.to(dev)[:, :, None, None] * fill
+    src = torch.cat([content * valid, valid], dim=1)
+    win = scar_windows(plan)
+    wh, ww = int(win[:, 2].max()), int(win[:, 3].max())
+    # One window size for the batch: grow each window, keeping it inside the image.
+    grown = win.clone()
+    grown[:, 0] = win[:, 0].clamp(max=S - wh)
+    grown[:, 1] = win[:, 1].clamp(max=S - ww)
+    grown[:, 2], grown[:, 3] = wh, ww
+    aff = window_affines(plan, grown).to(dev)
+    ys = torch.arange(wh, device=dev, dtype=torch.float32) + 0.5
+    xs = torch.arange(ww, device=dev, dtype=torch.float32) + 0.5
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    px = aff[:, 0, 0, None, None] * gx + aff[:, 0, 1, None, None] * gy + aff[:, 0, 2, None, None]
+    py = aff[:, 1, 0, None, None] * gx + aff[:, 1, 1, None, None] * gy + aff[:, 1, 2, None, None]
+    hmax, wmax = src.shape[-2:]
+    grid = torch.stack([px * (2.0 / wmax) - 1.0, py * (2.0 / hmax) - 1.0], dim=-1)
+    warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    g = torch.arange(len(a))
+    a_win = gather_windows(a, g, grown[:, 0], grown[:, 1], wh, ww).float()
+    res = (a_win * (1 - warped[:, 3:4]) + warped[:, :3]).round_().clamp_(0, 255).to(torch.uint8)
+    rows, cols = _grid_index(grown[:, 0], grown[:, 1], wh, ww, dev)
+    n = torch.arange(len(a), device=dev)[:, None, None]
+    out[n, :, rows, cols] = res.permute(0, 2, 3, 1)
 
 
-def render(plan: Plan, padded: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-    """Render a whole plan in chunks (bounds the float temporaries); uint8 (N, 3, S, S) on padded's device."""
-    out = torch.empty((len(plan), 3, plan.image_size, plan.image_size), dtype=torch.uint8, device=padded.device)
-    for start in range(0, len(plan), chunk):
-        stop = min(start + chunk, len(plan))
-        out[start:stop] = render_chunk(plan.slice(start, stop), padded)
+def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor) -> None:
+    """Render whole groups of ``plan`` into ``out`` (len(plan), 3, S, S) uint8."""
+    a = augment(plan, padded)
+    view = out.view(plan.groups, 3, *out.shape[1:])
+    for c in range(3):
+        view[:, c] = a
+    paste_cut(view[:, CUTPASTE], a, plan.slice_class(CUTPASTE))
+    paste_scar(view[:, SCAR], a, plan.slice_class(SCAR))
+
+
+def render(plan: Plan, padded: torch.Tensor, chunk: int = 256, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Render a whole plan (``chunk`` groups at a time); uint8 (N, 3, S, S) on ``padded``'s device."""
+    plan.validate()
+    s = plan.image_size
+    if out is None:
+        out = torch.empty((len(plan), 3, s, s), dtype=torch.uint8, device=padded.device)
+    for g0 in range(0, plan.groups, chunk):
+        g1 = min(g0 + chunk, plan.groups)
+        render_groups(plan.group_slice(g0, g1), padded, out[3 * g0:3 * g1])
     return out

@@ -1,0 +1,360 @@
+"""``sslad bench``: regeneration (and training) throughput per backend, device and image size.
+
+Method (see benchmarks/README.md): fixed seeds; ``warmup`` untimed regenerations, then
+``repeats`` timed ones; CUDA is synchronised inside the timed region; the median is reported
+with its spread (half the inter-quartile range). CPU cost is process CPU time (this process
+and finished children, so DataLoader workers count) per generated image. GPU memory is the
+peak of torch's allocator plus what the device reports in use beyond the start (DALI has its
+own allocator).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sslad.errors import SsladError
+
+BACKENDS = ("dali", "torch", "pil")
+
+
+@dataclass
+class Result:
+    backend: str
+    device: str
+    image_size: int
+    batch_size: int
+    images: int
+    images_per_s: float
+    images_per_s_spread: float
+    mb_per_s: float
+    cpu_s_per_image: float
+    gpu_peak_mem_mb: float | None
+    mode: str = "regeneration"
+    repeats: int = 0
+    seconds: list[float] | None = None
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its reaped children (DataLoader workers)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+
+def base_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Deterministic textured uint8 images (N, 3, S, S): smooth stripes plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    ys = torch.arange(size, dtype=torch.float32)
+    phase = torch.rand(n, 1, 1, generator=g) * 6.28
+    stripes = 128 + 50 * torch.sin(ys[None, None, :] / 5 + phase) * torch.cos(ys[None, :, None] / 9)
+    noise = torch.randn(n, size, size, generator=g) * 12
+    gray = (stripes + noise).clamp(0, 255).to(torch.uint8)
+    return gray[:, None].expand(n, 3, size, size).contiguous()
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _gpu_mem_start(dev: torch.device):
+    if dev.type != "cuda":
+        return None
+    torch.cuda.synchronize(dev)
+    torch.cuda.reset_peak_memory_stats(dev)
+    free, total = torch.cuda.mem_get_info(dev)
+    return total - free
+
+
+def _gpu_mem_peak(dev: torch.device, start) -> float | None:
+    if dev.type != "cuda":
+        return None
+    free, total = torch.cuda.mem_get_info(dev)
+    used_extra = max(0, (total - free) - start)
+    return max(torch.cuda.max_memory_allocated(dev), used_extra) / 2**20
+
+
+def _summary(backend, device, size, batch, images_out, times, cpu, mem, mode) -> Result:
+    rates = [images_out / t for t in times]
+    med = statistics.median(rates)
+    q = np.percentile(rates, [25, 75]) if len(rates) > 1 else [med, med]
+    return Result(
+        backend=backend, device=device, image_size=size, batch_size=batch, images=images_out,
+        images_per_s=med, images_per_s_spread=float(q[1] - q[0]) / 2, mb_per_s=med * 3 * size * size / 1e6,
+        cpu_s_per_image=cpu / (images_out * len(times)), gpu_peak_mem_mb=mem, mode=mode,
+        repeats=len(times), seconds=[round(t, 6) for t in times],
+    )
+
+
+def bench_regeneration(backend: str, device: torch.device, size: int, batch: int, images: int,
+                       repeats: int, warmup: int, workers: int) -> Result:
+    """Time full regenerations: 3 outputs (good, cut-paste, scar) per base image."""
+    base = base_images(images, size)
+    if backend == "pil":
+        return _bench_pil(base, size, batch, repeats, warmup, workers)
+    from sslad.synth.generator import PretextGenerator, make_renderer
+
+    renderer = make_renderer(backend, size, device, batch_size=batch)
+    gen = PretextGenerator(base.to(device), renderer, seed=0)
+    for k in range(warmup):
+        gen.regenerate(k)
+    _sync(device)
+    mem0 = _gpu_mem_start(device)
+    times, cpu0 = [], _cpu_seconds()
+    for k in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        x, _, _ = gen.regenerate(warmup + k)
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+        del x
+    cpu = _cpu_seconds() - cpu0
+    name = backend if backend == "torch" else "dali"
+    return _summary(name, device.type, size, batch, 3 * images, times, cpu, _gpu_mem_peak(device, mem0),
+                    "regeneration")
+
+
+def _bench_pil(base: torch.Tensor, size: int, batch: int, repeats: int, warmup: int, workers: int) -> Result:
+    from PIL import Image
+
+    from sslad.synth.pil_baseline import pil_loader
+
+    pils = [Image.fromarray(b.permute(1, 2, 0).numpy()) for b in base]
+    n_out = 3 * len(pils)
+
+    def one_epoch(seed: int) -> None:
+        torch.manual_seed(seed)
+        for _ in pil_loader(pils, size, batch, workers, seed=seed):
+            pass
+
+    for k in range(warmup):
+        one_epoch(k)
+    times, cpu0 = [], _cpu_seconds()
+    for k in range(repeats):
+        t0 = time.perf_counter()
+        one_epoch(warmup + k)
+        times.append(time.perf_counter() - t0)
+    cpu = _cpu_seconds() - cpu0
+    return _summary("pil", "cpu", size, batch, n_out, times, cpu, None, "regeneration")
+
+
+def bench_training(feed: str, device: torch.device, size: int, batch: int, images: int, steps: int,
+                   warmup: int, workers: int) -> Result:
+    """Images/s of full training steps (forward, backward, SGD) fed by ``feed``.
+
+    ``resident``: a synthetic set already on the device (the upper bound); ``torch``/``dali``:
+    regenerated on the device every epoch (regeneration time included); ``pil``: batches from
+    the conventional DataLoader, copied to the device.
+    """
+    import torch.nn.functional as F
+
+    from sslad.models import NetConfig, PretextNet
+    from sslad.synth.generator import PretextGenerator, make_renderer
+
+    model = PretextNet(NetConfig()).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    amp = device.type == "cuda"
+
+    def step(xb, yb):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits, _ = model(xb)
+            loss = F.cross_entropy(logits.float(), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    base = base_images(images, size)
+    mem0 = _gpu_mem_start(device)
+    if feed == "pil":
+        from PIL import Image
+
+        from sslad.synth.pil_baseline import pil_loader
+
+        pils = [Image.fromarray(b.permute(1, 2, 0).numpy()) for b in base]
+
+        def batches():
+            while True:
+                for good, cut, scar in pil_loader(pils, size, batch, workers):
+                    x = torch.cat([good, cut, scar]).to(device, non_blocking=True)
+                    y = torch.arange(3, device=device).repeat_interleave(len(good))
+                    yield x, y
+        # PIL tensors are already normalised: feed them through the net's normaliser inverse.
+        mean, std = model.mean, model.std
+        it = batches()
+
+        def next_batch():
+            x, y = next(it)
+            return x * std + mean, y
+    else:
+        renderer = make_renderer("torch" if feed == "resident" else feed, size, device, batch_size=max(batch, 64))
+        gen = PretextGenerator(base.to(device), renderer, seed=0)
+        state = {"k": 0, "x": None, "y": None, "pos": 0}
+
+        def next_batch():
+            if state["x"] is None or (feed != "resident" and state["pos"] + batch > len(state["y"])):
+                state["x"], state["y"], _ = gen.regenerate(state["k"])
+                state["k"] += 1
+                state["pos"] = 0
+            if state["pos"] + batch > len(state["y"]):
+                state["pos"] = 0
+            p = state["pos"]
+            state["pos"] += batch
+            return state["x"][p:p + batch], state["y"][p:p + batch]
+
+    for _ in range(warmup):
+        step(*next_batch())
+    _sync(device)
+    cpu0 = _cpu_seconds()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(*next_batch())
+    _sync(device)
+    dt = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
+    name = {"resident": "resident", "torch": "torch", "dali": "dali", "pil": "pil"}[feed]
+    return _summary(name, device.type, size, batch, batch * steps, [dt], cpu, _gpu_mem_peak(device, mem0),
+                    "training")
+
+
+def metadata() -> dict:
+    """Machine and software description stored with every result file."""
+    info = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "commit": _git_commit(),
+    }
+    try:
+        import torchvision
+
+        info["torchvision"] = torchvision.__version__
+    except ImportError:
+        pass
+    try:
+        import nvidia.dali
+
+        info["dali"] = nvidia.dali.__version__
+    except ImportError:
+        info["dali"] = None
+    import PIL
+
+    info["pillow"] = PIL.__version__
+    from sslad import __version__
+
+    info["sslad"] = __version__
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_bench(backends: list[str], devices: list[str], sizes: list[int], batch: int, images: int, repeats: int,
+              warmup: int, workers: int, training: bool = False, train_steps: int = 10,
+              log=print) -> dict:
+    """All combinations; returns ``{"metadata": ..., "results": [...]}``."""
+    bad = [b for b in backends if b not in BACKENDS]
+    if bad:
+        raise SsladError(f"unknown backend(s) {', '.join(bad)} (choose from {', '.join(BACKENDS)})")
+    from sslad.runtime import resolve_device
+
+    devs = [resolve_device(d) for d in devices]
+    results: list[Result] = []
+    for size in sizes:
+        for dev in devs:
+            for b in backends:
+                if b == "pil" and dev.type == "cuda" and any(d.type == "cpu" for d in devs):
+                    continue  # PIL runs on the CPU whatever the device: measure it once
+                r = bench_regeneration(b, dev, size, batch, images, repeats, warmup, workers)
+                log(_row(r))
+                results.append(r)
+            if training:
+                for feed in ["resident", *backends]:
+                    r = bench_training(feed, dev, size, batch, images, train_steps, max(1, warmup), workers)
+                    log(_row(r))
+                    results.append(r)
+    meta = metadata()
+    meta.update({"repeats": repeats, "warmup": warmup, "workers": workers, "images": images})
+    return {"metadata": meta, "results": [asdict(r) for r in results]}
+
+
+HEADER = (f"{'mode':<12} {'backend':<9} {'device':<6} {'size':>5} {'batch':>6} {'img/s':>11} {'±':>9} "
+          f"{'MB/s':>9} {'CPU µs/img':>11} {'GPU MB':>8}")
+
+
+def _row(r: Result) -> str:
+    mem = "-" if r.gpu_peak_mem_mb is None else f"{r.gpu_peak_mem_mb:.0f}"
+    return (f"{r.mode:<12} {r.backend:<9} {r.device:<6} {r.image_size:>5} {r.batch_size:>6} "
+            f"{r.images_per_s:>11.1f} {r.images_per_s_spread:>9.1f} {r.mb_per_s:>9.1f} "
+            f"{r.cpu_s_per_image * 1e6:>11.1f} {mem:>8}")
+
+
+def format_table(report: dict) -> str:
+    rows = [HEADER, "-" * len(HEADER)]
+    for d in report["results"]:
+        rows.append(_row(Result(**d)))
+    return "\n".join(rows)
+
+
+def plot_report(report: dict, path: str | Path) -> None:
+    """img/s against image size, one line per backend x device (log scale)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise SsladError("--plot needs matplotlib: pip install 'sslad[plot]'") from exc
+    fig, ax = plt.subplots(figsize=(6, 4))
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in report["results"]:
+        if r["mode"] != "regeneration":
+            continue
+        series.setdefault(f"{r['backend']} ({r['device']})", []).append((r["image_size"], r["images_per_s"]))
+    for name, pts in sorted(series.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("image size (px)")
+    ax.set_ylabel("synthetic images / s")
+    ax.set_title("pretext regeneration throughput")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
