@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -196,3 +197,22 @@ def test_version_and_help_do_not_import_heavy_modules():
             "print('torch' in sys.modules, 'nvidia.dali' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_torchrun_ddp_on_cpu(tiles, tmp_path):
+    """Multi-process training goes through torchrun (DDP, gloo on the CPU): rank 0 writes the run."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SSLAD_NO_PROGRESS": "1"}
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "sslad.cli.main", "train", str(tiles),
+           "--out", str(out), "--image-size", "32", "--epochs", "1", "--batch-size", "12", "--device", "cpu"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["world_size"] == 2 and m["steps"] == (3 * (12 // 2)) // 6
+    assert 0 <= m["image_auroc"] <= 1

@@ -45,13 +45,18 @@ class TrainConfig:
 
     epochs: int = 30
     batch_size: int = 96
-    lr: float = 0.03
+    optimizer: str = "adam"  # adam | sgd (the CutPaste paper's: momentum 0.9, lr 0.03)
+    lr: float | None = None  # None: 1e-3 for adam, 0.03 for sgd
     momentum: float = 0.9
     weight_decay: float = 3e-5
     arch: str = "resnet18"  # resnet18 | resnet50
     weights: str = "none"  # none | imagenet | PATH
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
+
+
+def default_lr(optimizer: str) -> float:
+    return 1e-3 if optimizer == "adam" else 0.03
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ class RunConfig:
             (0 <= s.translate <= 0.25, "translate must lie in [0, 0.25]"),
             (t.epochs >= 1, "--epochs must be at least 1"),
             (t.batch_size >= 3, "--batch-size must be at least 3 (one image per class)"),
-            (t.lr > 0, "--lr must be positive"),
+            (t.optimizer in ("adam", "sgd"), f"unknown optimizer {t.optimizer!r} (adam|sgd)"),
+            (t.lr is None or t.lr > 0, "--lr must be positive"),
             (t.arch in ("resnet18", "resnet50"), f"unknown arch {t.arch!r} (resnet18|resnet50)"),
             (t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:"),
              f"unknown device {t.device!r} (auto|cpu|cuda)"),

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from sslad.checkpoint import save_checkpoint
-from sslad.config import RunConfig, save_yaml
+from sslad.config import RunConfig, default_lr, save_yaml
 from sslad.data import AnomalyDataset, load_dataset
 from sslad.errors import SsladError
 from sslad.evaluate import evaluate_set
@@ -52,6 +52,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
         prepare_run_dir(out, overwrite)
     seed_everything(cfg.train.seed + dist.rank)
 
+    base_lr = cfg.train.lr or default_lr(cfg.train.optimizer)
     # network first: a bad --weights fails before minutes of decoding
     model = PretextNet(NetConfig(arch=cfg.train.arch))
     source = load_trunk_weights(model, cfg.train.weights)
@@ -84,15 +85,23 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
 
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     if dist.main:
-        log(f"model: {cfg.train.arch} ({source}), backend {renderer.name}, scar {cfg.synth.scar}, "
+        log(f"model: {cfg.train.arch} ({source}), {cfg.train.optimizer} lr {base_lr:g}, backend {renderer.name}, "
+            f"scar {cfg.synth.scar}, "
             f"regen every {cfg.synth.regen_every} epoch(s), {cfg.synth.variants} variant(s)/class/image")
 
-    samples_per_regen = len(gen.plan(0))
+    # Every rank takes the same number of steps (DDP all-reduces each one): count whole groups
+    # per rank from the total, not from this rank's share.
+    samples_per_regen = 3 * (n_train * cfg.synth.variants // dist.world)
+    if samples_per_regen == 0:
+        raise SsladError(f"{n_train} training images are too few for {dist.world} processes")
     batch = max(3, cfg.train.batch_size // dist.world)
     steps_per_epoch = max(1, samples_per_regen // batch)
     total_steps = steps_per_epoch * cfg.train.epochs
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
-                          weight_decay=cfg.train.weight_decay)
+    if cfg.train.optimizer == "sgd":
+        opt = torch.optim.SGD(net.parameters(), lr=base_lr, momentum=cfg.train.momentum,
+                              weight_decay=cfg.train.weight_decay)
+    else:
+        opt = torch.optim.Adam(net.parameters(), lr=base_lr, weight_decay=cfg.train.weight_decay)
     amp = device.type == "cuda"
     epoch_log = EpochLog(out / "metrics.csv") if dist.main else None
 
@@ -124,7 +133,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
             for i in bar:
                 idx = perm[i * batch:(i + 1) * batch]
                 xb, yb = x_syn[idx], y_syn[idx]
-                lr = cosine_lr(cfg.train.lr, step, total_steps)
+                lr = cosine_lr(base_lr, step, total_steps)
                 for group in opt.param_groups:
                     group["lr"] = lr
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -155,6 +164,11 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
                             scorer_state=None, threshold=None, extra={"interrupted": True})
         raise SsladError(f"interrupted in epoch {epoch + 1}; weights so far saved to {out / 'model.pt'}") from None
 
+    if dist.enabled:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+        tdist.destroy_process_group()
     if not dist.main:
         return {}
     # embeddings of good training images -> scorer fit

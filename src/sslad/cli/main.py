@@ -75,7 +75,7 @@ def build_config(data, kw: dict):
         synth={"backend": kw.get("backend"), "variants": kw.get("variants"), "scar": kw.get("scar"),
                "regen_every": kw.get("regen_every")},
         train={"device": kw.get("device"), "seed": kw.get("seed"), "epochs": kw.get("epochs"),
-               "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "arch": kw.get("arch"),
+               "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "optimizer": kw.get("optimizer"), "arch": kw.get("arch"),
                "weights": kw.get("weights")},
         score={"scorer": kw.get("scorer"), "knn_k": kw.get("knn_k")},
     ).validate()
@@ -95,7 +95,9 @@ def cli():
 @click.option("--epochs", type=int, default=None, help="Training epochs [30].")
 @click.option("--batch-size", type=int, default=None, help="Images per step, all classes [96].")
 @click.option("--regen-every", type=int, default=None, help="Regenerate the synthetic set every N epochs [1].")
-@click.option("--lr", type=float, default=None, help="SGD learning rate, one cosine cycle [0.03].")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None,
+              help="adam, or sgd with momentum 0.9 (the CutPaste paper's) [adam].")
+@click.option("--lr", type=float, default=None, help="Learning rate, one cosine cycle [1e-3 adam, 0.03 sgd].")
 @click.option("--arch", type=click.Choice(["resnet18", "resnet50"]), default=None, help="Trunk [resnet18].")
 @click.option("--weights", default=None, help="none | imagenet | PATH to a torchvision state dict [none].")
 @click.option("--scorer", type=click.Choice(["gde", "knn"]), default=None, help="Density model [gde].")
