@@ -42,10 +42,19 @@ class DaliRenderer:
         )
         self.pipe.build()
 
-    def render(self, plan: Plan, padded: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def _hwc(self, padded: torch.Tensor) -> torch.Tensor:
+        """The padded dataset in HWC layout, converted once and reused across regenerations."""
+        key = (padded.data_ptr(), tuple(padded.shape), padded.device)
+        if getattr(self, "_hwc_key", None) != key:
+            self._hwc_cache = padded.permute(0, 2, 3, 1).contiguous()
+            self._hwc_key = key
+        return self._hwc_cache
+
+    def render(self, plan: Plan, padded: torch.Tensor) -> torch.Tensor:
         """Render ``plan`` from reflect-padded uint8 (N, 3, Sp, Sp) images; uint8 (len(plan), 3, S, S).
 
-        The result lives on ``padded``'s device (CUDA for the GPU graph, CPU otherwise).
+        The result lives on ``padded``'s device (CUDA for the GPU graph, CPU otherwise) in
+        channels-last memory (DALI's HWC), which is also what the network prefers on CUDA.
         """
         if plan.image_size != self.image_size:
             raise ValueError(f"plan is for {plan.image_size} px, the graph for {self.image_size} px")
@@ -53,18 +62,18 @@ class DaliRenderer:
         if gpu and padded.device.type != "cuda":
             padded = padded.cuda()
         s = self.image_size
-        if out is None:
-            out = torch.empty((len(plan), 3, s, s), dtype=torch.uint8, device=padded.device)
+        out = torch.empty((len(plan), s, s, 3), dtype=torch.uint8, device=padded.device).permute(0, 3, 1, 2)
+        hwc = self._hwc(padded)
         params = pack_params(plan)
         index = plan.index[0::3].to(padded.device)
-        view = out.view(plan.groups, 3, 3, s, s)
+        view = out.permute(0, 2, 3, 1).view(plan.groups, 3, s, s, 3)  # (group, class, H, W, C)
         stream = torch.cuda.current_stream() if gpu else None
         for g0 in range(0, plan.groups, self.groups_per_batch):
             g1 = min(g0 + self.groups_per_batch, plan.groups)
-            base = padded[index[g0:g1]].permute(0, 2, 3, 1).contiguous()
+            base = hwc.index_select(0, index[g0:g1])
             self.pipe.feed_input("base", base if gpu else base.numpy(), layout="HWC")
             self.pipe.feed_input("params", params[g0:g1])
             outs = self.pipe.run(cuda_stream=stream) if gpu else self.pipe.run()
             for c, tl in enumerate(outs):
-                view[g0:g1, c].copy_(torch.from_dlpack(tl.as_tensor()).permute(0, 3, 1, 2))
+                view[g0:g1, c].copy_(torch.from_dlpack(tl.as_tensor()))
         return out

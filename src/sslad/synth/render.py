@@ -28,30 +28,39 @@ def reflect_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
     return F.pad(images.float(), (pad, pad, pad, pad), mode="reflect").to(torch.uint8)
 
 
-def _grid_index(top: torch.Tensor, left: torch.Tensor, h: int, w: int, dev) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, h, 1) row and (N, 1, w) column indices of windows starting at (top, left)."""
-    rows = top.to(dev)[:, None, None] + torch.arange(h, device=dev)[None, :, None]
-    cols = left.to(dev)[:, None, None] + torch.arange(w, device=dev)[None, None, :]
-    return rows, cols
+def window_index(shape: torch.Size, which: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
+                 h: int, w: int) -> torch.Tensor:
+    """Flat indices (N, C, h, w) into a contiguous (B, C, H, W) tensor of per-sample windows.
+
+    Window ``i`` is ``[which[i], :, top[i]:top[i]+h, left[i]:left[i]+w]``; indices past the border
+    are clamped (callers mask those pixels out). Flat indices make gathers and scatters single
+    1-D memory operations (``take`` / ``put_``), far cheaper on the CPU than advanced indexing.
+    """
+    _, c, hh, ww = shape
+    dev = which.device
+    rows = (top.to(dev)[:, None] + torch.arange(h, device=dev)).clamp_(0, hh - 1)
+    cols = (left.to(dev)[:, None] + torch.arange(w, device=dev)).clamp_(0, ww - 1)
+    plane = rows[:, :, None] * ww + cols[:, None, :]  # (N, h, w)
+    chan = (which[:, None] * c + torch.arange(c, device=dev)) * (hh * ww)  # (N, C)
+    return chan[:, :, None, None] + plane[:, None]
 
 
 def gather_windows(images: torch.Tensor, which: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
                    h: int, w: int) -> torch.Tensor:
-    """Per-sample windows ``images[which[i], :, top:top+h, left:left+w]`` as one gather; (N, C, h, w).
-
-    Indices past the border are clamped (callers mask those pixels out).
-    """
-    dev = images.device
-    rows, cols = _grid_index(top, left, h, w, dev)
-    rows = rows.clamp(0, images.shape[-2] - 1)
-    cols = cols.clamp(0, images.shape[-1] - 1)
-    n = which.to(dev)[:, None, None]
-    return images[n, :, rows, cols].permute(0, 3, 1, 2)
+    """Per-sample windows ``images[which[i], :, top:top+h, left:left+w]``: (N, C, h, w)."""
+    idx = window_index(images.shape, which.to(images.device), top, left, h, w)
+    return images.contiguous().take(idx)
 
 
 def crop_batch(padded: torch.Tensor, index: torch.Tensor, shift: torch.Tensor, size: int) -> torch.Tensor:
-    """Per-sample integer crops ``padded[index[i], :, dy:dy+S, dx:dx+S]`` (uint8)."""
-    return gather_windows(padded, index, shift[:, 0], shift[:, 1], size, size)
+    """Per-sample integer crops ``padded[index[i], :, dy:dy+S, dx:dx+S]`` (uint8, one copy).
+
+    ``unfold`` turns every possible crop into a view, so the gather needs only N indices.
+    """
+    dev = padded.device
+    views = padded.unfold(2, size, 1).unfold(3, size, 1)  # (B, C, 2p+1, 2p+1, S, S), no copy
+    shift = shift.to(dev)
+    return views[index.to(dev), :, shift[:, 0], shift[:, 1]]
 
 
 def color_twist(x: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
@@ -59,15 +68,19 @@ def color_twist(x: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
     m, off = color_matrices(jitter.cpu())
     m, off = m.to(x.device), off.to(x.device)
     n, c, h, w = x.shape
-    y = torch.bmm(m, x.reshape(n, c, h * w)) + off[:, :, None]
-    return y.reshape(n, c, h, w)
+    return torch.baddbmm(off[:, :, None], m, x.reshape(n, c, h * w)).reshape(n, c, h, w)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Round to nearest and saturate, like DALI's float -> uint8 conversion (in place on ``x``)."""
+    return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def augment(plan: Plan, padded: torch.Tensor) -> torch.Tensor:
     """Whole-image augmentation of every group: uint8 (G, 3, S, S)."""
     first = slice(0, len(plan), 3)
     base = crop_batch(padded, plan.index[first], plan.shift[first], plan.image_size).float()
-    return color_twist(base, plan.jitter[first]).round_().clamp_(0, 255).to(torch.uint8)
+    return to_uint8(color_twist(base, plan.jitter[first]))
 
 
 def _patches(a: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,8 +91,7 @@ def _patches(a: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     dev = a.device
     y0, x0, h, w = box.to(torch.int64).unbind(1)
     hmax, wmax = max(1, int(h.max())), max(1, int(w.max()))
-    g = torch.arange(len(a))
-    patch = gather_windows(a, g, y0, x0, hmax, wmax).float()
+    patch = gather_windows(a, torch.arange(len(a), device=dev), y0, x0, hmax, wmax).float()
     valid = ((torch.arange(hmax, device=dev)[None, :, None] < h.to(dev)[:, None, None])
              & (torch.arange(wmax, device=dev)[None, None, :] < w.to(dev)[:, None, None]))
     return patch, valid[:, None].float()
@@ -96,25 +108,29 @@ def _ragged_boxes(h: torch.Tensor, w: torch.Tensor, dev) -> tuple[torch.Tensor, 
     return n, r // wn, r % wn
 
 
-def paste_cut(out: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
-    """Class 1, in place on ``out`` (G, 3, S, S) holding copies of ``a``: exact jittered copies.
+def paste_cut(out: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
+    """Class 1: exact jittered copies, written into ``out[rows]`` (which already hold ``a``).
 
     Works on the boxes' pixels only (a ragged, flattened batch), so its cost is the patch area.
     """
     dev = a.device
+    s = plan.image_size
     box = plan.box.to(torch.int64).to(dev)
     n, i, j = _ragged_boxes(box[:, 2], box[:, 3], dev)
-    src = a[n, :, box[n, 0] + i, box[n, 1] + j].float()  # (K, 3)
+    plane = s * s
+    chan = torch.arange(3, device=dev)[:, None] * plane
+    src = a.take(n * 3 * plane + (box[n, 0] + i) * s + box[n, 1] + j + chan).float()  # (3, K)
     m, off = color_matrices(plan.patch_jitter.cpu())
     m, off = m.to(dev), off.to(dev)
-    val = torch.einsum("kij,kj->ki", m[n], src).add_(off[n]).round_().clamp_(0, 255).to(torch.uint8)
+    val = to_uint8(torch.einsum("kij,jk->ik", m[n], src).add_(off[n].T))
     top = (plan.center[:, 0] - plan.box[:, 2] / 2).round().to(torch.int64).to(dev)
     left = (plan.center[:, 1] - plan.box[:, 3] / 2).round().to(torch.int64).to(dev)
-    out[n, :, top[n] + i, left[n] + j] = val
+    dst = rows.to(dev)[n] * 3 * plane + (top[n] + i) * s + left[n] + j + chan
+    out.view(-1).index_copy_(0, dst.flatten(), val.flatten())
 
 
-def paste_scar(out: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
-    """Class 2, in place on ``out`` (G, 3, S, S) holding copies of ``a``: rotated, interpolated pastes."""
+def paste_scar(out: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
+    """Class 2: rotated, interpolated pastes into ``out[rows]`` (which already hold ``a``)."""
     dev = a.device
     S = plan.image_size
     patch, valid = _patches(a, plan.box)
@@ -138,22 +154,22 @@ def paste_scar(out: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
     hmax, wmax = src.shape[-2:]
     grid = torch.stack([px * (2.0 / wmax) - 1.0, py * (2.0 / hmax) - 1.0], dim=-1)
     warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    g = torch.arange(len(a))
-    a_win = gather_windows(a, g, grown[:, 0], grown[:, 1], wh, ww).float()
-    res = (a_win * (1 - warped[:, 3:4]) + warped[:, :3]).round_().clamp_(0, 255).to(torch.uint8)
-    rows, cols = _grid_index(grown[:, 0], grown[:, 1], wh, ww, dev)
-    n = torch.arange(len(a), device=dev)[:, None, None]
-    out[n, :, rows, cols] = res.permute(0, 2, 3, 1)
+    groups = torch.arange(len(a), device=dev)
+    a_win = a.take(window_index(a.shape, groups, grown[:, 0], grown[:, 1], wh, ww)).float()
+    res = to_uint8(a_win * (1 - warped[:, 3:4]) + warped[:, :3])
+    dst = window_index(out.shape, rows.to(dev), grown[:, 0], grown[:, 1], wh, ww)
+    out.view(-1).index_copy_(0, dst.flatten(), res.flatten())
 
 
 def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor) -> None:
-    """Render whole groups of ``plan`` into ``out`` (len(plan), 3, S, S) uint8."""
+    """Render whole groups of ``plan`` into the contiguous ``out`` (len(plan), 3, S, S) uint8."""
     a = augment(plan, padded)
     view = out.view(plan.groups, 3, *out.shape[1:])
     for c in range(3):
         view[:, c] = a
-    paste_cut(view[:, CUTPASTE], a, plan.slice_class(CUTPASTE))
-    paste_scar(view[:, SCAR], a, plan.slice_class(SCAR))
+    rows = torch.arange(plan.groups, device=a.device) * 3
+    paste_cut(out, rows + CUTPASTE, a, plan.slice_class(CUTPASTE))
+    paste_scar(out, rows + SCAR, a, plan.slice_class(SCAR))
 
 
 def render(plan: Plan, padded: torch.Tensor, chunk: int = 256, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -162,7 +178,9 @@ def render(plan: Plan, padded: torch.Tensor, chunk: int = 256, out: torch.Tensor
     s = plan.image_size
     if out is None:
         out = torch.empty((len(plan), 3, s, s), dtype=torch.uint8, device=padded.device)
+    if not out.is_contiguous():
+        raise ValueError("render writes into a contiguous output tensor")
     for g0 in range(0, plan.groups, chunk):
         g1 = min(g0 + chunk, plan.groups)
-        render_groups(plan.group_slice(g0, g1), padded, out[3 * g0:3 * g1])
+        render_groups(plan.group_slice(g0, g1), padded, out[3 * g0:3 * g1])  # a contiguous slice
     return out
