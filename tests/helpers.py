@@ -49,3 +49,21 @@ def make_mvtec(root: Path, size: int = 40, n_train: int = 12, n_good: int = 6, n
             Image.fromarray(img).save(root / "test" / t / f"{i:03d}.png")
             Image.fromarray(mask).save(root / "ground_truth" / t / f"{i:03d}_mask.png")
     return root
+
+
+def box_coords(plan, i: int, size: int):
+    """Absolute local coordinates (|u|, |v|) of every pixel centre in row ``i``'s pasted box frame.
+
+    A pixel is inside the pasted box when ``u <= w/2`` and ``v <= h/2`` (the renderers map
+    destination to source with the inverse rotation about the box centre).
+    """
+    import math
+
+    import torch
+
+    cy, cx = plan.center[i].tolist()
+    a = math.radians(plan.angle[i].item())
+    ys = torch.arange(size) + 0.5
+    gy, gx = torch.meshgrid(ys, ys, indexing="ij")
+    dx, dy = gx - cx, gy - cy
+    return (math.cos(a) * dx - math.sin(a) * dy).abs(), (math.sin(a) * dx + math.cos(a) * dy).abs()

@@ -27,7 +27,8 @@ def test_bench_json_schema_and_values(tmp_path):
         assert k in meta
     assert meta["cores"] >= 1 and meta["torch"]
     results = rep["results"]
-    assert {(r["backend"], r["image_size"]) for r in results} == {(b, s) for b in ("dali", "torch", "pil") for s in (32, 48)}
+    expected = {(b, s) for b in ("dali", "torch", "pil") for s in (32, 48)}
+    assert {(r["backend"], r["image_size"]) for r in results} == expected
     for r in results:
         assert KEYS <= set(r)
         assert r["images"] == 24 and r["mode"] == "regeneration" and r["device"] == "cpu"

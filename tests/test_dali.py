@@ -8,13 +8,13 @@ On failure both renderings are saved under ``$SSLAD_TEST_ARTIFACTS`` (default: p
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import box_coords
 from sslad.synth import GOOD, balanced_plan, reflect_pad, render
 from sslad.synth.generator import make_renderer
 
@@ -32,17 +32,9 @@ def edge_band(plan, i: int) -> torch.Tensor:
     """Pixels within one pixel of a rotated box's border (where interpolation may differ)."""
     if plan.angle[i] == 0:
         return torch.zeros(S, S, dtype=torch.bool)
-    y0, x0, h, w = plan.box[i].tolist()
-    cy, cx = plan.center[i].tolist()
-    a = math.radians(plan.angle[i].item())
-    ys = torch.arange(S) + 0.5
-    gy, gx = torch.meshgrid(ys, ys, indexing="ij")
-    dx, dy = gx - cx, gy - cy
-    u = (math.cos(a) * dx - math.sin(a) * dy).abs()
-    v = (math.sin(a) * dx + math.cos(a) * dy).abs()
-    inside_outer = (u <= w / 2 + 1) & (v <= h / 2 + 1)
-    inside_inner = (u <= w / 2 - 1) & (v <= h / 2 - 1)
-    return inside_outer & ~inside_inner
+    _, _, h, w = plan.box[i].tolist()
+    u, v = box_coords(plan, i, S)
+    return ((u <= w / 2 + 1) & (v <= h / 2 + 1)) & ~((u <= w / 2 - 1) & (v <= h / 2 - 1))
 
 
 def save_pair(name: str, a: torch.Tensor, b: torch.Tensor, tmp_path: Path) -> Path:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
+from helpers import box_coords
 from sslad.synth import CUTPASTE, GOOD, SCAR, balanced_plan, reflect_pad, render
 from sslad.synth.render import color_twist, crop_batch
 
@@ -21,18 +20,11 @@ def base_images(n=6, seed=0):
     return (grad[None] * 0.7 + noise).clamp(0, 255).to(torch.uint8)
 
 
-def dest_region(plan: Plan, i: int, dilate: float = 1.0) -> torch.Tensor:
+def dest_region(plan, i: int, dilate: float = 1.0) -> torch.Tensor:
     """Boolean (S, S) of pixels whose centre lies within the rotated destination box (+ dilate px)."""
-    y0, x0, h, w = plan.box[i].tolist()
-    cy, cx = plan.center[i].tolist()
-    a = math.radians(plan.angle[i].item())
-    ys = torch.arange(S) + 0.5
-    gy, gx = torch.meshgrid(ys, ys, indexing="ij")
-    dx, dy = gx - cx, gy - cy
-    # Local box coordinates: the renderer maps destination to source by the inverse rotation.
-    u = math.cos(a) * dx - math.sin(a) * dy
-    v = math.sin(a) * dx + math.cos(a) * dy
-    return (u.abs() <= w / 2 + dilate) & (v.abs() <= h / 2 + dilate)
+    _, _, h, w = plan.box[i].tolist()
+    u, v = box_coords(plan, i, S)
+    return (u <= w / 2 + dilate) & (v <= h / 2 + dilate)
 
 
 @pytest.mark.parametrize("scar", ["patch", "line"])

@@ -156,10 +156,9 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
     regenerated on the device every epoch (regeneration time included); ``pil``: batches from
     the conventional DataLoader, copied to the device.
     """
-    import torch.nn.functional as F
-
     from sslad.models import NetConfig, PretextNet
     from sslad.synth.generator import PretextGenerator, make_renderer
+    from sslad.train import train_step
 
     model = PretextNet(NetConfig()).to(device)
     if device.type == "cuda":
@@ -168,12 +167,7 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
     amp = device.type == "cuda"
 
     def step(xb, yb):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits, _ = model(xb)
-            loss = F.cross_entropy(logits.float(), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, xb, yb, amp)
 
     base = base_images(images, size)
     mem0 = _gpu_mem_start(device)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from sslad.config import RunConfig
 from sslad.data import load_dataset
 from sslad.report import save_grid

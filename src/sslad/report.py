@@ -32,7 +32,7 @@ def write_scores(path: Path, paths, types, scores, threshold: float | None) -> N
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "label", "defect_type", "score", "predicted_anomalous"])
-        for p, t, s in zip(paths, types, scores):
+        for p, t, s in zip(paths, types, scores, strict=True):
             label = "" if t == "?" else int(t != "good")
             pred = "" if threshold is None else int(float(s) > threshold)
             w.writerow([p, label, t, f"{float(s):.6f}", pred])

@@ -34,6 +34,18 @@ def prepare_run_dir(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
+               amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch of uint8 images; returns (loss, correct count) as device tensors."""
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits, _ = net(xb)
+        loss = F.cross_entropy(logits.float(), yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach(), (logits.argmax(1) == yb).sum()
+
+
 def cosine_lr(base: float, step: int, total: int) -> float:
     return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
@@ -127,32 +139,29 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
                         _save_samples(out / "pretext_samples.png", x_syn, y_syn)
             perm = torch.randperm(len(y_syn), generator=shuffle).to(device)
             net.train()
-            loss_sum, correct, count = 0.0, 0, 0
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            count = 0
             bar = progress_bar(range(steps_per_epoch), f"epoch {epoch + 1}/{cfg.train.epochs}",
                                enabled=dist.main, unit="step")
             for i in bar:
                 idx = perm[i * batch:(i + 1) * batch]
-                xb, yb = x_syn[idx], y_syn[idx]
                 lr = cosine_lr(base_lr, step, total_steps)
                 for group in opt.param_groups:
                     group["lr"] = lr
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    logits, _ = net(xb)
-                    loss = F.cross_entropy(logits.float(), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss, hits = train_step(net, opt, x_syn[idx], y_syn[idx], amp)
                 step += 1
-                loss_sum += float(loss.detach()) * len(yb)
-                correct += int((logits.argmax(1) == yb).sum())
-                count += len(yb)
-                bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}")
+                loss_sum += loss * len(idx)  # stays on the device: no sync per step
+                correct += hits
+                count += len(idx)
+                if i % 10 == 0 or i == steps_per_epoch - 1:
+                    bar.set_postfix(loss=f"{float(loss_sum) / count:.3f}", acc=f"{int(correct) / count:.3f}")
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             dt = time.perf_counter() - t_epoch
             train_t += dt
             seen += count
-            last = {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1)}
+            last = {"loss": float(loss_sum) / max(count, 1), "accuracy": int(correct) / max(count, 1)}
             if dist.main:
                 epoch_log.add(epoch=epoch + 1, regen_index=regen_index, lr=lr, epoch_s=dt, regen_s=regen_s,
                               images_per_s=count * dist.world / dt, **last)
@@ -206,4 +215,4 @@ def _save_samples(path: Path, x: torch.Tensor, y: torch.Tensor, per_class: int =
         save_grid(path, torch.cat([r[:n] for r in rows]), ncol=n)
 
 
-__all__ = ["train_run", "cosine_lr"]
+__all__ = ["train_run", "train_step", "cosine_lr"]

@@ -75,7 +75,8 @@ def build_config(data, kw: dict):
         synth={"backend": kw.get("backend"), "variants": kw.get("variants"), "scar": kw.get("scar"),
                "regen_every": kw.get("regen_every")},
         train={"device": kw.get("device"), "seed": kw.get("seed"), "epochs": kw.get("epochs"),
-               "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "optimizer": kw.get("optimizer"), "arch": kw.get("arch"),
+               "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "optimizer": kw.get("optimizer"),
+               "arch": kw.get("arch"),
                "weights": kw.get("weights")},
         score={"scorer": kw.get("scorer"), "knn_k": kw.get("knn_k")},
     ).validate()

@@ -163,7 +163,8 @@ def _jitter(g: torch.Generator, n: int, strength: float) -> torch.Tensor:
     ], dim=1)
 
 
-def _rotated_half_extent(h: torch.Tensor, w: torch.Tensor, angle_deg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _rotated_half_extent(h: torch.Tensor, w: torch.Tensor,
+                         angle_deg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Half height/width of the axis-aligned bounding box of an (h, w) box rotated by angle."""
     a = angle_deg * (math.pi / 180.0)
     c, s = a.cos().abs(), a.sin().abs()
