@@ -34,14 +34,17 @@ def preview(cfg: RunConfig, out_dir: str | Path, count: int = 24) -> dict:
     (out / "samples").mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
+    # plan.json describes the plan only, so two backends given the same seed write the same file;
+    # which backend rendered the PNGs goes to preview.json.
     meta = plan.to_json()
-    meta.update({"backend": renderer.name, "seed": cfg.train.seed, "scar": cfg.synth.scar,
-                 "dataset": data.name})
+    meta.update({"seed": cfg.train.seed, "scar": cfg.synth.scar, "dataset": data.name})
     for i, row in enumerate(meta["samples"]):
         row["file"] = f"samples/{i:04d}_{row['class']}.png"
         row["source"] = data.train.paths[row["index"]]
         Image.fromarray(images[i].permute(1, 2, 0).numpy()).save(out / row["file"])
     (out / "plan.json").write_text(json.dumps(meta, indent=1) + "\n")
+    (out / "preview.json").write_text(json.dumps({"backend": renderer.name, "device": str(device),
+                                                  "count": len(plan)}, indent=1) + "\n")
     for c, name in enumerate(CLASS_NAMES):
         sel = plan.label == c
         if bool(sel.any()):

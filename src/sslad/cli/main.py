@@ -56,7 +56,7 @@ def synth_options(fn):
         click.option("--variants", type=int, default=None,
                      help="Synthetic samples per class per image, per regeneration [1]."),
         click.option("--scar", type=click.Choice(["line", "patch"]), default=None,
-                     help="Scar style: thin random-colour line, or CutPaste-Scar patch [patch]."),
+                     help="Scar style: thin random-colour line, or CutPaste-Scar patch [line]."),
         click.option("--seed", type=int, default=None, help="Base seed; regeneration k uses seed + k [0]."),
         click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
                      help="YAML file with sections data/synth/train/score; flags override it."),

@@ -65,16 +65,18 @@ def load_dataset(
         image_size: side of the square images after resizing.
         device: where the training images live (the training device); test images stay on the CPU
             and travel to the model batch by batch.
-        splits: which splits to decode (``eval`` needs only ``test``, ``train`` both).
+        splits: which splits to decode (``eval`` needs only ``test``; an undecoded train split
+            keeps its paths and holds an empty image tensor).
     """
     if is_elpv(path) and category is None:
-        raw = load_elpv(path, image_size)
+        raw = load_elpv(path, image_size, splits)
         name = path
     else:
         folder = resolve_category(path, category)
-        raw = load_mvtec(folder, image_size)
+        raw = load_mvtec(folder, image_size, splits)
         name = folder.name
-    train = ImageSet(_to_tensor(raw["train"], device), raw["train_paths"], [GOOD] * len(raw["train_paths"]))
+    train_images = raw["train"] if "train" in raw else np.zeros((0, image_size, image_size, 3), np.uint8)
+    train = ImageSet(_to_tensor(train_images, device), raw["train_paths"], [GOOD] * len(raw["train_paths"]))
     test = None
     if "test" in splits and "test" in raw:
         masks = raw.get("test_masks")

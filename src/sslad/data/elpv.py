@@ -64,13 +64,14 @@ def split_elpv(name: str) -> dict[str, list]:
     return {"train": train, "test": test}
 
 
-def load_elpv(name: str, size: int) -> dict:
+def load_elpv(name: str, size: int, splits: tuple[str, ...] = ("train", "test")) -> dict:
     """Decode the ELPV split into arrays (see :func:`sslad.data.load_dataset`)."""
     split = split_elpv(name)
-    return {
-        "train_paths": split["train"],
-        "train": read_images(split["train"], size, desc="decode train"),
-        "test_paths": [p for p, _ in split["test"]],
-        "test_types": [t for _, t in split["test"]],
-        "test": read_images([p for p, _ in split["test"]], size, desc="decode test"),
-    }
+    out: dict = {"train_paths": split["train"]}
+    if "train" in splits:
+        out["train"] = read_images(split["train"], size, desc="decode train")
+    if "test" in splits:
+        out["test_paths"] = [p for p, _ in split["test"]]
+        out["test_types"] = [t for _, t in split["test"]]
+        out["test"] = read_images(out["test_paths"], size, desc="decode test")
+    return out

@@ -54,13 +54,14 @@ def scan(folder: Path) -> dict:
     return {"train": train, "test": test}
 
 
-def load_mvtec(folder: Path, size: int) -> dict:
+def load_mvtec(folder: Path, size: int, splits: tuple[str, ...] = ("train", "test")) -> dict:
     """Decode a category folder into arrays (see :func:`sslad.data.load_dataset`)."""
     listing = scan(folder)
-    train = read_images(listing["train"], size, desc="decode train")
-    out = {"train_paths": [str(p) for p in listing["train"]], "train": train}
+    out: dict = {"train_paths": [str(p) for p in listing["train"]]}
+    if "train" in splits:
+        out["train"] = read_images(listing["train"], size, desc="decode train")
     test = listing["test"]
-    if test:
+    if test and "test" in splits:
         out["test"] = read_images([t[0] for t in test], size, desc="decode test")
         out["test_paths"] = [str(t[0]) for t in test]
         out["test_types"] = [t[1] for t in test]
