@@ -46,7 +46,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 96
     optimizer: str = "adam"  # adam | sgd (the CutPaste paper's: momentum 0.9, lr 0.03)
-    lr: float | None = None  # None: 1e-3 for adam, 0.03 for sgd
+    lr: float | None = None  # None: 3e-4 for adam, 0.03 for sgd
     momentum: float = 0.9
     weight_decay: float = 3e-5
     arch: str = "resnet18"  # resnet18 | resnet50
@@ -56,7 +56,7 @@ class TrainConfig:
 
 
 def default_lr(optimizer: str) -> float:
-    return 1e-3 if optimizer == "adam" else 0.03
+    return 3e-4 if optimizer == "adam" else 0.03
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def cli():
 @click.option("--regen-every", type=int, default=None, help="Regenerate the synthetic set every N epochs [1].")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None,
               help="adam, or sgd with momentum 0.9 (the CutPaste paper's) [adam].")
-@click.option("--lr", type=float, default=None, help="Learning rate, one cosine cycle [1e-3 adam, 0.03 sgd].")
+@click.option("--lr", type=float, default=None, help="Learning rate, one cosine cycle [3e-4 adam, 0.03 sgd].")
 @click.option("--arch", type=click.Choice(["resnet18", "resnet50"]), default=None, help="Trunk [resnet18].")
 @click.option("--weights", default=None, help="none | imagenet | PATH to a torchvision state dict [none].")
 @click.option("--scorer", type=click.Choice(["gde", "knn"]), default=None, help="Density model [gde].")
