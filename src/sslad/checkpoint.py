@@ -8,6 +8,7 @@ import torch
 
 from sslad import __version__
 from sslad.errors import SsladError
+from sslad.files import load_torch_file
 from sslad.models import MEAN, STD, NetConfig, PretextNet
 from sslad.scoring import scorer_from_state
 
@@ -50,10 +51,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
         p = p / "model.pt"
     if not p.is_file():
         raise SsladError(f"no checkpoint at {p}")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SsladError(f"{p} is not a readable sslad checkpoint ({exc.__class__.__name__})") from exc
+    ckpt = load_torch_file(p, "not a readable sslad checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SsladError(f"{p} is not an sslad checkpoint (foreign or corrupt file)")
     if int(ckpt.get("format_version", -1)) > FORMAT_VERSION:

@@ -93,6 +93,7 @@ def load_trunk_weights(net: PretextNet, weights: str) -> str:
     from pathlib import Path
 
     from sslad.errors import SsladError
+    from sslad.files import load_torch_file
 
     if weights in (None, "", "none"):
         return "from scratch"
@@ -110,12 +111,7 @@ def load_trunk_weights(net: PretextNet, weights: str) -> str:
         source = f"imagenet ({enum.DEFAULT})"
     else:
         p = Path(weights)
-        if not p.is_file():
-            raise SsladError(f"--weights: no such file {p} (use none, imagenet or a PATH)")
-        try:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise SsladError(f"--weights: cannot read {p} as a torch state dict: {exc.__class__.__name__}") from exc
+        state = load_torch_file(p, "--weights (none, imagenet or a PATH)")
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         if not isinstance(state, dict):
