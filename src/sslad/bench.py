@@ -105,7 +105,7 @@ def bench_regeneration(backend: str, device: torch.device, size: int, batch: int
     from sslad.synth.generator import PretextGenerator, make_renderer
 
     renderer = make_renderer(backend, size, device, batch_size=batch)
-    gen = PretextGenerator(base.to(device), renderer, seed=0)
+    gen = PretextGenerator(base.to(device), renderer, scar="patch", seed=0)  # the PIL baseline's classes
     for k in range(warmup):
         gen.regenerate(k)
     _sync(device)
@@ -119,8 +119,7 @@ def bench_regeneration(backend: str, device: torch.device, size: int, batch: int
         times.append(time.perf_counter() - t0)
         del x
     cpu = _cpu_seconds() - cpu0
-    name = backend if backend == "torch" else "dali"
-    return _summary(name, device.type, size, batch, 3 * images, times, cpu, _gpu_mem_peak(device, mem0),
+    return _summary(backend, device.type, size, batch, 3 * images, times, cpu, _gpu_mem_peak(device, mem0),
                     "regeneration")
 
 
@@ -193,7 +192,7 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
             return x * std + mean, y
     else:
         renderer = make_renderer("torch" if feed == "resident" else feed, size, device, batch_size=max(batch, 64))
-        gen = PretextGenerator(base.to(device), renderer, seed=0)
+        gen = PretextGenerator(base.to(device), renderer, scar="patch", seed=0)  # the PIL baseline's classes
         state = {"k": 0, "x": None, "y": None, "pos": 0}
 
         def next_batch():
@@ -217,8 +216,7 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
     _sync(device)
     dt = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0
-    name = {"resident": "resident", "torch": "torch", "dali": "dali", "pil": "pil"}[feed]
-    return _summary(name, device.type, size, batch, batch * steps, [dt], cpu, _gpu_mem_peak(device, mem0),
+    return _summary(feed, device.type, size, batch, batch * steps, [dt], cpu, _gpu_mem_peak(device, mem0),
                     "training")
 
 

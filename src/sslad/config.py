@@ -112,11 +112,10 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
         """Build from a (possibly partial) nested dict; unknown keys are an error."""
-        sections = {f.name: f.type for f in fields(cls)}
         kinds = {"data": DataConfig, "synth": SynthConfig, "train": TrainConfig, "score": ScoreConfig}
         out = {}
         for name, value in (raw or {}).items():
-            if name not in sections:
+            if name not in kinds:
                 raise SsladError(f"unknown config section {name!r} (expected {', '.join(kinds)})")
             kind = kinds[name]
             known = {f.name for f in fields(kind)}

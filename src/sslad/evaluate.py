@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from sslad.data import ImageSet
 from sslad.errors import SsladError
@@ -49,6 +48,5 @@ def evaluate_run(run_dir: str, data_path: str, category: str | None, out_dir: st
     if data.test is None or len(data.test) == 0:
         raise SsladError(f"{data_path} has no test split to evaluate")
     out = Path(out_dir) if out_dir else Path(run_dir) / "eval"
-    with torch.inference_mode(False):
-        return evaluate_set(model, scorer, data.test, out, ckpt.get("threshold"),
-                            extra={"dataset": data.name, "run_dir": str(run_dir)})
+    return evaluate_set(model, scorer, data.test, out, ckpt.get("threshold"),
+                        extra={"dataset": data.name, "run_dir": str(run_dir)})

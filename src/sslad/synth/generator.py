@@ -100,10 +100,10 @@ class PretextGenerator:
         renderer: the backend.
         variants, scar, jitter, translate: the synth config.
         seed: base seed; regeneration k uses ``seed + k``.
-        shard: (rank, world): render only rows ``rank::world`` of each plan (DDP).
+        shard: (rank, world): render only groups ``rank::world`` of each plan (DDP).
     """
 
-    def __init__(self, images: torch.Tensor, renderer: Renderer, *, variants: int = 1, scar: str = "patch",
+    def __init__(self, images: torch.Tensor, renderer: Renderer, *, variants: int = 1, scar: str = "line",
                  jitter: float = 0.1, translate: float = 0.0625, seed: int = 0, shard: tuple[int, int] = (0, 1)):
         self.size = int(images.shape[-1])
         self.num_images = int(images.shape[0])
@@ -120,7 +120,7 @@ class PretextGenerator:
         rank, world = self.shard
         if world > 1:  # each rank renders whole groups rank, rank + world, ...
             keep = (torch.arange(rank, plan.groups, world)[:, None] * 3 + torch.arange(3)).flatten()
-            plan = Plan(**{n: t[keep] for n, t in plan.tensors().items()}, image_size=plan.image_size, pad=plan.pad)
+            plan = plan.rows(keep)
         return plan
 
     def regenerate(self, k: int) -> tuple[torch.Tensor, torch.Tensor, float]:

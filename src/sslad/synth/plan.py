@@ -83,10 +83,13 @@ class Plan:
         """Groups ``start:stop`` (rows ``3*start:3*stop``)."""
         return self.slice(3 * start, 3 * stop)
 
+    def rows(self, index) -> Plan:
+        """A plan of the selected rows (a slice or an index tensor)."""
+        return Plan(**{k: v[index] for k, v in self.tensors().items()}, image_size=self.image_size, pad=self.pad)
+
     def slice_class(self, label: int) -> Plan:
         """The rows of one class (one per group)."""
-        return Plan(**{k: v[label::3] for k, v in self.tensors().items()}, image_size=self.image_size,
-                    pad=self.pad)
+        return self.rows(slice(label, None, 3))
 
     def validate(self) -> Plan:
         """Check the group structure every renderer relies on; raise ValueError if broken."""
@@ -112,8 +115,7 @@ class Plan:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("image_size", "pad")}
 
     def slice(self, start: int, stop: int) -> Plan:
-        return Plan(**{k: v[start:stop] for k, v in self.tensors().items()},
-                    image_size=self.image_size, pad=self.pad)
+        return self.rows(slice(start, stop))
 
     def to_json(self) -> dict:
         """A readable, complete description (for ``plan.json``)."""
