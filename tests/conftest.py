@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from helpers import make_mvtec  # noqa: E402
+from helpers import make_mvtec
 
 torch.set_num_threads(2)
 

@@ -67,3 +67,13 @@ def box_coords(plan, i: int, size: int):
     gy, gx = torch.meshgrid(ys, ys, indexing="ij")
     dx, dy = gx - cx, gy - cy
     return (math.cos(a) * dx - math.sin(a) * dy).abs(), (math.sin(a) * dx + math.cos(a) * dy).abs()
+
+
+def auroc_of_scores_csv(path) -> float:
+    """Image AUROC recomputed from a run's ``scores.csv`` (to check ``metrics.json`` against)."""
+    import csv
+
+    from sklearn.metrics import roc_auc_score
+
+    rows = list(csv.DictReader(open(path)))
+    return float(roc_auc_score([int(r["label"]) for r in rows], [float(r["score"]) for r in rows]))

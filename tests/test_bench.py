@@ -8,7 +8,7 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from sslad.cli.main import cli
+from sslad.cli import cli
 
 KEYS = {"backend", "device", "image_size", "batch_size", "images", "images_per_s", "images_per_s_spread",
         "cpu_s_per_image", "gpu_peak_mem_mb", "mb_per_s", "mode"}

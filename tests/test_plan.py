@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from sslad.synth import CUTPASTE, GOOD, SCAR, balanced_plan, inverse_affines, pad_for, sample_plan
-from sslad.synth.plan import CUTPASTE_AREA, CUTPASTE_ASPECT, color_matrices, scar_windows, window_affines
+from sslad.synth import PretextClass, balanced_plan, inverse_affines, pad_for, sample_plan
+from sslad.synth.geometry import color_matrices, scar_windows, window_affines
+from sslad.synth.plan import CUTPASTE_AREA, CUTPASTE_ASPECT
 
 S = 64
 N = 3000
@@ -28,7 +29,7 @@ def test_labels_balanced_and_indices_cover_images(plan):
 
 def test_cutpaste_area_and_aspect_ranges(plan):
     p, _ = plan
-    cp = p.label == CUTPASTE
+    cp = p.label == PretextClass.CUTPASTE
     h, w = p.box[cp, 2], p.box[cp, 3]
     area = h * w / (S * S)
     # Sides are rounded to whole pixels: allow one pixel of slack on each side.
@@ -51,7 +52,7 @@ def test_boxes_inside_image(plan):
 
 def test_destination_inside_image(plan):
     p, _ = plan
-    sel = p.label != GOOD
+    sel = p.label != PretextClass.GOOD
     y0, x0, h, w = p.box[sel].unbind(1)
     a = p.angle[sel] * math.pi / 180
     hh = (h * a.cos().abs() + w * a.sin().abs()) / 2
@@ -64,7 +65,7 @@ def test_destination_inside_image(plan):
 
 def test_scar_ranges(plan):
     p, style = plan
-    sc = p.label == SCAR
+    sc = p.label == PretextClass.SCAR
     h, w, ang = p.box[sc, 2], p.box[sc, 3], p.angle[sc]
     k = S / 256
     if style == "patch":
@@ -80,14 +81,14 @@ def test_scar_ranges(plan):
 
 def test_good_samples_have_no_paste(plan):
     p, _ = plan
-    g = p.label == GOOD
+    g = p.label == PretextClass.GOOD
     assert torch.all(p.box[g] == 0)
     assert torch.all(p.fill[g] == 0)
 
 
 def test_jitter_and_shift_ranges(plan):
     p, _ = plan
-    for j in (p.jitter, p.patch_jitter[p.label != GOOD]):
+    for j in (p.jitter, p.patch_jitter[p.label != PretextClass.GOOD]):
         assert j[:, :3].min() >= 0.9 and j[:, :3].max() <= 1.1
         assert j[:, 3].abs().max() <= 36.0
     pad = pad_for(S, 0.0625)
@@ -144,7 +145,7 @@ def test_groups_share_image_and_augmentation(plan):
 
 def test_scar_windows_hold_the_rotated_box_and_stay_inside():
     p = balanced_plan(200, 1, S, seed=9)
-    sc = p.slice_class(SCAR)
+    sc = p.of_class(PretextClass.SCAR)
     win = scar_windows(sc)
     assert win[:, :2].min() >= 0 and (win[:, 0] + win[:, 2]).max() <= S and (win[:, 1] + win[:, 3]).max() <= S
     # The box centre maps into the window, and the window affine maps it back to the patch centre.

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from helpers import box_coords
-from sslad.synth import CUTPASTE, GOOD, SCAR, balanced_plan, reflect_pad, render
-from sslad.synth.render import color_twist, crop_batch
+from sslad.synth import PretextClass, balanced_plan, reflect_pad, render
+from sslad.synth.torch_render import color_twist, crop_batch
 
 S = 48
 
@@ -34,7 +34,7 @@ def test_pretext_changes_only_the_planned_region(scar):
     out = render(plan, reflect_pad(imgs, plan.pad))
     changed = 0
     for i in range(len(plan)):
-        if plan.label[i] == GOOD:
+        if plan.label[i] == PretextClass.GOOD:
             continue
         twin = out[i - int(plan.label[i])]  # the class-0 row of the same group
         assert plan.index[i] == plan.index[i - int(plan.label[i])]
@@ -43,7 +43,7 @@ def test_pretext_changes_only_the_planned_region(scar):
         assert not (diff & ~region).any(), f"sample {i} (class {int(plan.label[i])}) changed outside its box"
         changed += int(diff.any())
     # A paste that changes nothing would be a silent no-op: nearly all must show.
-    assert changed >= 0.9 * int((plan.label != GOOD).sum())
+    assert changed >= 0.9 * int((plan.label != PretextClass.GOOD).sum())
 
 
 def test_group_rows_share_the_whole_image_augmentation():
@@ -64,7 +64,7 @@ def test_cutpaste_is_an_exact_copy_of_the_jittered_source():
     out = render(plan, padded)
     a = color_twist(crop_batch(padded, plan.index, plan.shift, S).float(), plan.jitter).round().clamp(0, 255)
     j = color_twist(a, plan.patch_jitter).round().clamp(0, 255)
-    for i in (plan.label == CUTPASTE).nonzero().flatten().tolist():
+    for i in (plan.label == PretextClass.CUTPASTE).nonzero().flatten().tolist():
         y0, x0, h, w = (int(v) for v in plan.box[i].tolist())
         ty, tx = int(plan.center[i, 0] - h / 2), int(plan.center[i, 1] - w / 2)
         got = out[i, :, ty:ty + h, tx:tx + w].float()
@@ -84,7 +84,7 @@ def test_render_rejects_a_plan_that_breaks_groups():
     imgs = base_images(2)
     plan = balanced_plan(2, 1, S, seed=1)
     with pytest.raises(ValueError, match="whole groups"):
-        render(plan.slice(0, 4), reflect_pad(imgs, plan.pad))
+        render(plan.rows(slice(0, 4)), reflect_pad(imgs, plan.pad))
     bad = balanced_plan(2, 1, S, seed=1)
     bad.angle[1] = 10.0
     with pytest.raises(ValueError, match="cut-paste"):
@@ -96,7 +96,7 @@ def test_whole_image_translation_is_a_crop_of_the_reflected_image():
     plan = balanced_plan(2, 1, S, seed=1, jitter=0.0)
     padded = reflect_pad(imgs, plan.pad)
     out = render(plan, padded)
-    for i in (plan.label == GOOD).nonzero().flatten().tolist():
+    for i in (plan.label == PretextClass.GOOD).nonzero().flatten().tolist():
         dy, dx = plan.shift[i].tolist()
         assert torch.equal(out[i], padded[plan.index[i], :, dy:dy + S, dx:dx + S])
 
@@ -105,7 +105,7 @@ def test_scar_line_uses_its_colour():
     imgs = torch.zeros(2, 3, S, S, dtype=torch.uint8)
     plan = balanced_plan(2, 1, S, seed=4, scar="line", jitter=0.0)
     out = render(plan, reflect_pad(imgs, plan.pad))
-    for i in (plan.label == SCAR).nonzero().flatten().tolist():
+    for i in (plan.label == PretextClass.SCAR).nonzero().flatten().tolist():
         core = dest_region(plan, i, dilate=-0.75)
         if core.any():
             px = out[i][:, core].float().mean(1)

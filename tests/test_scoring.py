@@ -10,6 +10,7 @@ import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 
+from sslad.config import ScoreConfig
 from sslad.scoring import (
     GaussianDensity,
     KNNDensity,
@@ -68,7 +69,7 @@ def test_knn_matches_brute_force(emb):
 @pytest.mark.parametrize("name", ["gde", "knn"])
 def test_state_dict_round_trip(emb, name, tmp_path):
     train, test = emb
-    sc = make_scorer(name).fit(train)
+    sc = make_scorer(ScoreConfig(scorer=name)).fit(train)
     torch.save(sc.state_dict(), tmp_path / "s.pt")
     back = scorer_from_state(torch.load(tmp_path / "s.pt", weights_only=True))
     assert torch.equal(sc.score(test), back.score(test))

@@ -64,3 +64,13 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     model.to(device).eval()
     scorer = scorer_from_state(ckpt["scorer"]) if ckpt.get("scorer") else None
     return model, scorer, ckpt
+
+
+def load_for_scoring(run_dir: str | Path, device: str = "auto"):
+    """A finished run's (model, fitted scorer, checkpoint) on the resolved ``device``, for eval and predict."""
+    from sslad.runtime import resolve_device
+
+    model, scorer, ckpt = load_checkpoint(Path(run_dir), resolve_device(device))
+    if scorer is None:
+        raise SsladError(f"{run_dir} holds no fitted scorer (interrupted run?); train it to the end first")
+    return model, scorer, ckpt

@@ -1,7 +1,9 @@
-"""Typed, frozen configuration: one dataclass per concern, resolved into the run folder.
+"""Typed, frozen configuration: one dataclass per concern, the one list of choices and defaults.
 
 The CLI fills these from flags and an optional ``--config FILE.yaml`` (sections ``data``,
-``synth``, ``train``, ``score``); the resolved result is written as ``config.yaml``.
+``synth``, ``train``, ``score``); its help text reads the defaults and choices from here. The
+*resolved* configuration (every default filled in, e.g. the learning rate) is written to the
+run folder as ``config.yaml``, so a run folder reproduces itself even if a default changes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ from sslad.errors import SsladError
 #: Smallest image side the pretext geometry supports (scar patches are scaled from 256 px).
 MIN_IMAGE_SIZE = 32
 
+#: Every enumerated choice, once. The CLI's ``click.Choice`` lists and validation read these.
+BACKENDS = ("torch", "dali")
+SCARS = ("line", "patch")
+OPTIMIZERS = ("adam", "sgd")
+ARCHS = ("resnet18", "resnet50")
+SCORERS = ("gde", "knn")
+DEVICES = ("auto", "cpu", "cuda")
+
+#: Default learning rate per optimizer (Adam measured in the README; SGD is the CutPaste paper's).
+DEFAULT_LR = {"adam": 3e-4, "sgd": 0.03}
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -31,40 +44,44 @@ class DataConfig:
 class SynthConfig:
     """The pretext task: how the synthetic dataset is sampled and rendered."""
 
-    backend: str = "torch"  # torch | dali
+    backend: str = "torch"
     variants: int = 1  # synthetic samples per class per training image, per regeneration
     regen_every: int = 1  # epochs between regenerations
-    scar: str = "line"  # line | patch (line measured better at 64 px: README)
+    scar: str = "line"  # line measured better than patch at 64 px (README)
     jitter: float = 0.1  # colour jitter strength (brightness, contrast, saturation, hue)
     translate: float = 0.0625  # whole-image translation, fraction of the image side
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation of the pretext classifier."""
+    """Optimisation of the pretext classifier, and where it runs."""
 
     epochs: int = 30
     batch_size: int = 96
-    optimizer: str = "adam"  # adam | sgd (the CutPaste paper's: momentum 0.9, lr 0.03)
-    lr: float | None = None  # None: 3e-4 for adam, 0.03 for sgd
+    optimizer: str = "adam"  # sgd is the CutPaste paper's (momentum 0.9)
+    lr: float | None = None  # None: DEFAULT_LR[optimizer]; resolved before it is saved
     momentum: float = 0.9
     weight_decay: float = 3e-5
-    arch: str = "resnet18"  # resnet18 | resnet50
+    arch: str = "resnet18"
     weights: str = "none"  # none | imagenet | PATH
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"
     seed: int = 0
-
-
-def default_lr(optimizer: str) -> float:
-    return 3e-4 if optimizer == "adam" else 0.03
 
 
 @dataclass(frozen=True)
 class ScoreConfig:
     """The density model fitted on embeddings of good training images."""
 
-    scorer: str = "gde"  # gde | knn
+    scorer: str = "gde"
     knn_k: int = 5
+
+
+SECTIONS = {"data": DataConfig, "synth": SynthConfig, "train": TrainConfig, "score": ScoreConfig}
+
+
+def default(section: str, name: str) -> Any:
+    """The default value of one field (for help texts)."""
+    return next(f.default for f in fields(SECTIONS[section]) if f.name == name)
 
 
 @dataclass(frozen=True)
@@ -84,21 +101,25 @@ class RunConfig:
                 f"--image-size {d.image_size} is too small for the pretext patches; use at least "
                 f"{MIN_IMAGE_SIZE}"
             )
+
+        def one_of(value, choices, what):
+            return value in choices, f"unknown {what} {value!r} ({'|'.join(choices)})"
+
         checks = [
-            (s.backend in ("torch", "dali"), f"unknown backend {s.backend!r} (torch|dali)"),
-            (s.scar in ("line", "patch"), f"unknown scar style {s.scar!r} (line|patch)"),
+            one_of(s.backend, BACKENDS, "backend"),
+            one_of(s.scar, SCARS, "scar style"),
             (s.variants >= 1, "--variants must be at least 1"),
             (s.regen_every >= 1, "--regen-every must be at least 1"),
             (0 <= s.jitter <= 0.5, "jitter must lie in [0, 0.5]"),
             (0 <= s.translate <= 0.25, "translate must lie in [0, 0.25]"),
             (t.epochs >= 1, "--epochs must be at least 1"),
             (t.batch_size >= 3, "--batch-size must be at least 3 (one image per class)"),
-            (t.optimizer in ("adam", "sgd"), f"unknown optimizer {t.optimizer!r} (adam|sgd)"),
+            one_of(t.optimizer, OPTIMIZERS, "optimizer"),
             (t.lr is None or t.lr > 0, "--lr must be positive"),
-            (t.arch in ("resnet18", "resnet50"), f"unknown arch {t.arch!r} (resnet18|resnet50)"),
-            (t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:"),
-             f"unknown device {t.device!r} (auto|cpu|cuda)"),
-            (c.scorer in ("gde", "knn"), f"unknown scorer {c.scorer!r} (gde|knn)"),
+            one_of(t.arch, ARCHS, "arch"),
+            (t.device in DEVICES or t.device.startswith("cuda:"),
+             f"unknown device {t.device!r} ({'|'.join(DEVICES)})"),
+            one_of(c.scorer, SCORERS, "scorer"),
             (c.knn_k >= 1, "--knn-k must be at least 1"),
         ]
         for ok, msg in checks:
@@ -106,18 +127,24 @@ class RunConfig:
                 raise SsladError(msg)
         return self
 
+    def resolved(self) -> RunConfig:
+        """A validated copy with every ``None`` default filled in (what a run folder stores)."""
+        cfg = self.validate()
+        if cfg.train.lr is None:
+            cfg = cfg.override(train={"lr": DEFAULT_LR[cfg.train.optimizer]})
+        return cfg
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
         """Build from a (possibly partial) nested dict; unknown keys are an error."""
-        kinds = {"data": DataConfig, "synth": SynthConfig, "train": TrainConfig, "score": ScoreConfig}
         out = {}
         for name, value in (raw or {}).items():
-            if name not in kinds:
-                raise SsladError(f"unknown config section {name!r} (expected {', '.join(kinds)})")
-            kind = kinds[name]
+            if name not in SECTIONS:
+                raise SsladError(f"unknown config section {name!r} (expected {', '.join(SECTIONS)})")
+            kind = SECTIONS[name]
             known = {f.name for f in fields(kind)}
             bad = set(value or {}) - known
             if bad:
@@ -157,12 +184,6 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 
 
 __all__ = [
-    "DataConfig",
-    "SynthConfig",
-    "TrainConfig",
-    "ScoreConfig",
-    "RunConfig",
-    "load_yaml",
-    "save_yaml",
-    "MIN_IMAGE_SIZE",
+    "ARCHS", "BACKENDS", "DEFAULT_LR", "DEVICES", "MIN_IMAGE_SIZE", "OPTIMIZERS", "SCARS", "SCORERS",
+    "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml", "save_yaml",
 ]

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sslad.checkpoint import load_checkpoint
+from sslad.checkpoint import load_for_scoring
 from sslad.data import load_folder
-from sslad.errors import SsladError
-from sslad.evaluate import score_set
+from sslad.evaluate import score_images
 from sslad.report import write_scores
-from sslad.runtime import resolve_device
 
 
-def predict_folder(run_dir: str, folder: str, out_csv: str | None, device: str = "auto") -> dict:
-    dev = resolve_device(device)
-    model, scorer, ckpt = load_checkpoint(Path(run_dir), dev)
-    if scorer is None:
-        raise SsladError(f"{run_dir} holds no fitted scorer (interrupted run?)")
+def predict_folder(run_dir: str, folder: str, out_csv: str | None = None, device: str = "auto") -> dict:
+    """Scores and decisions for every image of ``folder``; CSV at ``out_csv`` (default RUN_DIR/predictions.csv)."""
+    model, scorer, ckpt = load_for_scoring(run_dir, device)
     images = load_folder(folder, int(ckpt["preprocessing"]["image_size"]))
-    scores = score_set(model, scorer, images, progress="score")
+    scores = score_images(model, scorer, images, progress="score")
     threshold = ckpt.get("threshold")
-    out = Path(out_csv) if out_csv else Path(folder) / "sslad_scores.csv"
+    out = Path(out_csv) if out_csv else Path(run_dir) / "predictions.csv"
     write_scores(out, images.paths, images.types, scores, threshold)
     flagged = int((scores > threshold).sum()) if threshold is not None else 0
     return {"images": len(images), "flagged": flagged, "threshold": threshold, "out": str(out),

@@ -15,7 +15,8 @@ from sslad.data import load_dataset
 from sslad.report import save_grid
 from sslad.runtime import resolve_device
 from sslad.synth import CLASS_NAMES
-from sslad.synth.generator import PretextGenerator, make_renderer
+from sslad.synth.backends import make_renderer
+from sslad.synth.generator import PretextGenerator
 
 
 def preview(cfg: RunConfig, out_dir: str | Path, count: int = 24) -> dict:
@@ -24,13 +25,12 @@ def preview(cfg: RunConfig, out_dir: str | Path, count: int = 24) -> dict:
     device = resolve_device(cfg.train.device)
     data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device, splits=("train",))
     renderer = make_renderer(cfg.synth.backend, cfg.data.image_size, device)
-    gen = PretextGenerator(data.train.images, renderer, variants=cfg.synth.variants, scar=cfg.synth.scar,
-                           jitter=cfg.synth.jitter, translate=cfg.synth.translate, seed=cfg.train.seed)
+    gen = PretextGenerator(data.train.images, renderer, cfg.synth, seed=cfg.train.seed)
     plan = gen.plan(0)
     count = min(count, len(plan))
-    groups = plan.group_slice(0, (count + 2) // 3)  # renderers work on whole groups
+    groups = plan.rows(slice(0, 3 * ((count + 2) // 3)))  # renderers work on whole groups
     images = renderer.render(groups, gen.padded).cpu()[:count]
-    plan = plan.slice(0, count)
+    plan = plan.rows(slice(0, count))
     (out / "samples").mkdir(parents=True, exist_ok=True)
     from PIL import Image
 

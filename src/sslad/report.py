@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sslad.labels import GOOD, UNKNOWN
+
 
 def _clean(obj):
     """JSON-safe: NaN becomes null, numpy scalars become Python numbers."""
@@ -33,7 +35,7 @@ def write_scores(path: Path, paths, types, scores, threshold: float | None) -> N
         w = csv.writer(f)
         w.writerow(["path", "label", "defect_type", "score", "predicted_anomalous"])
         for p, t, s in zip(paths, types, scores, strict=True):
-            label = "" if t == "?" else int(t != "good")
+            label = "" if t == UNKNOWN else int(t != GOOD)
             pred = "" if threshold is None else int(float(s) > threshold)
             w.writerow([p, label, t, f"{float(s):.6f}", pred])
 
@@ -92,7 +94,7 @@ def plot_scores(path: Path, types, scores, threshold: float | None = None) -> bo
     except ImportError:
         return False
     scores = np.asarray(scores, dtype=np.float64)
-    labels = np.array([t != "good" for t in types])
+    labels = np.array([t != GOOD for t in types])
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     bins = np.linspace(scores.min(), scores.max(), 40)
     ax[0].hist(scores[~labels], bins=bins, alpha=0.6, label="good")
@@ -127,3 +129,13 @@ def save_grid(path: Path, images, ncol: int = 8) -> None:
         r, c = divmod(i, ncol)
         canvas[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = x[i].transpose(1, 2, 0)
     Image.fromarray(canvas).save(path)
+
+
+def save_class_grid(path: Path, images, labels, class_names, per_class: int = 8) -> None:
+    """One row per class of up to ``per_class`` images each (the first of that class), as one PNG."""
+    import torch
+
+    rows = [images[(labels == c).nonzero().flatten()[:per_class]].cpu() for c in range(len(class_names))]
+    n = min(len(r) for r in rows)
+    if n:
+        save_grid(path, torch.cat([r[:n] for r in rows]), ncol=n)

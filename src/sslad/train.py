@@ -1,4 +1,4 @@
-"""``sslad train``: the whole main job, one call per arrow of the data flow.
+"""``sslad train``: setup -> fit_pretext -> fit_scorer -> save -> evaluate.
 
 folder -> uint8 tensors on the device -> pretext regeneration every N epochs -> training ->
 embeddings of good training images -> scorer fit -> test scores -> metrics and run folder.
@@ -9,29 +9,25 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from sslad.checkpoint import save_checkpoint
-from sslad.config import RunConfig, default_lr, save_yaml
+from sslad.config import RunConfig, save_yaml
 from sslad.data import AnomalyDataset, load_dataset
 from sslad.errors import SsladError
 from sslad.evaluate import evaluate_set
-from sslad.models import NetConfig, PretextNet, load_trunk_weights
-from sslad.report import EpochLog, results_table, save_grid, write_json
-from sslad.runtime import init_distributed, resolve_device, seed_everything
+from sslad.models import NetConfig, PretextNet, embed_images, load_trunk_weights
+from sslad.progress import bar
+from sslad.report import EpochLog, results_table, save_class_grid
+from sslad.runtime import Dist, init_distributed, resolve_device, seed_everything
 from sslad.scoring import make_scorer, threshold_from_good
-from sslad.scoring.embed import embed_images
 from sslad.synth import CLASS_NAMES
-from sslad.synth.generator import PretextGenerator, make_renderer
-
-
-def prepare_run_dir(out: Path, overwrite: bool) -> None:
-    if (out / "model.pt").exists() and not overwrite:
-        raise SsladError(f"{out} already holds a run (model.pt); pass --overwrite or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+from sslad.synth.backends import make_renderer
+from sslad.synth.generator import PretextGenerator
 
 
 def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
@@ -50,45 +46,38 @@ def cosine_lr(base: float, step: int, total: int) -> float:
     return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
-              data: AnomalyDataset | None = None, log: Callable[[str], None] = print) -> dict:
-    """Train the pretext model, fit the scorer, evaluate, and write the run folder.
+@dataclass
+class Run:
+    """What setup hands to the loop: resolved config, devices, data, model and generator."""
 
-    Returns the final metrics (also in ``metrics.json``).
-    """
-    cfg = cfg.validate()
-    out = Path(out_dir)
+    cfg: RunConfig
+    out: Path
+    device: torch.device
+    dist: Dist
+    data: AnomalyDataset
+    model: PretextNet
+    net: torch.nn.Module  # the model, or its DDP wrapper
+    gen: PretextGenerator
+    log: Callable[[str], None]
+
+
+def setup(cfg: RunConfig, out: Path, overwrite: bool, log: Callable[[str], None]) -> Run:
+    """Device and DDP, run folder, network (a bad --weights fails before decoding), data, generator."""
     device = resolve_device(cfg.train.device)
     dist, device = init_distributed(device)
     if dist.main:
-        prepare_run_dir(out, overwrite)
+        if (out / "model.pt").exists() and not overwrite:
+            raise SsladError(f"{out} already holds a run (model.pt); pass --overwrite or choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.train.seed + dist.rank)
-
-    base_lr = cfg.train.lr or default_lr(cfg.train.optimizer)
-    # network first: a bad --weights fails before minutes of decoding
     model = PretextNet(NetConfig(arch=cfg.train.arch))
     source = load_trunk_weights(model, cfg.train.weights)
     model = model.to(device)
-
-    # folder -> uint8 tensors on the training device
-    if data is None:
-        data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device)
-    train_images = data.train.images.to(device)
-    n_train = train_images.shape[0]
-    if n_train < 2:
-        raise SsladError(f"{cfg.data.path}: need at least 2 good training images, found {n_train}")
-    if dist.main:
-        save_yaml(cfg, out / "config.yaml")
-        log(f"data: {data.name}, {n_train} train images"
-            + (f", {len(data.test)} test images" if data.test is not None else ", no test split")
-            + f", {cfg.data.image_size} px, on {device}")
-
-    # pretext generator (backend) on the device
+    data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device)
+    if len(data.train) < 2:
+        raise SsladError(f"{cfg.data.path}: need at least 2 good training images, found {len(data.train)}")
     renderer = make_renderer(cfg.synth.backend, cfg.data.image_size, device)
-    gen = PretextGenerator(train_images, renderer, variants=cfg.synth.variants, scar=cfg.synth.scar,
-                           jitter=cfg.synth.jitter, translate=cfg.synth.translate, seed=cfg.train.seed,
-                           shard=(dist.rank, dist.world))
-
+    gen = PretextGenerator(data.train.images, renderer, cfg.synth, seed=cfg.train.seed, shard=(dist.rank, dist.world))
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     net = model
@@ -97,122 +86,118 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
 
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     if dist.main:
-        log(f"model: {cfg.train.arch} ({source}), {cfg.train.optimizer} lr {base_lr:g}, backend {renderer.name}, "
-            f"scar {cfg.synth.scar}, "
-            f"regen every {cfg.synth.regen_every} epoch(s), {cfg.synth.variants} variant(s)/class/image")
+        save_yaml(cfg, out / "config.yaml")
+        test = f"{len(data.test)} test images" if data.test is not None else "no test split"
+        log(f"data: {data.name}, {len(data.train)} train images, {test}, {cfg.data.image_size} px, on {device}")
+        log(f"model: {cfg.train.arch} ({source}), {cfg.train.optimizer} lr {cfg.train.lr:g}, backend "
+            f"{renderer.name}, scar {cfg.synth.scar}, regen every {cfg.synth.regen_every} epoch(s), "
+            f"{cfg.synth.variants} variant(s)/class/image")
+    return Run(cfg, out, device, dist, data, model, net, gen, log)
 
+
+def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def fit_pretext(run: Run) -> dict:
+    """The pretext training loop; returns a summary of what it did."""
+    cfg, dist, device, net = run.cfg, run.dist, run.device, run.net
+    n_train, epochs = len(run.data.train), cfg.train.epochs
     # Every rank takes the same number of steps (DDP all-reduces each one): count whole groups
     # per rank from the total, not from this rank's share.
-    samples_per_regen = 3 * (n_train * cfg.synth.variants // dist.world)
-    if samples_per_regen == 0:
+    samples = 3 * (n_train * cfg.synth.variants // dist.world)
+    if samples == 0:
         raise SsladError(f"{n_train} training images are too few for {dist.world} processes")
     batch = max(3, cfg.train.batch_size // dist.world)
-    steps_per_epoch = max(1, samples_per_regen // batch)
-    total_steps = steps_per_epoch * cfg.train.epochs
-    if cfg.train.optimizer == "sgd":
-        opt = torch.optim.SGD(net.parameters(), lr=base_lr, momentum=cfg.train.momentum,
-                              weight_decay=cfg.train.weight_decay)
-    else:
-        opt = torch.optim.Adam(net.parameters(), lr=base_lr, weight_decay=cfg.train.weight_decay)
+    steps_per_epoch = max(1, samples // batch)
+    total_steps = steps_per_epoch * epochs
+    opt = make_optimizer(cfg, net.parameters())
     amp = device.type == "cuda"
-    epoch_log = EpochLog(out / "metrics.csv") if dist.main else None
-
-    from sslad.progress import bar as progress_bar
-
-    step, regen_total, seen, train_t = 0, 0.0, 0, 0.0
-    x_syn = y_syn = None
-    regen_index = -1
-    shuffle = torch.Generator(device="cpu").manual_seed(cfg.train.seed * 7919 + dist.rank)
-    last = {"loss": math.nan, "accuracy": math.nan}
-    try:
-        for epoch in range(cfg.train.epochs):
-            t_epoch = time.perf_counter()
-            regen_s = 0.0
-            if epoch % cfg.synth.regen_every == 0:
-                regen_index = epoch // cfg.synth.regen_every
-                x_syn, y_syn, regen_s = gen.regenerate(regen_index)
-                regen_total += regen_s
-                if dist.main:
-                    log(f"regeneration {regen_index}: {len(y_syn)} samples in {regen_s:.2f} s "
-                        f"(seed {cfg.train.seed + regen_index})")
-                    if regen_index == 0:
-                        _save_samples(out / "pretext_samples.png", x_syn, y_syn)
-            perm = torch.randperm(len(y_syn), generator=shuffle).to(device)
-            net.train()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            count = 0
-            bar = progress_bar(range(steps_per_epoch), f"epoch {epoch + 1}/{cfg.train.epochs}",
-                               enabled=dist.main, unit="step")
-            for i in bar:
-                idx = perm[i * batch:(i + 1) * batch]
-                lr = cosine_lr(base_lr, step, total_steps)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                loss, hits = train_step(net, opt, x_syn[idx], y_syn[idx], amp)
-                step += 1
-                loss_sum += loss * len(idx)  # stays on the device: no sync per step
-                correct += hits
-                count += len(idx)
-                if i % 10 == 0 or i == steps_per_epoch - 1:
-                    bar.set_postfix(loss=f"{float(loss_sum) / count:.3f}", acc=f"{int(correct) / count:.3f}")
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            dt = time.perf_counter() - t_epoch
-            train_t += dt
-            seen += count
-            last = {"loss": float(loss_sum) / max(count, 1), "accuracy": int(correct) / max(count, 1)}
+    epoch_log = EpochLog(run.out / "metrics.csv") if dist.main else None
+    shuffle = torch.Generator().manual_seed(cfg.train.seed * 7919 + dist.rank)
+    step, regen_total, seen, train_t, k = 0, 0.0, 0, 0.0, -1
+    for epoch in range(epochs):
+        t0, regen_s = time.perf_counter(), 0.0
+        # regenerate the synthetic set every N epochs (regeneration k uses seed + k)
+        if epoch % cfg.synth.regen_every == 0:
+            k = epoch // cfg.synth.regen_every
+            x, y, regen_s = run.gen.regenerate(k)
+            regen_total += regen_s
             if dist.main:
-                epoch_log.add(epoch=epoch + 1, regen_index=regen_index, lr=lr, epoch_s=dt, regen_s=regen_s,
-                              images_per_s=count * dist.world / dt, **last)
-                log(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {last['loss']:.4f}, "
-                    f"pretext accuracy {last['accuracy']:.3f}, {dt:.1f} s")
-    except KeyboardInterrupt:
+                run.log(f"regeneration {k}: {len(y)} samples in {regen_s:.2f} s (seed {cfg.train.seed + k})")
+                if k == 0:
+                    save_class_grid(run.out / "pretext_samples.png", x, y, CLASS_NAMES)
+        # one pass over a fresh shuffle, cosine learning rate per step; loss stays on the device
+        perm = torch.randperm(len(y), generator=shuffle).to(device)
+        net.train()
+        loss_sum, hits, count = torch.zeros((), device=device), torch.zeros((), device=device), 0
+        steps = bar(range(steps_per_epoch), f"epoch {epoch + 1}/{epochs}", enabled=dist.main, unit="step")
+        for i in steps:
+            idx = perm[i * batch:(i + 1) * batch]
+            lr = cosine_lr(cfg.train.lr, step, total_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            loss, correct = train_step(net, opt, x[idx], y[idx], amp)
+            step, count = step + 1, count + len(idx)
+            loss_sum += loss * len(idx)
+            hits += correct
+            if i % 10 == 0 or i == steps_per_epoch - 1:
+                steps.set_postfix(loss=f"{float(loss_sum) / count:.3f}", acc=f"{float(hits) / count:.3f}")
+        # per-epoch record (metrics.csv) and log line
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        dt = time.perf_counter() - t0
+        train_t, seen = train_t + dt, seen + count
+        last = {"loss": float(loss_sum) / count, "accuracy": float(hits) / count}
         if dist.main:
-            save_checkpoint(out / "model.pt", model, cfg.to_dict(), epoch=epoch, regen_index=regen_index,
-                            scorer_state=None, threshold=None, extra={"interrupted": True})
-        raise SsladError(f"interrupted in epoch {epoch + 1}; weights so far saved to {out / 'model.pt'}") from None
+            epoch_log.add(epoch=epoch + 1, regen_index=k, lr=lr, epoch_s=dt, regen_s=regen_s,
+                          images_per_s=count * dist.world / dt, **last)
+            run.log(f"epoch {epoch + 1}/{epochs}: loss {last['loss']:.4f}, pretext accuracy "
+                    f"{last['accuracy']:.3f}, {dt:.1f} s")
+    return {"epochs": epochs, "steps": step, "regen_index": k, "train_images": n_train,
+            "pretext_loss": last["loss"], "pretext_accuracy": last["accuracy"], "train_time_s": train_t,
+            "images_per_s": seen * dist.world / max(train_t, 1e-9), "regen_time_s": regen_total}
 
-    if dist.enabled:
+
+def fit_scorer(model: PretextNet, images: torch.Tensor, cfg: RunConfig):
+    """Fit the density on embeddings of the good training images; threshold from their scores."""
+    emb = embed_images(model, images, progress="embed train")
+    scorer = make_scorer(cfg.score).fit(emb)
+    return scorer, threshold_from_good(scorer.score(emb).numpy())
+
+
+def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
+              log: Callable[[str], None] = print) -> dict:
+    """Train the pretext model, fit the scorer, save, evaluate; returns ``metrics.json``'s content."""
+    cfg = cfg.resolved()
+    run = setup(cfg, Path(out_dir), overwrite, log)
+    try:
+        stats = fit_pretext(run)
+    except KeyboardInterrupt:
+        if run.dist.main:
+            save_checkpoint(run.out / "model.pt", run.model, cfg.to_dict(), epoch=-1, regen_index=-1,
+                            scorer_state=None, threshold=None, extra={"interrupted": True})
+        raise SsladError(f"interrupted; weights so far saved to {run.out / 'model.pt'}") from None
+    if run.dist.enabled:
         import torch.distributed as tdist
 
         tdist.barrier()
         tdist.destroy_process_group()
-    if not dist.main:
+    if not run.dist.main:
         return {}
-    # embeddings of good training images -> scorer fit
-    model.eval()
-    train_emb = embed_images(model, train_images, progress="embed train")
-    scorer = make_scorer(cfg.score.scorer, cfg.score.knn_k).fit(train_emb)
-    threshold = threshold_from_good(scorer.score(train_emb).numpy())
-    summary = {
-        "dataset": data.name, "backend": renderer.name, "device": str(device), "scar": cfg.synth.scar,
-        "regen_every": cfg.synth.regen_every, "epochs": cfg.train.epochs, "steps": step,
-        "train_images": n_train, "pretext_loss": last["loss"], "pretext_accuracy": last["accuracy"],
-        "train_time_s": train_t, "images_per_s": seen * dist.world / max(train_t, 1e-9),
-        "regen_time_s": regen_total, "seed": cfg.train.seed, "world_size": dist.world,
-    }
-    save_checkpoint(out / "model.pt", model, cfg.to_dict(), epoch=cfg.train.epochs, regen_index=regen_index,
-                    scorer_state=scorer.state_dict(), threshold=threshold)
-    # test scores -> metrics
-    if data.test is not None and len(data.test) > 0:
-        metrics = evaluate_set(model, scorer, data.test, out, threshold, extra=summary)
-    else:
-        metrics = {"image_auroc": None, "per_type_auroc": {}, "threshold": threshold, **summary}
-        write_json(out / "metrics.json", metrics)
+    run.model.eval()
+    scorer, threshold = fit_scorer(run.model, run.data.train.images, cfg)
+    save_checkpoint(run.out / "model.pt", run.model, cfg.to_dict(), epoch=stats["epochs"],
+                    regen_index=stats["regen_index"], scorer_state=scorer.state_dict(), threshold=threshold)
+    summary = {"dataset": run.data.name, "backend": run.gen.renderer.name, "device": str(run.device),
+               "scar": cfg.synth.scar, "regen_every": cfg.synth.regen_every, "seed": cfg.train.seed,
+               "world_size": run.dist.world, **stats}
+    metrics = evaluate_set(run.model, scorer, run.data.test, run.out, threshold, extra=summary)
     log(results_table(metrics))
     return metrics
 
 
-def _save_samples(path: Path, x: torch.Tensor, y: torch.Tensor, per_class: int = 8) -> None:
-    """A grid of the first regeneration: one row per class (good, cut-paste, scar)."""
-    rows = []
-    for c in range(len(CLASS_NAMES)):
-        idx = (y == c).nonzero().flatten()[:per_class]
-        rows.append(x[idx].cpu())
-    n = min(len(r) for r in rows)
-    if n:
-        save_grid(path, torch.cat([r[:n] for r in rows]), ncol=n)
-
-
-__all__ = ["train_run", "train_step", "cosine_lr"]
+__all__ = ["cosine_lr", "fit_pretext", "fit_scorer", "setup", "train_run", "train_step"]

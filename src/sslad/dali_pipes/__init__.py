@@ -1,7 +1,7 @@
 """NVIDIA DALI backend for the pretext task (GPU operators, or DALI's CPU operators).
 
-Importing this package imports DALI; nothing else in sslad does so at import time.
-Use :func:`sslad.backends.get_renderer` to obtain it with a clear error when DALI is missing.
+Importing this package imports DALI; within sslad only :func:`sslad.synth.backends.make_renderer`
+does, and only for ``--backend dali``.
 """
 
 from sslad.dali_pipes.pipeline import NUM_PARAMS, pack_params, pretext_pipeline

@@ -24,7 +24,8 @@ import torch
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali import math as dmath
 
-from sslad.synth.plan import CUTPASTE, SCAR, Plan, scar_windows, window_affines
+from sslad.synth.geometry import scar_windows, window_affines
+from sslad.synth.plan import Plan, PretextClass
 
 _FIELDS = [
     ("shift", 2), ("jitter", 4),
@@ -45,15 +46,15 @@ def pack_params(plan: Plan) -> np.ndarray:
     """(G, NUM_PARAMS) float32: one row per group, every number the graph needs."""
     plan.validate()
     S = float(plan.image_size)
-    first = slice(0, len(plan), 3)
-    cut, scar = plan.slice_class(CUTPASTE), plan.slice_class(SCAR)
+    shared = plan.of_class(PretextClass.GOOD)
+    cut, scar = plan.of_class(PretextClass.CUTPASTE), plan.of_class(PretextClass.SCAR)
     g = plan.groups
     full = torch.tensor([S, S]).expand(g, 2)
     zero2 = torch.zeros(g, 2)
     cut_tl = (cut.center - cut.box[:, 2:] / 2).round()
     win = scar_windows(scar)
     cols = {
-        "shift": plan.shift[first], "jitter": plan.jitter[first],
+        "shift": shared.shift, "jitter": shared.jitter,
         "cut_jitter": cut.patch_jitter, "cut_box": cut.box,
         "cut_shapes": torch.cat([full, cut.box[:, 2:]], 1), "cut_anchors": torch.cat([zero2, cut_tl], 1),
         "scar_jitter": scar.patch_jitter, "scar_box": scar.box, "scar_window": win,

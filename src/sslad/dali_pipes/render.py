@@ -8,40 +8,42 @@ device-to-device copy, needed anyway because DALI reuses its output buffers).
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from sslad.dali_pipes.pipeline import pack_params, pretext_pipeline
-from sslad.synth.plan import Plan
+from sslad.runtime import torch_threads
+from sslad.synth.plan import Plan, PretextClass
 
 
 class DaliRenderer:
-    """Builds the graph once per (image size, device, batch size) and renders plans with it.
+    """The DALI backend: builds the graph once per (image size, device, batch size), renders plans.
 
     Args:
         image_size: side of the output images.
-        device: ``"cpu"`` for DALI's CPU operators (no GPU needed) or ``"gpu"``.
+        device: where the base images live; CUDA runs DALI's GPU operators on that GPU, the CPU
+            runs DALI's CPU operators (no GPU needed).
         batch_size: output images per DALI iteration (rounded down to whole groups of 3).
-        device_id: CUDA device for ``"gpu"``.
         num_threads: DALI worker threads; default ``$SSLAD_DALI_THREADS`` or 1. The graph's ops are
             memory-bound and one thread gives the lowest CPU time per image (measured at 256 px:
             a second thread added CPU time without a matching gain), which is what regeneration
             next to a training job should cost. Raise it to regenerate faster on idle cores.
     """
 
-    def __init__(self, image_size: int, device: str = "cpu", batch_size: int = 256,
-                 device_id: int = 0, num_threads: int | None = None, seed: int = 0):
-        import os
-
-        if device not in ("cpu", "gpu"):
-            raise ValueError(f"DALI device must be 'cpu' or 'gpu', not {device!r}")
+    def __init__(self, image_size: int, device: torch.device | str = "cpu", batch_size: int = 256,
+                 num_threads: int | None = None):
+        device = torch.device(device)
+        gpu = device.type == "cuda"
+        self.name = "dali-gpu" if gpu else "dali-cpu"
         self.image_size = int(image_size)
-        self.device = device
+        self.device = "gpu" if gpu else "cpu"
         self.groups_per_batch = max(1, int(batch_size) // 3)
         threads = num_threads or int(os.environ.get("SSLAD_DALI_THREADS", "1"))
         self.pipe = pretext_pipeline(
-            image_size=self.image_size, device=device, batch_size=self.groups_per_batch,
-            num_threads=threads, device_id=device_id if device == "gpu" else None,
-            seed=seed, prefetch_queue_depth=1, exec_async=False, exec_pipelined=False,
+            image_size=self.image_size, device=self.device, batch_size=self.groups_per_batch,
+            num_threads=threads, device_id=(device.index or 0) if gpu else None,
+            prefetch_queue_depth=1, exec_async=False, exec_pipelined=False,
         )
         self.pipe.build()
 
@@ -59,6 +61,11 @@ class DaliRenderer:
         The result lives on ``padded``'s device (CUDA for the GPU graph, CPU otherwise) in
         channels-last memory (DALI's HWC), which is also what the network prefers on CUDA.
         """
+        # DALI has its own worker threads; torch's side (gathers, copies out) needs one on the CPU.
+        with torch_threads(None if self.device == "gpu" else 1):
+            return self._render(plan, padded)
+
+    def _render(self, plan: Plan, padded: torch.Tensor) -> torch.Tensor:
         if plan.image_size != self.image_size:
             raise ValueError(f"plan is for {plan.image_size} px, the graph for {self.image_size} px")
         gpu = self.device == "gpu"
@@ -68,7 +75,7 @@ class DaliRenderer:
         out = torch.empty((len(plan), s, s, 3), dtype=torch.uint8, device=padded.device).permute(0, 3, 1, 2)
         hwc = self._hwc(padded)
         params = pack_params(plan)
-        index = plan.index[0::3].to(padded.device)
+        index = plan.of_class(PretextClass.GOOD).index.to(padded.device)
         view = out.permute(0, 2, 3, 1).view(plan.groups, 3, s, s, 3)  # (group, class, H, W, C)
         stream = torch.cuda.current_stream() if gpu else None
         for g0 in range(0, plan.groups, self.groups_per_batch):

@@ -13,8 +13,9 @@ import torch
 
 from sslad.data.elpv import is_elpv, load_elpv
 from sslad.data.io import IMAGE_EXTENSIONS, list_images, read_image, read_images
-from sslad.data.mvtec import GOOD, load_mvtec, resolve_category
+from sslad.data.mvtec import load_mvtec, resolve_category
 from sslad.errors import SsladError
+from sslad.labels import GOOD, UNKNOWN
 
 
 @dataclass
@@ -88,7 +89,7 @@ def load_dataset(
 
 
 def load_folder(folder: str, image_size: int, device: torch.device | str = "cpu") -> ImageSet:
-    """Every image directly in ``folder`` (for ``sslad predict``); types are unknown (``"?"``)."""
+    """Every image directly in ``folder`` (for ``sslad predict``); types are unknown."""
     from pathlib import Path
 
     p = Path(folder)
@@ -98,7 +99,7 @@ def load_folder(folder: str, image_size: int, device: torch.device | str = "cpu"
     if not files:
         raise SsladError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {p}")
     arr = read_images(files, image_size, desc="decode")
-    return ImageSet(_to_tensor(arr, device), [str(f) for f in files], ["?"] * len(files))
+    return ImageSet(_to_tensor(arr, device), [str(f) for f in files], [UNKNOWN] * len(files))
 
 
-__all__ = ["AnomalyDataset", "ImageSet", "GOOD", "load_dataset", "load_folder", "read_image", "read_images"]
+__all__ = ["AnomalyDataset", "ImageSet", "load_dataset", "load_folder", "read_image", "read_images"]

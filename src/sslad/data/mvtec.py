@@ -8,8 +8,7 @@ import numpy as np
 
 from sslad.data.io import list_images, read_images, read_mask
 from sslad.errors import SsladError
-
-GOOD = "good"
+from sslad.labels import GOOD
 
 
 def resolve_category(path: str | Path, category: str | None) -> Path:

@@ -1,5 +1,10 @@
-"""Networks (no I/O, no training glue)."""
+"""The network (``net``, no I/O), inference (``embed``) and trunk weight loading (``weights``).
 
-from sslad.models.net import MEAN, STD, NetConfig, PretextNet, load_trunk_weights
+Nothing here knows the data, the pretext task or the scorer.
+"""
 
-__all__ = ["MEAN", "STD", "NetConfig", "PretextNet", "load_trunk_weights"]
+from sslad.models.embed import EMBED_BATCH, embed_images
+from sslad.models.net import MEAN, STD, NetConfig, PretextNet
+from sslad.models.weights import load_trunk_weights
+
+__all__ = ["EMBED_BATCH", "MEAN", "STD", "NetConfig", "PretextNet", "embed_images", "load_trunk_weights"]

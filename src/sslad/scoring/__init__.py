@@ -1,4 +1,4 @@
-"""Downstream scoring, separate from training: density models and metrics."""
+"""Downstream scoring, separate from training: density models on embeddings (never images) and metrics."""
 
 from sslad.scoring.density import (
     GaussianDensity,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sslad.config import ScoreConfig
+
 
 def ledoit_wolf(x: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Ledoit-Wolf shrunk covariance of rows of ``x`` (same estimate as scikit-learn's).
@@ -77,7 +79,7 @@ class KNNDensity:
 
     name = "knn"
 
-    def __init__(self, k: int = 5) -> None:
+    def __init__(self, k: int = ScoreConfig.knn_k) -> None:
         self.k = int(k)
         self.bank: torch.Tensor | None = None
 
@@ -107,18 +109,16 @@ class KNNDensity:
         return self
 
 
-def make_scorer(name: str, knn_k: int = 5) -> GaussianDensity | KNNDensity:
-    if name == "gde":
-        return GaussianDensity()
-    if name == "knn":
-        return KNNDensity(knn_k)
-    raise ValueError(f"unknown scorer {name!r} (gde|knn)")
+SCORERS = {cls.name: cls for cls in (GaussianDensity, KNNDensity)}
+
+
+def make_scorer(cfg: ScoreConfig) -> GaussianDensity | KNNDensity:
+    """An unfitted scorer of the configured kind."""
+    return KNNDensity(cfg.knn_k) if cfg.scorer == KNNDensity.name else SCORERS[cfg.scorer]()
 
 
 def scorer_from_state(state: dict) -> GaussianDensity | KNNDensity:
     kind = state.get("type")
-    if kind == "gde":
-        return GaussianDensity().load_state_dict(state)
-    if kind == "knn":
-        return KNNDensity().load_state_dict(state)
-    raise ValueError(f"unknown scorer type {kind!r} in checkpoint")
+    if kind not in SCORERS:
+        raise ValueError(f"unknown scorer type {kind!r} in checkpoint")
+    return SCORERS[kind]().load_state_dict(state)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-GOOD = "good"
+from sslad.labels import GOOD
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:

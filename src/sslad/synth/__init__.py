@@ -1,20 +1,14 @@
-"""The pretext task: plan sampling (``plan``) and the reference torch renderer (``render``)."""
+"""The pretext task: the plan sampler (``plan``), shared geometry (``geometry``), the reference torch
+renderer (``torch_render``), the backend choice (``backends``) and regeneration (``generator``).
 
-from sslad.synth.plan import (
-    CLASS_NAMES,
-    CUTPASTE,
-    GOOD,
-    SCAR,
-    Plan,
-    balanced_plan,
-    color_matrices,
-    inverse_affines,
-    pad_for,
-    sample_plan,
-)
-from sslad.synth.render import reflect_pad, render
+Importing it never imports DALI: ``backends.make_renderer`` does, only for ``--backend dali``.
+"""
+
+from sslad.synth.geometry import color_matrices, inverse_affines
+from sslad.synth.plan import CLASS_NAMES, Plan, PretextClass, balanced_plan, pad_for, sample_plan
+from sslad.synth.torch_render import reflect_pad, render
 
 __all__ = [
-    "CLASS_NAMES", "CUTPASTE", "GOOD", "SCAR", "Plan", "balanced_plan", "color_matrices",
-    "inverse_affines", "pad_for", "reflect_pad", "render", "sample_plan",
+    "CLASS_NAMES", "Plan", "PretextClass", "balanced_plan", "color_matrices", "inverse_affines", "pad_for",
+    "reflect_pad", "render", "sample_plan",
 ]

@@ -24,11 +24,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from enum import IntEnum
 
 import torch
 
-GOOD, CUTPASTE, SCAR = 0, 1, 2
-CLASS_NAMES = ("good", "cutpaste", "scar")
+from sslad.config import SCARS, SynthConfig
+from sslad.synth.geometry import rotated_half_extent
+
+
+class PretextClass(IntEnum):
+    """The 3-way pretext labels (the order of the rows of every plan group)."""
+
+    GOOD = 0
+    CUTPASTE = 1
+    SCAR = 2
+
+
+CLASS_NAMES = tuple(c.name.lower() for c in PretextClass)
 
 #: Sizes of the CutPaste-Scar patch at 256 px, scaled linearly with the image side.
 SCAR_WIDTH_256 = (2.0, 16.0)
@@ -79,17 +91,17 @@ class Plan:
     def groups(self) -> int:
         return len(self) // 3
 
-    def group_slice(self, start: int, stop: int) -> Plan:
-        """Groups ``start:stop`` (rows ``3*start:3*stop``)."""
-        return self.slice(3 * start, 3 * stop)
-
     def rows(self, index) -> Plan:
-        """A plan of the selected rows (a slice or an index tensor)."""
+        """A plan of the selected rows (a slice or an index tensor); the only row selector.
+
+        Groups ``a:b`` are ``rows(slice(3 * a, 3 * b))``; the rows of one class ``c`` (one per
+        group, so also the per-group values shared by all three rows) are ``rows(slice(c, None, 3))``.
+        """
         return Plan(**{k: v[index] for k, v in self.tensors().items()}, image_size=self.image_size, pad=self.pad)
 
-    def slice_class(self, label: int) -> Plan:
-        """The rows of one class (one per group)."""
-        return self.rows(slice(label, None, 3))
+    def of_class(self, c: PretextClass) -> Plan:
+        """The rows of class ``c``, one per group (class GOOD: the values every row of a group shares)."""
+        return self.rows(slice(int(c), None, 3))
 
     def validate(self) -> Plan:
         """Check the group structure every renderer relies on; raise ValueError if broken."""
@@ -97,25 +109,22 @@ class Plan:
         if n % 3:
             raise ValueError(f"a plan holds whole groups of 3 rows, not {n} rows")
         lab = self.label.view(-1, 3)
-        if not torch.equal(lab, torch.tensor([GOOD, CUTPASTE, SCAR]).expand_as(lab)):
+        if not torch.equal(lab, torch.tensor([int(c) for c in PretextClass]).expand_as(lab)):
             raise ValueError("each plan group must hold classes 0, 1, 2 in that order")
         for name in ("index", "shift", "jitter"):
             t = getattr(self, name).view(n // 3, 3, -1)
             if not torch.equal(t, t[:, :1].expand_as(t)):
                 raise ValueError(f"rows of a group must share {name}")
-        cp = self.label == CUTPASTE
+        cp = self.label == PretextClass.CUTPASTE
         tl = self.center[cp] - self.box[cp, 2:] / 2
         if bool((self.angle[cp] != 0).any()) or not torch.equal(tl, tl.round()):
             raise ValueError("cut-paste rows must be unrotated and land on whole pixels")
-        if bool((self.box[self.label == GOOD] != 0).any()):
+        if bool((self.box[self.label == PretextClass.GOOD] != 0).any()):
             raise ValueError("class-0 rows paste nothing (empty box)")
         return self
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("image_size", "pad")}
-
-    def slice(self, start: int, stop: int) -> Plan:
-        return self.rows(slice(start, stop))
 
     def to_json(self) -> dict:
         """A readable, complete description (for ``plan.json``)."""
@@ -165,21 +174,13 @@ def _jitter(g: torch.Generator, n: int, strength: float) -> torch.Tensor:
     ], dim=1)
 
 
-def _rotated_half_extent(h: torch.Tensor, w: torch.Tensor,
-                         angle_deg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Half height/width of the axis-aligned bounding box of an (h, w) box rotated by angle."""
-    a = angle_deg * (math.pi / 180.0)
-    c, s = a.cos().abs(), a.sin().abs()
-    return (h * c + w * s) / 2, (h * s + w * c) / 2
-
-
 def sample_plan(
     indices: torch.Tensor,
     image_size: int,
     generator: torch.Generator,
-    scar: str = "patch",
-    jitter: float = 0.1,
-    translate: float = 0.0625,
+    scar: str = SynthConfig.scar,
+    jitter: float = SynthConfig.jitter,
+    translate: float = SynthConfig.translate,
 ) -> Plan:
     """Sample the parameters of ``len(indices)`` groups (3 rows each: good, cut-paste, scar).
 
@@ -192,7 +193,7 @@ def sample_plan(
         jitter: colour-jitter strength for the whole image and for the patch.
         translate: whole-image translation, as a fraction of the side.
     """
-    if scar not in ("line", "patch"):
+    if scar not in SCARS:
         raise ValueError(f"unknown scar style {scar!r}")
     g = generator
     groups = int(indices.shape[0])
@@ -228,7 +229,7 @@ def sample_plan(
         sc_angle = _u(g, groups, -90.0, 90.0)
         # A line takes no pixels from the image; its box only shapes the alpha. Centre it.
         sc_y0, sc_x0 = ((S - sc_h) / 2).floor(), ((S - sc_w) / 2).floor()
-    hh, hw = _rotated_half_extent(sc_h, sc_w, sc_angle)
+    hh, hw = rotated_half_extent(sc_h, sc_w, sc_angle)
     sc_cy = hh + torch.rand(groups, generator=g) * (S - 2 * hh).clamp(min=0)
     sc_cx = hw + torch.rand(groups, generator=g) * (S - 2 * hw).clamp(min=0)
     sc_jit = _jitter(g, groups, jitter)
@@ -242,7 +243,7 @@ def sample_plan(
 
     zeros = torch.zeros(groups)
     return Plan(
-        label=torch.tensor([GOOD, CUTPASTE, SCAR]).repeat(groups),
+        label=torch.tensor([int(c) for c in PretextClass]).repeat(groups),
         index=indices.to(torch.int64).cpu().repeat_interleave(3),
         shift=shift.repeat_interleave(3, dim=0),
         jitter=whole.repeat_interleave(3, dim=0),
@@ -258,8 +259,8 @@ def sample_plan(
 
 
 def balanced_plan(
-    num_images: int, variants: int, image_size: int, seed: int, scar: str = "patch",
-    jitter: float = 0.1, translate: float = 0.0625,
+    num_images: int, variants: int, image_size: int, seed: int, scar: str = SynthConfig.scar,
+    jitter: float = SynthConfig.jitter, translate: float = SynthConfig.translate,
 ) -> Plan:
     """One regeneration: ``variants`` groups (good, cut-paste, scar) per training image, seeded.
 
@@ -268,82 +269,3 @@ def balanced_plan(
     g = torch.Generator().manual_seed(int(seed))
     idx = torch.arange(num_images).repeat(variants)
     return sample_plan(idx, image_size, g, scar=scar, jitter=jitter, translate=translate)
-
-
-# --- colour and geometry, shared by every renderer ------------------------------------------
-
-_RGB2YIQ = torch.tensor(
-    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]], dtype=torch.float64
-)
-_YIQ2RGB = torch.linalg.inv(_RGB2YIQ)  # DALI 2.x uses the exact inverse (identity stays identity)
-
-
-def color_matrices(jitter: torch.Tensor, half_range: float = 128.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 3, 3) matrices and (N, 3) offsets of DALI's ``color_twist`` for (b, c, s, hue°) rows.
-
-    out = M @ rgb + offset, with M = b*c * YIQ2RGB @ Hue(h) @ Sat(s) @ RGB2YIQ and
-    offset = (half - half*c) * b.
-    """
-    j = jitter.to(torch.float64)
-    b, c, s, hue = j[:, 0], j[:, 1], j[:, 2], j[:, 3] * (math.pi / 180.0)
-    n = j.shape[0]
-    core = torch.zeros(n, 3, 3, dtype=torch.float64)
-    core[:, 0, 0] = 1.0
-    core[:, 1, 1] = hue.cos() * s
-    core[:, 2, 2] = hue.cos() * s
-    core[:, 1, 2] = hue.sin() * s
-    core[:, 2, 1] = -hue.sin() * s
-    m = (b * c)[:, None, None] * (_YIQ2RGB @ core @ _RGB2YIQ)
-    off = ((half_range - half_range * c) * b)[:, None].expand(n, 3)
-    return m.to(torch.float32), off.to(torch.float32).contiguous()
-
-
-def scar_windows(plan: Plan) -> torch.Tensor:
-    """int64 (N, 4) destination windows (y, x, h, w) that hold every pixel a rotated paste can touch.
-
-    The rotated box's bounding box, grown by one pixel for the bilinear fringe, clipped to the image.
-    """
-    S = plan.image_size
-    y0, x0, h, w = plan.box.unbind(1)
-    hh, hw = _rotated_half_extent(h, w, plan.angle)
-    cy, cx = plan.center.unbind(1)
-    top = (cy - hh - 1).floor().clamp(0, S)
-    left = (cx - hw - 1).floor().clamp(0, S)
-    bottom = (cy + hh + 1).ceil().clamp(0, S)
-    right = (cx + hw + 1).ceil().clamp(0, S)
-    return torch.stack([top, left, (bottom - top).clamp(min=1), (right - left).clamp(min=1)], 1).to(torch.int64)
-
-
-def window_affines(plan: Plan, windows: torch.Tensor) -> torch.Tensor:
-    """(N, 2, 3) maps from window pixel coordinates (x, y) to *patch* coordinates (x, y).
-
-    Patch coordinates are relative to the source box's top-left corner; both use pixel centres
-    at ``i + 0.5`` (DALI's ``warp_affine`` convention with ``inverse_map=True``).
-    """
-    m = inverse_affines(plan)
-    wy, wx = windows[:, 0].to(torch.float32), windows[:, 1].to(torch.float32)
-    t = m[:, :, 2] + m[:, :, 0] * wx[:, None] + m[:, :, 1] * wy[:, None]
-    t = t - torch.stack([plan.box[:, 1], plan.box[:, 0]], 1)
-    return torch.cat([m[:, :, :2], t[:, :, None]], dim=2)
-
-
-def inverse_affines(plan: Plan) -> torch.Tensor:
-    """(N, 2, 3) maps from destination pixel coordinates (x, y) to source coordinates (x, y).
-
-    Coordinates are continuous with pixel centres at ``i + 0.5`` (DALI's ``warp_affine``
-    convention with ``inverse_map=True``). The box rotates about its own centre.
-    """
-    y0, x0, h, w = plan.box.unbind(1)
-    scy, scx = y0 + h / 2, x0 + w / 2
-    cy, cx = plan.center.unbind(1)
-    a = plan.angle * (math.pi / 180.0)
-    cos, sin = a.cos(), a.sin()
-    # src = R(-a) (dst - c) + sc, in (x, y); R(a) rotates counter-clockwise on screen (y down).
-    m = torch.zeros(len(plan), 2, 3)
-    m[:, 0, 0] = cos
-    m[:, 0, 1] = -sin
-    m[:, 1, 0] = sin
-    m[:, 1, 1] = cos
-    m[:, 0, 2] = scx - (cos * cx - sin * cy)
-    m[:, 1, 2] = scy - (sin * cx + cos * cy)
-    return m

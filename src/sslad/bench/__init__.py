@@ -22,9 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sslad.config import BACKENDS as RENDERERS
+from sslad.config import MIN_IMAGE_SIZE
 from sslad.errors import SsladError
 
-BACKENDS = ("dali", "torch", "pil")
+#: The renderers plus the conventional PIL/DataLoader pipeline they are compared with.
+BACKENDS = (*RENDERERS, "pil")
 
 
 @dataclass
@@ -96,16 +99,23 @@ def _summary(backend, device, size, batch, images_out, times, cpu, mem, mode) ->
     )
 
 
+def _generator(backend: str, base: torch.Tensor, batch: int):
+    """A generator of the PIL baseline's classes (patch scar) over ``base``, rendered by ``backend``."""
+    from sslad.config import SynthConfig
+    from sslad.synth.backends import make_renderer
+    from sslad.synth.generator import PretextGenerator
+
+    renderer = make_renderer(backend, base.shape[-1], base.device, batch_size=batch)
+    return PretextGenerator(base, renderer, SynthConfig(scar="patch"), seed=0)
+
+
 def bench_regeneration(backend: str, device: torch.device, size: int, batch: int, images: int,
                        repeats: int, warmup: int, workers: int) -> Result:
     """Time full regenerations: 3 outputs (good, cut-paste, scar) per base image."""
     base = base_images(images, size)
     if backend == "pil":
         return _bench_pil(base, size, batch, repeats, warmup, workers)
-    from sslad.synth.generator import PretextGenerator, make_renderer
-
-    renderer = make_renderer(backend, size, device, batch_size=batch)
-    gen = PretextGenerator(base.to(device), renderer, scar="patch", seed=0)  # the PIL baseline's classes
+    gen = _generator(backend, base.to(device), batch)
     for k in range(warmup):
         gen.regenerate(k)
     _sync(device)
@@ -126,7 +136,7 @@ def bench_regeneration(backend: str, device: torch.device, size: int, batch: int
 def _bench_pil(base: torch.Tensor, size: int, batch: int, repeats: int, warmup: int, workers: int) -> Result:
     from PIL import Image
 
-    from sslad.synth.pil_baseline import pil_loader
+    from sslad.bench.pil_baseline import pil_loader
 
     pils = [Image.fromarray(b.permute(1, 2, 0).numpy()) for b in base]
     n_out = 3 * len(pils)
@@ -156,7 +166,6 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
     the conventional DataLoader, copied to the device.
     """
     from sslad.models import NetConfig, PretextNet
-    from sslad.synth.generator import PretextGenerator, make_renderer
     from sslad.train import train_step
 
     model = PretextNet(NetConfig()).to(device)
@@ -173,7 +182,7 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
     if feed == "pil":
         from PIL import Image
 
-        from sslad.synth.pil_baseline import pil_loader
+        from sslad.bench.pil_baseline import pil_loader
 
         pils = [Image.fromarray(b.permute(1, 2, 0).numpy()) for b in base]
 
@@ -191,8 +200,7 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
             x, y = next(it)
             return x * std + mean, y
     else:
-        renderer = make_renderer("torch" if feed == "resident" else feed, size, device, batch_size=max(batch, 64))
-        gen = PretextGenerator(base.to(device), renderer, scar="patch", seed=0)  # the PIL baseline's classes
+        gen = _generator("torch" if feed == "resident" else feed, base.to(device), max(batch, 64))
         state = {"k": 0, "x": None, "y": None, "pos": 0}
 
         def next_batch():
@@ -267,7 +275,7 @@ def _cpu_model() -> str:
 
 def _git_commit() -> str | None:
     try:
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[3]
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=5)
         return out.stdout.strip() or None
@@ -282,6 +290,17 @@ def run_bench(backends: list[str], devices: list[str], sizes: list[int], batch: 
     bad = [b for b in backends if b not in BACKENDS]
     if bad:
         raise SsladError(f"unknown backend(s) {', '.join(bad)} (choose from {', '.join(BACKENDS)})")
+    if not backends or not devices or not sizes:
+        raise SsladError("--backends, --device and --image-size each need at least one value")
+    if min(sizes) < MIN_IMAGE_SIZE:
+        raise SsladError(f"--image-size must be at least {MIN_IMAGE_SIZE}")
+    for name, v in (("--batch-size", batch), ("--images", images), ("--repeats", repeats),
+                    ("--train-steps", train_steps)):
+        if v < 1:
+            raise SsladError(f"{name} must be at least 1")
+    if warmup < 0 or workers < 0:
+        raise SsladError("--warmup and --workers cannot be negative")
+    log(HEADER)
     from sslad.runtime import resolve_device
 
     devs = [resolve_device(d) for d in devices]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sslad.models import PretextNet
+from sslad.models.net import PretextNet
 
 EMBED_BATCH = 64
 

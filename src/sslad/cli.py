@@ -1,17 +1,19 @@
 """``sslad``: thin click commands that parse flags, build configs and call library functions.
 
-Heavy imports (torch, DALI) happen inside the commands, so ``sslad --help`` is instant.
+Defaults and choices shown in ``--help`` are read from :mod:`sslad.config`, never copied. Heavy
+imports (torch, DALI) happen inside the commands, so ``sslad --help`` is instant. Multi-process
+training: ``torchrun ... -m sslad.cli train ...``.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 
 import click
 
 from sslad import __version__
+from sslad import config as C
 from sslad.errors import SsladError
 
 
@@ -35,51 +37,48 @@ def _log(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-DATA_HELP = "MVTec-layout folder (category folder, or root with --category), or elpv[:mono|:poly]."
+def _d(section: str, name: str) -> str:
+    """`` [default]`` for a help text, from the config dataclasses."""
+    return f" [{C.default(section, name)}]"
 
 
-def data_options(fn):
-    opts = [
-        click.option("--category", default=None, help="Category sub-folder of DATA (MVTec AD root)."),
-        click.option("--image-size", type=int, default=None, help="Image side in pixels [256]."),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+def _options(*opts):
+    def deco(fn):
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return deco
 
 
-def synth_options(fn):
-    opts = [
-        click.option("--backend", type=click.Choice(["torch", "dali"]), default=None,
-                     help="Pretext renderer [torch]."),
-        click.option("--device", default=None, help="auto | cpu | cuda [auto]."),
-        click.option("--variants", type=int, default=None,
-                     help="Synthetic samples per class per image, per regeneration [1]."),
-        click.option("--scar", type=click.Choice(["line", "patch"]), default=None,
-                     help="Scar style: thin random-colour line, or CutPaste-Scar patch [line]."),
-        click.option("--seed", type=int, default=None, help="Base seed; regeneration k uses seed + k [0]."),
-        click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-                     help="YAML file with sections data/synth/train/score; flags override it."),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+#: Flags shared by train and preview: data, the pretext task, and where/how it runs.
+data_options = _options(
+    click.option("--category", default=None, help="Category sub-folder of DATA (MVTec AD root)."),
+    click.option("--image-size", type=int, default=None, help="Image side in pixels" + _d("data", "image_size")),
+)
+synth_options = _options(
+    click.option("--backend", type=click.Choice(C.BACKENDS), default=None,
+                 help="Pretext renderer" + _d("synth", "backend")),
+    click.option("--variants", type=int, default=None,
+                 help="Synthetic samples per class per image, per regeneration" + _d("synth", "variants")),
+    click.option("--scar", type=click.Choice(C.SCARS), default=None,
+                 help="Scar style: thin random-colour line, or CutPaste-Scar patch" + _d("synth", "scar")),
+)
+run_options = _options(
+    click.option("--device", default=None, help=f"{' | '.join(C.DEVICES)}" + _d("train", "device")),
+    click.option("--seed", type=int, default=None,
+                 help="Base seed; regeneration k uses seed + k" + _d("train", "seed")),
+    click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                 help="YAML file with sections data/synth/train/score; flags override it."),
+)
 
 
-def build_config(data, kw: dict):
-    from sslad.config import RunConfig, load_yaml
-
-    cfg = load_yaml(kw["config_file"]) if kw.get("config_file") else RunConfig()
-    return cfg.override(
-        data={"path": data, "category": kw.get("category"), "image_size": kw.get("image_size")},
-        synth={"backend": kw.get("backend"), "variants": kw.get("variants"), "scar": kw.get("scar"),
-               "regen_every": kw.get("regen_every")},
-        train={"device": kw.get("device"), "seed": kw.get("seed"), "epochs": kw.get("epochs"),
-               "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "optimizer": kw.get("optimizer"),
-               "arch": kw.get("arch"),
-               "weights": kw.get("weights")},
-        score={"scorer": kw.get("scorer"), "knn_k": kw.get("knn_k")},
-    ).validate()
+def build_config(data: str, kw: dict) -> C.RunConfig:
+    """The config file (if any), then every flag given, validated."""
+    cfg = C.load_yaml(kw["config_file"]) if kw.get("config_file") else C.RunConfig()
+    sections = {name: {f: kw.get(f) for f in C.SECTIONS[name].__dataclass_fields__} for name in C.SECTIONS}
+    sections["data"]["path"] = data
+    return cfg.override(**sections).validate()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,17 +91,21 @@ def cli():
 @click.argument("data")
 @data_options
 @synth_options
+@run_options
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
-@click.option("--epochs", type=int, default=None, help="Training epochs [30].")
-@click.option("--batch-size", type=int, default=None, help="Images per step, all classes [96].")
-@click.option("--regen-every", type=int, default=None, help="Regenerate the synthetic set every N epochs [1].")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None,
-              help="adam, or sgd with momentum 0.9 (the CutPaste paper's) [adam].")
-@click.option("--lr", type=float, default=None, help="Learning rate, one cosine cycle [3e-4 adam, 0.03 sgd].")
-@click.option("--arch", type=click.Choice(["resnet18", "resnet50"]), default=None, help="Trunk [resnet18].")
-@click.option("--weights", default=None, help="none | imagenet | PATH to a torchvision state dict [none].")
-@click.option("--scorer", type=click.Choice(["gde", "knn"]), default=None, help="Density model [gde].")
-@click.option("--knn-k", type=int, default=None, help="Neighbours for --scorer knn [5].")
+@click.option("--epochs", type=int, default=None, help="Training epochs" + _d("train", "epochs"))
+@click.option("--batch-size", type=int, default=None, help="Images per step, all classes" + _d("train", "batch_size"))
+@click.option("--regen-every", type=int, default=None,
+              help="Regenerate the synthetic set every N epochs" + _d("synth", "regen_every"))
+@click.option("--optimizer", type=click.Choice(C.OPTIMIZERS), default=None,
+              help="adam, or sgd with momentum (the CutPaste paper's)" + _d("train", "optimizer"))
+@click.option("--lr", type=float, default=None, help="Learning rate, one cosine cycle ["
+              + ", ".join(f"{v:g} {k}" for k, v in C.DEFAULT_LR.items()) + "].")
+@click.option("--arch", type=click.Choice(C.ARCHS), default=None, help="Trunk" + _d("train", "arch"))
+@click.option("--weights", default=None,
+              help="none | imagenet | PATH to a torchvision state dict" + _d("train", "weights"))
+@click.option("--scorer", type=click.Choice(C.SCORERS), default=None, help="Density model" + _d("score", "scorer"))
+@click.option("--knn-k", type=int, default=None, help="Neighbours for --scorer knn" + _d("score", "knn_k"))
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 @friendly
 def train(data, out_dir, overwrite, **kw):
@@ -120,7 +123,7 @@ def train(data, out_dir, overwrite, **kw):
 @click.option("--category", default=None, help="Category sub-folder of DATA.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Where to write metrics.json and scores.csv [RUN_DIR/eval].")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
+@click.option("--device", default="auto", show_default=True, help=" | ".join(C.DEVICES))
 @friendly
 def eval_cmd(run_dir, data, category, out_dir, device):
     """Re-score DATA's test split with the model and scorer saved in RUN_DIR."""
@@ -135,6 +138,7 @@ def eval_cmd(run_dir, data, category, out_dir, device):
 @click.argument("data")
 @data_options
 @synth_options
+@run_options
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write.")
 @click.option("--count", type=int, default=24, show_default=True, help="Samples to render.")
 @friendly
@@ -154,13 +158,13 @@ def preview(data, out_dir, count, **kw):
 @click.argument("folder", type=click.Path())
 @click.option("--out", "out_csv", default=None, type=click.Path(dir_okay=False),
               help="CSV to write [RUN_DIR/predictions.csv].")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
+@click.option("--device", default="auto", show_default=True, help=" | ".join(C.DEVICES))
 @friendly
 def predict(run_dir, folder, out_csv, device):
     """Score every image in FOLDER with RUN_DIR's model; flag those above the run's threshold."""
     from sslad.predict import predict_folder
 
-    res = predict_folder(run_dir, folder, out_csv or str(Path(run_dir) / "predictions.csv"), device)
+    res = predict_folder(run_dir, folder, out_csv, device)
     click.echo(f"{res['images']} images scored, {res['flagged']} above threshold "
                f"{res['threshold']:.4g}; written to {res['out']}")
 
@@ -190,26 +194,14 @@ def _csv_list(value: str, kind=str) -> list:
 def bench(backends, devices, sizes, batch_size, images, repeats, warmup, workers, training, train_steps,
           json_path, plot_path):
     """Regeneration throughput (img/s, MB/s, CPU s per image, GPU memory) per backend, device and size."""
-    b_list, d_list, s_list = _csv_list(backends), _csv_list(devices), _csv_list(sizes, int)
-    if not b_list or not d_list or not s_list:
-        raise SsladError("--backends, --device and --image-size each need at least one value")
-    if min(s_list) < 32:
-        raise SsladError("--image-size must be at least 32")
-    for name, v in (("--batch-size", batch_size), ("--images", images), ("--repeats", repeats),
-                    ("--train-steps", train_steps)):
-        if v < 1:
-            raise SsladError(f"{name} must be at least 1")
-    if warmup < 0 or workers < 0:
-        raise SsladError("--warmup and --workers cannot be negative")
-    from sslad.bench import HEADER, format_table, plot_report, run_bench
+    from sslad.bench import format_table, plot_report, run_bench
     from sslad.report import write_json
 
-    _log(HEADER)
-    report = run_bench(b_list, d_list, s_list, batch_size, images, repeats, warmup, workers,
-                       training=training, train_steps=train_steps, log=_log)
+    report = run_bench(_csv_list(backends), _csv_list(devices), _csv_list(sizes, int), batch_size, images, repeats,
+                       warmup, workers, training=training, train_steps=train_steps, log=_log)
     click.echo(format_table(report))
     if json_path:
-        write_json(Path(json_path), report)
+        write_json(json_path, report)
     if plot_path:
         plot_report(report, plot_path)
 

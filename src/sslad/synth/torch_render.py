@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sslad.synth.plan import CUTPASTE, SCAR, Plan, color_matrices, scar_windows, window_affines
+from sslad.synth.geometry import color_matrices, scar_windows, window_affines
+from sslad.synth.plan import Plan, PretextClass
 
 
 def reflect_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
@@ -78,9 +79,9 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 def augment(plan: Plan, padded: torch.Tensor) -> torch.Tensor:
     """Whole-image augmentation of every group: uint8 (G, 3, S, S)."""
-    first = slice(0, len(plan), 3)
-    base = crop_batch(padded, plan.index[first], plan.shift[first], plan.image_size).float()
-    return to_uint8(color_twist(base, plan.jitter[first]))
+    shared = plan.of_class(PretextClass.GOOD)
+    base = crop_batch(padded, shared.index, shared.shift, plan.image_size).float()
+    return to_uint8(color_twist(base, shared.jitter))
 
 
 def _patches(a: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,8 +169,8 @@ def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor) -> None:
     for c in range(3):
         view[:, c] = a
     rows = torch.arange(plan.groups, device=a.device) * 3
-    paste_cut(out, rows + CUTPASTE, a, plan.slice_class(CUTPASTE))
-    paste_scar(out, rows + SCAR, a, plan.slice_class(SCAR))
+    for c, paste in ((PretextClass.CUTPASTE, paste_cut), (PretextClass.SCAR, paste_scar)):
+        paste(out, rows + int(c), a, plan.of_class(c))
 
 
 def render(plan: Plan, padded: torch.Tensor, chunk: int = 256, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -182,5 +183,5 @@ def render(plan: Plan, padded: torch.Tensor, chunk: int = 256, out: torch.Tensor
         raise ValueError("render writes into a contiguous output tensor")
     for g0 in range(0, plan.groups, chunk):
         g1 = min(g0 + chunk, plan.groups)
-        render_groups(plan.group_slice(g0, g1), padded, out[3 * g0:3 * g1])  # a contiguous slice
+        render_groups(plan.rows(slice(3 * g0, 3 * g1)), padded, out[3 * g0:3 * g1])  # a contiguous slice
     return out
