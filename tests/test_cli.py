@@ -47,7 +47,8 @@ def test_train_writes_the_run_folder(trained):
     m = json.loads((out / "metrics.json").read_text())
     assert m["image_auroc"] == pytest.approx(auroc_of_scores_csv(out / "scores.csv"), abs=1e-6)
     assert set(m["per_type_auroc"]) == {"blob"} and m["counts"] == {"blob": 6, "good": 6}
-    assert m["train_images"] == 12 and m["steps"] == 6  # 36 synthetic images / 12 per step, 2 epochs
+    # 12 good training images: 3 held out (a quarter at most), 9 train -> 27 synthetic images, 2 steps of 12 per epoch
+    assert m["train_images"] == 9 and m["holdout_images"] == 3 and m["steps"] == 4
     scores = list(csv.DictReader(open(out / "scores.csv")))
     assert len(scores) == 12 and {r["defect_type"] for r in scores} == {"good", "blob"}
     assert all(r["label"] == str(int(r["defect_type"] != "good")) for r in scores)
@@ -56,11 +57,17 @@ def test_train_writes_the_run_folder(trained):
 def test_checkpoint_is_self_describing(trained):
     out, _ = trained
     ck = torch.load(out / "model.pt", weights_only=True)
-    assert ck["format"] == "sslad-checkpoint" and ck["format_version"] == 1
-    assert ck["model_args"]["arch"] == "resnet18" and ck["preprocessing"]["image_size"] == 32
-    assert ck["scorer"]["type"] == "gde" and ck["scorer"]["mean"].shape == (512,)
+    assert ck["format"] == "sslad-checkpoint" and ck["format_version"] == 2
+    assert ck["model_args"]["arch"] == "resnet18" and ck["model_args"]["seg_head"] is True
+    assert ck["preprocessing"]["image_size"] == 32
+    sc = ck["scorer"]
+    assert sc["density"]["type"] == "gde" and sc["density"]["mean"].shape == (512,) and sc["image_score"] == "both"
+    assert sc["calibration"] == {"set": "holdout", "images": 3} and sc["quantile"] == 0.99
     assert ck["config"]["synth"]["backend"] == "torch" and ck["epoch"] == 2 and ck["regen_index"] == 1
-    assert math.isfinite(ck["threshold"])
+    assert ck["config"]["synth"]["color"] == "gray" and ck["config"]["train"]["lr"] == 3e-4  # resolved values
+    assert ck["threshold"] == sc["threshold"] and math.isfinite(ck["threshold"])
+    lo, hi = sc["map_range"]
+    assert lo < sc["pixel_threshold"] < hi
 
 
 def test_eval_reproduces_train_auroc(trained, tiles, tmp_path):
@@ -112,18 +119,70 @@ def test_regen_every_n_reuses_the_set_between_regenerations(tiles, tmp_path):
     assert "(seed 2)" in res.output  # seed 0 + k for k = 2
 
 
-def test_threshold_is_a_high_quantile_of_good_training_scores(trained):
-    """The stored threshold flags about 1 % of the good images the scorer was fitted on."""
+def test_threshold_is_a_quantile_of_held_out_good_scores(trained):
+    """The stored threshold is the 0.99 quantile of the scores of the held-out good training images."""
     from sslad.checkpoint import load_checkpoint
-    from sslad.data import load_dataset
-    from sslad.models import embed_images
+    from sslad.data import holdout_split, load_dataset
+    from sslad.models import infer_images
 
     out, _ = trained
     model, scorer, ck = load_checkpoint(out)
     data = load_dataset(ck["config"]["data"]["path"], None, 32, splits=("train",))
-    scores = scorer.score(embed_images(model, data.train.images)).numpy()
-    assert ck["threshold"] == pytest.approx(float(np.quantile(scores, 0.99)), rel=1e-4)
-    assert (scores > ck["threshold"]).sum() <= 1
+    _, hold = holdout_split(len(data.train), 0.1, 10)
+    scores, maps = scorer.score(infer_images(model, data.train.subset(hold).images))
+    assert ck["threshold"] == pytest.approx(float(np.quantile(scores, 0.99)), rel=1e-5, abs=1e-6)
+    assert scorer.pixel_threshold == pytest.approx(float(np.quantile(maps.flatten(1).amax(1), 0.99)), rel=1e-5)
+
+
+def test_holdout_split_is_deterministic_and_disjoint():
+    from sslad.data import holdout_split
+
+    fit, hold = holdout_split(761, 0.1, 10)
+    assert len(hold) == 77 and len(fit) == 761 - 77 and not set(fit) & set(hold)
+    assert sorted(set(fit) | set(hold)) == list(range(761))
+    assert np.array_equal(holdout_split(761, 0.1, 10)[1], hold)  # deterministic
+    assert np.diff(hold).min() >= 9  # spread over the sorted names, not a block
+    assert len(holdout_split(40, 0.1, 10)[1]) == 10 and len(holdout_split(12, 0.1, 10)[1]) == 3  # min, <= n/4
+    assert len(holdout_split(7, 0.1, 10)[1]) == 0 and len(holdout_split(100, 0.0, 10)[1]) == 0
+
+
+def test_predict_uses_the_stored_threshold(trained, tiles, tmp_path):
+    """Thresholds round-trip through model.pt into predict's decisions."""
+    out, _ = trained
+    ck = torch.load(out / "model.pt", weights_only=True)
+    run(["predict", str(out), str(tiles / "test" / "good"), "--out", str(tmp_path / "p.csv"), "--device", "cpu"])
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert [r["predicted_anomalous"] for r in rows] == [str(int(float(r["score"]) > ck["threshold"])) for r in rows]
+
+
+def test_epochs_zero_scores_with_the_untrained_network(tiles, tmp_path):
+    """The untrained baseline: a normal run folder, no training rows, the scorer fitted as usual."""
+    out = tmp_path / "untrained"
+    run(["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "0", "--device", "cpu"])
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["epochs"] == 0 and m["steps"] == 0 and math.isfinite(m["threshold"])
+    assert m["image_auroc"] == pytest.approx(auroc_of_scores_csv(out / "scores.csv"), abs=1e-6)
+    assert list(csv.DictReader(open(out / "metrics.csv"))) == []
+    assert torch.load(out / "model.pt", weights_only=True)["epoch"] == 0
+
+
+def test_config_yaml_holds_every_resolved_value(trained):
+    out, _ = trained
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    nulls = [f"{s}.{k}" for s, sec in cfg.items() for k, v in sec.items() if v is None and k != "category"]
+    assert nulls == [] and cfg["train"]["precision"] in ("fp32", "bf16") and cfg["synth"]["color"] == "gray"
+
+
+def test_predict_maps_writes_an_overlay_per_image(trained, tiles, tmp_path):
+    from PIL import Image
+
+    out, _ = trained
+    res = run(["predict", str(out), str(tiles / "test" / "blob"), "--out", str(tmp_path / "p.csv"), "--maps",
+               "--device", "cpu"])
+    pngs = sorted((tmp_path / "maps").glob("*.png"))
+    assert [p.stem for p in pngs] == [p.stem for p in sorted((tiles / "test" / "blob").glob("*.png"))]
+    assert Image.open(pngs[0]).size == Image.open(tiles / "test" / "blob" / "000.png").size  # the image's own size
+    assert "maps in" in res.output
 
 
 def test_train_refuses_to_overwrite_a_run(trained, tiles):
@@ -142,18 +201,22 @@ def test_config_file_and_flags(tiles, tmp_path):
          "--device", "cpu", "--epochs", "1"])
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["synth"]["scar"] == "line" and cfg["score"]["scorer"] == "knn" and cfg["train"]["batch_size"] == 12
-    assert torch.load(out / "model.pt", weights_only=True)["scorer"]["type"] == "knn"
+    assert torch.load(out / "model.pt", weights_only=True)["scorer"]["density"]["type"] == "knn"
 
 
 def test_preview_writes_plan_samples_and_grids(tiles, tmp_path):
+    from PIL import Image
+
     out = tmp_path / "pv"
     run(["preview", str(tiles), "--out", str(out), "--count", "9", "--seed", "3", "--image-size", "32",
          "--device", "cpu"])
     plan = json.loads((out / "plan.json").read_text())
     assert len(plan["samples"]) == 9 and plan["seed"] == 3
     assert [s["class"] for s in plan["samples"][:3]] == ["good", "cutpaste", "scar"]
-    files = sorted(p.name for p in (out / "samples").iterdir())
+    files = sorted(p.name for p in (out / "samples").iterdir() if "_mask" not in p.name)
     assert files[:3] == ["0000_good.png", "0001_cutpaste.png", "0002_scar.png"] and len(files) == 9
+    masks = [np.asarray(Image.open(out / s["mask"])) for s in plan["samples"]]
+    assert [int(m.max()) for m in masks[:3]] == [0, 255, 255]  # class 0 has an empty mask
     for name in ("grid_good.png", "grid_cutpaste.png", "grid_scar.png"):
         assert (out / name).is_file()
     # Preview shows exactly regeneration 0 of a training run with the same seed.
@@ -166,7 +229,7 @@ def test_preview_writes_plan_samples_and_grids(tiles, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--image-size", "16"], "too small"),
     (["--device", "cuda"], "CUDA is not available"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "-1"], "--epochs cannot be negative"),
     (["--regen-every", "0"], "--regen-every must be at least 1"),
     (["--variants", "0"], "--variants must be at least 1"),
     (["--weights", "/no/such/file.pt"], "no such file"),
@@ -253,5 +316,5 @@ def test_torchrun_ddp_on_cpu(tiles, tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     m = json.loads((out / "metrics.json").read_text())
-    assert m["world_size"] == 2 and m["steps"] == 3  # 18 samples per rank / 6 per rank-step
+    assert m["world_size"] == 2 and m["steps"] == 2  # 9 train images: 12 samples per rank / 6 per rank-step
     assert m["image_auroc"] == pytest.approx(auroc_of_scores_csv(out / "scores.csv"), abs=1e-6)

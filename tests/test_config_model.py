@@ -39,8 +39,8 @@ def test_validate_rejects_impossible_settings():
 def test_network_shapes_and_embed():
     net = PretextNet(NetConfig()).eval()
     x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
-    logits, emb = net(x)
-    assert logits.shape == (2, 3) and emb.shape == (2, 512)
+    logits, emb, seg = net(x)
+    assert logits.shape == (2, 3) and emb.shape == (2, 512) and seg.shape == (2, 1, 8, 8)
     assert torch.allclose(net.embed(x), emb)
 
 

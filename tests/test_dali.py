@@ -21,6 +21,11 @@ from sslad.synth.backends import make_renderer
 S = 48
 
 
+def render_images(*args, **kw):
+    """The images of ``render`` (which returns images and masks)."""
+    return render(*args, **kw)[0]
+
+
 def base_images(n=5):
     g = torch.Generator().manual_seed(0)
     x = torch.linspace(0, 255, S)
@@ -69,9 +74,10 @@ def test_dali_cpu_matches_torch(dali, scar, tmp_path):
     imgs = base_images()
     plan = balanced_plan(len(imgs), 3, S, seed=21, scar=scar)
     padded = reflect_pad(imgs, plan.pad)
-    ref = render(plan, padded)
-    got = dali_renderer(torch.device("cpu")).render(plan, padded)
+    ref, ref_masks = render(plan, padded)
+    got, got_masks = dali_renderer(torch.device("cpu")).render(plan, padded)
     compare(plan, ref, got, f"cpu_{scar}", tmp_path)
+    assert torch.equal(got_masks, ref_masks)  # the same plan gives the same masks
     # Same regions: pixels changed relative to the class-0 twin (same group) match.
     for i in (plan.label != PretextClass.GOOD).nonzero().flatten().tolist():
         t = i - int(plan.label[i])
@@ -85,8 +91,8 @@ def test_dali_cpu_is_deterministic_and_batch_independent(dali):
     imgs = base_images()
     plan = balanced_plan(len(imgs), 2, S, seed=5)
     padded = reflect_pad(imgs, plan.pad)
-    a = make_renderer("dali", S, torch.device("cpu"), batch_size=7).render(plan, padded)
-    b = make_renderer("dali", S, torch.device("cpu"), batch_size=30).render(plan, padded)
+    a = make_renderer("dali", S, torch.device("cpu"), batch_size=7).render(plan, padded)[0]
+    b = make_renderer("dali", S, torch.device("cpu"), batch_size=30).render(plan, padded)[0]
     assert torch.equal(a, b)
 
 
@@ -138,17 +144,18 @@ def test_dali_gpu_matches_torch(dali, scar, tmp_path):
     imgs = base_images().cuda()
     plan = balanced_plan(len(imgs), 3, S, seed=21, scar=scar)
     padded = reflect_pad(imgs, plan.pad)
-    ref = render(plan, padded.cpu())
-    got = dali_renderer(torch.device("cuda")).render(plan, padded)
-    assert got.is_cuda  # stays on the device: no host round trip
+    ref, ref_masks = render(plan, padded.cpu())
+    got, got_masks = dali_renderer(torch.device("cuda")).render(plan, padded)
+    assert got.is_cuda and got_masks.is_cuda  # stays on the device: no host round trip
     compare(plan, ref, got, f"gpu_{scar}", tmp_path)
+    assert torch.equal(got_masks.cpu(), ref_masks)
 
 
 @pytest.mark.gpu
 def test_torch_cuda_matches_torch_cpu(tmp_path):
     imgs = base_images()
     plan = balanced_plan(len(imgs), 3, S, seed=8)
-    ref = render(plan, reflect_pad(imgs, plan.pad))
-    got = render(plan, reflect_pad(imgs.cuda(), plan.pad))
+    ref = render_images(plan, reflect_pad(imgs, plan.pad))
+    got = render_images(plan, reflect_pad(imgs.cuda(), plan.pad))
     assert got.is_cuda
     compare(plan, ref, got, "torch_cuda", tmp_path)

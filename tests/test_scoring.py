@@ -95,3 +95,95 @@ def test_image_metrics_overall_and_per_type():
     assert m["per_type_auroc"]["hole"] == pytest.approx(hole)
     assert m["counts"] == {"crack": 2, "good": 4, "hole": 2}
     assert math.isnan(image_metrics(["good", "good"], np.array([1.0, 2.0]))["image_auroc"])
+
+
+def _spread_normal(rng, shape):
+    """Distinct defect-free pixel scores in [0, 1)."""
+    return rng.permutation(np.arange(np.prod(shape))).reshape(shape) / np.prod(shape)
+
+
+def test_pixel_auroc_and_aupro_of_a_perfect_map():
+    rng = np.random.default_rng(0)
+    masks = np.zeros((4, 16, 16), np.uint8)
+    masks[1, 2:6, 2:6] = 1
+    masks[2, 8:12, 3:13] = 1
+    maps = _spread_normal(rng, masks.shape)
+    maps[masks == 1] = 2.0  # every defect pixel above every normal one
+    from sslad.scoring import aupro, pixel_metrics
+
+    assert aupro(maps, masks) == pytest.approx(1.0)
+    m = pixel_metrics(["good", "a", "b", "good"], maps, masks)
+    assert m["pixel_auroc"] == 1.0 and m["per_type_pixel_auroc"] == {"a": 1.0, "b": 1.0}
+
+
+def test_aupro_averages_regions_not_pixels():
+    """A large region found and a small one missed give 0.5, although 100 of 110 defect pixels are found."""
+    rng = np.random.default_rng(1)
+    masks = np.zeros((2, 20, 20), np.uint8)
+    masks[0, 0:10, 0:10] = 1  # 100 px, found
+    masks[1, 5:7, 5:10] = 1  # 10 px, missed
+    maps = _spread_normal(rng, masks.shape)
+    maps[0][masks[0] == 1] = 2.0
+    maps[1][masks[1] == 1] = -1.0
+    from sslad.scoring import aupro, pixel_metrics
+
+    assert aupro(maps, masks) == pytest.approx(0.5, abs=1e-6)
+    # pixel AUROC counts pixels: 100 defect pixels above all normal ones, 10 below
+    assert pixel_metrics(["a", "a"], maps, masks)["pixel_auroc"] == pytest.approx(100 / 110, abs=1e-6)
+
+
+def test_aupro_of_a_half_found_region_and_no_regions():
+    rng = np.random.default_rng(2)
+    masks = np.zeros((1, 20, 20), np.uint8)
+    masks[0, 4:8, 4:12] = 1
+    maps = _spread_normal(rng, masks.shape)
+    inside = np.argwhere(masks[0] == 1)
+    for n, (y, x) in enumerate(inside):
+        maps[0, y, x] = 2.0 if n % 2 == 0 else -1.0
+    from sslad.scoring import aupro
+
+    assert aupro(maps, masks) == pytest.approx(0.5, abs=1e-6)
+    assert math.isnan(aupro(maps, np.zeros_like(masks)))
+
+
+def test_decision_metrics_at_a_threshold():
+    from sslad.scoring import decision_metrics
+
+    types = ["good"] * 4 + ["crack"] * 4
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 0.8, 0.7, 0.25, 0.95])
+    d = decision_metrics(types, scores, threshold=0.5)
+    assert d["false_positive_rate"] == 0.25 and d["recall"] == 0.75
+    # best F1 flags the 6 scores >= 0.25: precision 4/6, recall 1
+    assert d["f1_max_uses_test_labels"] is True and d["f1_max"] == pytest.approx(0.8) and d["f1_max_threshold"] == 0.25
+
+
+def test_maps_are_upsampled_and_smoothed_to_the_image():
+    from sslad.scoring import to_image_maps
+
+    probs = torch.zeros(2, 1, 8, 8)
+    probs[0, 0, 4, 4] = 1.0
+    maps = to_image_maps(probs, 32)
+    assert maps.shape == (2, 32, 32) and float(maps[1].abs().max()) == 0.0
+    peak = divmod(int(maps[0].argmax()), 32)
+    assert abs(peak[0] - 18) <= 1 and abs(peak[1] - 18) <= 1  # low-res (4, 4) -> image ~(18, 18)
+    assert 0 < float(maps[0].max()) < 1.0 and float(maps[0].sum()) == pytest.approx(16.0, rel=0.05)  # mass kept
+
+
+def test_anomaly_scorer_thresholds_come_from_the_held_out_set():
+    from sslad.config import ScoreConfig
+    from sslad.models import Outputs
+    from sslad.scoring import AnomalyScorer
+
+    g = torch.Generator().manual_seed(0)
+    fit = Outputs(torch.randn(60, 8, generator=g), torch.rand(60, 1, 8, 8, generator=g) * 0.1)
+    hold = Outputs(torch.randn(30, 8, generator=g) * 1.5, torch.rand(30, 1, 8, 8, generator=g) * 0.2)
+    sc = AnomalyScorer(ScoreConfig(image_score="embedding", threshold_quantile=0.9)).fit(fit, hold, 32)
+    s_hold, _ = sc.score(hold)
+    assert sc.calibration == {"set": "holdout", "images": 30}
+    assert sc.threshold == pytest.approx(float(np.quantile(s_hold, 0.9)))
+    both = AnomalyScorer(ScoreConfig(image_score="both")).fit(fit, hold, 32)
+    s_both, maps = both.score(hold)
+    assert abs(float(np.mean(s_both))) < 1e-6  # each part standardised on the held-out set
+    back = AnomalyScorer.from_state(both.state_dict())
+    s_back, _ = back.score(hold)
+    assert np.allclose(s_back, s_both) and back.threshold == both.threshold and back.map_range == both.map_range

@@ -10,10 +10,10 @@ from sslad import __version__
 from sslad.errors import SsladError
 from sslad.files import load_torch_file
 from sslad.models import MEAN, STD, NetConfig, PretextNet
-from sslad.scoring import scorer_from_state
+from sslad.scoring import AnomalyScorer
 
 FORMAT = "sslad-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-pixel head and calibrated scorer; 1 is still read
 
 
 def save_checkpoint(path: Path, model: PretextNet, config: dict, *, epoch: int, regen_index: int,
@@ -62,7 +62,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     except Exception as exc:
         raise SsladError(f"{p}: weights do not match the stored model args ({exc.__class__.__name__})") from exc
     model.to(device).eval()
-    scorer = scorer_from_state(ckpt["scorer"]) if ckpt.get("scorer") else None
+    scorer = None
+    if ckpt.get("scorer"):
+        try:
+            scorer = AnomalyScorer.from_state(ckpt["scorer"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SsladError(f"{p}: the stored scorer is not readable ({exc})") from exc
+        if scorer.threshold is None:  # format 1 kept the threshold beside the scorer
+            scorer.threshold = ckpt.get("threshold")
     return model, scorer, ckpt
 
 

@@ -63,6 +63,8 @@ synth_options = _options(
                  help="Synthetic samples per class per image, per regeneration" + _d("synth", "variants")),
     click.option("--scar", type=click.Choice(C.SCARS), default=None,
                  help="Scar style: thin random-colour line, or CutPaste-Scar patch" + _d("synth", "scar")),
+    click.option("--color", type=click.Choice(C.COLORS), default=None,
+                 help="Colour space of the synthetic anomalies; auto: grey for grayscale data" + _d("synth", "color")),
 )
 run_options = _options(
     click.option("--device", default=None, help=f"{' | '.join(C.DEVICES)}" + _d("train", "device")),
@@ -93,7 +95,8 @@ def cli():
 @synth_options
 @run_options
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
-@click.option("--epochs", type=int, default=None, help="Training epochs" + _d("train", "epochs"))
+@click.option("--epochs", type=int, default=None,
+              help="Training epochs; 0 scores with the untrained network (the baseline)" + _d("train", "epochs"))
 @click.option("--batch-size", type=int, default=None, help="Images per step, all classes" + _d("train", "batch_size"))
 @click.option("--regen-every", type=int, default=None,
               help="Regenerate the synthetic set every N epochs" + _d("synth", "regen_every"))
@@ -104,8 +107,16 @@ def cli():
 @click.option("--arch", type=click.Choice(C.ARCHS), default=None, help="Trunk" + _d("train", "arch"))
 @click.option("--weights", default=None,
               help="none | imagenet | PATH to a torchvision state dict" + _d("train", "weights"))
+@click.option("--seg-weight", type=float, default=None,
+              help="Weight of the per-pixel loss on the synthetic masks; 0: no maps" + _d("train", "seg_weight"))
+@click.option("--precision", type=click.Choice(C.PRECISIONS), default=None,
+              help="auto: bf16 autocast on CUDA and on CPUs with native bf16" + _d("train", "precision"))
 @click.option("--scorer", type=click.Choice(C.SCORERS), default=None, help="Density model" + _d("score", "scorer"))
 @click.option("--knn-k", type=int, default=None, help="Neighbours for --scorer knn" + _d("score", "knn_k"))
+@click.option("--image-score", type=click.Choice(C.IMAGE_SCORES), default=None,
+              help="Image score: embedding density, map maximum, or both standardised" + _d("score", "image_score"))
+@click.option("--threshold-quantile", type=float, default=None,
+              help="Thresholds: this quantile of the held-out good images' scores" + _d("score", "threshold_quantile"))
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 @friendly
 def train(data, out_dir, overwrite, **kw):
@@ -159,14 +170,15 @@ def preview(data, out_dir, count, **kw):
 @click.option("--out", "out_csv", default=None, type=click.Path(dir_okay=False),
               help="CSV to write [RUN_DIR/predictions.csv].")
 @click.option("--device", default="auto", show_default=True, help=" | ".join(C.DEVICES))
+@click.option("--maps", is_flag=True, help="Also write an anomaly-map overlay PNG per image to maps/ beside the CSV.")
 @friendly
-def predict(run_dir, folder, out_csv, device):
+def predict(run_dir, folder, out_csv, device, maps):
     """Score every image in FOLDER with RUN_DIR's model; flag those above the run's threshold."""
     from sslad.predict import predict_folder
 
-    res = predict_folder(run_dir, folder, out_csv, device)
+    res = predict_folder(run_dir, folder, out_csv, device, maps=maps)
     click.echo(f"{res['images']} images scored, {res['flagged']} above threshold "
-               f"{res['threshold']:.4g}; written to {res['out']}")
+               f"{res['threshold']:.4g}; written to {res['out']}" + (f", maps in {res['maps']}" if maps else ""))
 
 
 def _csv_list(value: str, kind=str) -> list:

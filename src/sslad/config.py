@@ -22,10 +22,13 @@ MIN_IMAGE_SIZE = 32
 #: Every enumerated choice, once. The CLI's ``click.Choice`` lists and validation read these.
 BACKENDS = ("torch", "dali")
 SCARS = ("line", "patch")
+COLORS = ("auto", "gray", "rgb")
 OPTIMIZERS = ("adam", "sgd")
 ARCHS = ("resnet18", "resnet50")
 SCORERS = ("gde", "knn")
+IMAGE_SCORES = ("embedding", "map", "both")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 #: Default learning rate per optimizer (Adam measured in the README; SGD is the CutPaste paper's).
 DEFAULT_LR = {"adam": 3e-4, "sgd": 0.03}
@@ -50,6 +53,7 @@ class SynthConfig:
     scar: str = "line"  # line measured better than patch at 64 px (README)
     jitter: float = 0.1  # colour jitter strength (brightness, contrast, saturation, hue)
     translate: float = 0.0625  # whole-image translation, fraction of the image side
+    color: str = "auto"  # colour space of the synthetic anomalies; auto: gray for grayscale data
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class TrainConfig:
     weight_decay: float = 3e-5
     arch: str = "resnet18"
     weights: str = "none"  # none | imagenet | PATH
+    seg_weight: float = 1.0  # weight of the per-pixel loss on the synthetic masks; 0: no per-pixel head
+    precision: str = "auto"  # auto: bf16 autocast on CUDA and on CPUs with native bf16, fp32 otherwise
     device: str = "auto"
     seed: int = 0
 
@@ -74,6 +80,10 @@ class ScoreConfig:
 
     scorer: str = "gde"
     knn_k: int = 5
+    image_score: str = "both"  # embedding density, map maximum, or both standardised and summed
+    threshold_quantile: float = 0.99  # of the held-out good images' scores
+    holdout: float = 0.1  # share of train/good kept out of training and the fit, for the thresholds
+    holdout_min: int = 10  # ... but at least this many (at most a quarter of train/good)
 
 
 SECTIONS = {"data": DataConfig, "synth": SynthConfig, "train": TrainConfig, "score": ScoreConfig}
@@ -108,19 +118,28 @@ class RunConfig:
         checks = [
             one_of(s.backend, BACKENDS, "backend"),
             one_of(s.scar, SCARS, "scar style"),
+            one_of(s.color, COLORS, "colour space"),
             (s.variants >= 1, "--variants must be at least 1"),
             (s.regen_every >= 1, "--regen-every must be at least 1"),
             (0 <= s.jitter <= 0.5, "jitter must lie in [0, 0.5]"),
             (0 <= s.translate <= 0.25, "translate must lie in [0, 0.25]"),
-            (t.epochs >= 1, "--epochs must be at least 1"),
+            (t.epochs >= 0, "--epochs cannot be negative (0: the untrained baseline)"),
             (t.batch_size >= 3, "--batch-size must be at least 3 (one image per class)"),
             one_of(t.optimizer, OPTIMIZERS, "optimizer"),
             (t.lr is None or t.lr > 0, "--lr must be positive"),
             one_of(t.arch, ARCHS, "arch"),
             (t.device in DEVICES or t.device.startswith("cuda:"),
              f"unknown device {t.device!r} ({'|'.join(DEVICES)})"),
+            one_of(t.precision, PRECISIONS, "precision"),
+            (t.seg_weight >= 0, "--seg-weight cannot be negative"),
             one_of(c.scorer, SCORERS, "scorer"),
             (c.knn_k >= 1, "--knn-k must be at least 1"),
+            one_of(c.image_score, IMAGE_SCORES, "image score"),
+            (c.image_score == "embedding" or t.seg_weight > 0,
+             f"--image-score {c.image_score} needs the per-pixel head (--seg-weight > 0)"),
+            (0 < c.threshold_quantile <= 1, "--threshold-quantile must lie in (0, 1]"),
+            (0 <= c.holdout <= 0.5, "holdout must lie in [0, 0.5]"),
+            (c.holdout_min >= 0, "holdout_min cannot be negative"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -184,6 +203,7 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 
 
 __all__ = [
-    "ARCHS", "BACKENDS", "DEFAULT_LR", "DEVICES", "MIN_IMAGE_SIZE", "OPTIMIZERS", "SCARS", "SCORERS",
+    "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MIN_IMAGE_SIZE", "OPTIMIZERS",
+    "PRECISIONS", "SCARS", "SCORERS",
     "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml", "save_yaml",
 ]

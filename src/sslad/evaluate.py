@@ -5,34 +5,42 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sslad.data import ImageSet
 from sslad.errors import SsladError
-from sslad.models import embed_images
+from sslad.models import infer_images
 from sslad.report import plot_scores, write_json, write_scores
-from sslad.scoring import image_metrics
+from sslad.scoring import AnomalyScorer, decision_metrics, image_metrics, pixel_metrics
 
 
-def score_images(model, scorer, images: ImageSet, progress: str | None = None) -> np.ndarray:
-    """Image scores: the scorer on the network's embeddings."""
-    emb = embed_images(model, images.images, progress=progress)
-    return scorer.score(emb).cpu().numpy()
+def score_images(model, scorer: AnomalyScorer, images: ImageSet,
+                 progress: str | None = None) -> tuple[np.ndarray, torch.Tensor | None]:
+    """(image scores (N,), smoothed anomaly maps float32 (N, S, S) or None)."""
+    return scorer.score(infer_images(model, images.images, progress=progress))
 
 
-def evaluate_set(model, scorer, test: ImageSet | None, out_dir: Path, threshold: float | None,
-                 extra: dict | None = None) -> dict:
+def evaluate_set(model, scorer: AnomalyScorer, test: ImageSet | None, out_dir: Path, extra: dict | None = None) -> dict:
     """Score ``test`` and write ``metrics.json`` (+ ``scores.csv`` and ``scores.png``) into ``out_dir``.
 
-    Without a test split, ``metrics.json`` still holds the threshold and ``extra`` (AUROC null).
+    ``metrics.json``: image AUROC (overall, per type), pixel AUROC (overall, per type) and AUPRO
+    when the split has masks and the model maps, the stored thresholds, what the image threshold
+    does on the split (false-positive rate on good images, recall on defective ones), and the
+    F1-optimal threshold, which uses the test labels (a diagnostic, not a calibration).
+    Without a test split it still holds the thresholds and ``extra`` (AUROC null).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics: dict = {"image_auroc": None, "per_type_auroc": {}, "counts": {}}
     if test is not None and len(test) > 0:
-        scores = score_images(model, scorer, test, progress="score test")
+        scores, maps = score_images(model, scorer, test, progress="score test")
         metrics = image_metrics(test.types, scores)
-        write_scores(out_dir / "scores.csv", test.paths, test.types, scores, threshold)
-        plot_scores(out_dir / "scores.png", test.types, scores, threshold)
-    metrics["threshold"] = threshold
+        if maps is not None and test.masks is not None:
+            metrics.update(pixel_metrics(test.types, maps.numpy(), test.masks.numpy()))
+        metrics.update(decision_metrics(test.types, scores, scorer.threshold))
+        write_scores(out_dir / "scores.csv", test.paths, test.types, scores, scorer.threshold)
+        plot_scores(out_dir / "scores.png", test.types, scores, scorer.threshold)
+    metrics.update({"threshold": scorer.threshold, "threshold_quantile": scorer.quantile,
+                    "pixel_threshold": scorer.pixel_threshold, "map_range": scorer.map_range})
     metrics.update(extra or {})
     write_json(out_dir / "metrics.json", metrics)
     return metrics
@@ -50,5 +58,4 @@ def evaluate_run(run_dir: str, data_path: str, category: str | None, out_dir: st
     if data.test is None or len(data.test) == 0:
         raise SsladError(f"{data_path} has no test split to evaluate")
     out = Path(out_dir) if out_dir else Path(run_dir) / "eval"
-    return evaluate_set(model, scorer, data.test, out, ckpt.get("threshold"),
-                        extra={"dataset": data.name, "run_dir": str(run_dir)})
+    return evaluate_set(model, scorer, data.test, out, extra={"dataset": data.name, "run_dir": str(run_dir)})

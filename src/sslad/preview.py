@@ -29,7 +29,7 @@ def preview(cfg: RunConfig, out_dir: str | Path, count: int = 24) -> dict:
     plan = gen.plan(0)
     count = min(count, len(plan))
     groups = plan.rows(slice(0, 3 * ((count + 2) // 3)))  # renderers work on whole groups
-    images = renderer.render(groups, gen.padded).cpu()[:count]
+    images, masks = (t.cpu()[:count] for t in renderer.render(groups, gen.padded))
     plan = plan.rows(slice(0, count))
     (out / "samples").mkdir(parents=True, exist_ok=True)
     from PIL import Image
@@ -37,11 +37,13 @@ def preview(cfg: RunConfig, out_dir: str | Path, count: int = 24) -> dict:
     # plan.json describes the plan only, so two backends given the same seed write the same file;
     # which backend rendered the PNGs goes to preview.json.
     meta = plan.to_json()
-    meta.update({"seed": cfg.train.seed, "scar": cfg.synth.scar, "dataset": data.name})
+    meta.update({"seed": cfg.train.seed, "scar": cfg.synth.scar, "color": gen.color, "dataset": data.name})
     for i, row in enumerate(meta["samples"]):
         row["file"] = f"samples/{i:04d}_{row['class']}.png"
+        row["mask"] = f"samples/{i:04d}_{row['class']}_mask.png"
         row["source"] = data.train.paths[row["index"]]
         Image.fromarray(images[i].permute(1, 2, 0).numpy()).save(out / row["file"])
+        Image.fromarray(masks[i].numpy() * 255).save(out / row["mask"])
     (out / "plan.json").write_text(json.dumps(meta, indent=1) + "\n")
     (out / "preview.json").write_text(json.dumps({"backend": renderer.name, "device": str(device),
                                                   "count": len(plan)}, indent=1) + "\n")

@@ -139,3 +139,29 @@ def save_class_grid(path: Path, images, labels, class_names, per_class: int = 8)
     n = min(len(r) for r in rows)
     if n:
         save_grid(path, torch.cat([r[:n] for r in rows]), ncol=n)
+
+
+def heat_colors(t: np.ndarray) -> np.ndarray:
+    """A blue-green-yellow-red colour ramp ('jet') for values in [0, 1]: float (..., 3) in [0, 1]."""
+    t = np.clip(t, 0.0, 1.0)[..., None]
+    return np.clip(1.5 - np.abs(4.0 * t - np.array([3.0, 2.0, 1.0])), 0.0, 1.0)
+
+
+def overlay(image: np.ndarray, amap: np.ndarray, value_range: tuple[float, float],
+            threshold: float | None = None) -> np.ndarray:
+    """Anomaly map over an image, on a fixed scale: uint8 (H, W, 3) image, float (H, W) map.
+
+    The map is normalised by ``value_range`` (the model's stored display range, the same for every
+    image) and blended in proportion to its value, so a good image stays close to itself; pixels
+    on the border of the region above ``threshold`` are drawn white.
+    """
+    lo, hi = value_range
+    t = np.clip((amap - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    alpha = 0.65 * t[..., None]
+    out = image.astype(np.float32) * (1 - alpha) + 255.0 * heat_colors(t) * alpha
+    if threshold is not None:
+        above = amap > threshold
+        inner = above.copy()
+        inner[1:-1, 1:-1] &= above[:-2, 1:-1] & above[2:, 1:-1] & above[1:-1, :-2] & above[1:-1, 2:]
+        out[above & ~inner] = 255.0
+    return np.round(out).astype(np.uint8)

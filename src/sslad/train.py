@@ -1,7 +1,8 @@
 """``sslad train``: setup -> fit_pretext -> fit_scorer -> save -> evaluate.
 
-folder -> uint8 tensors on the device -> pretext regeneration every N epochs -> training ->
-embeddings of good training images -> scorer fit -> test scores -> metrics and run folder.
+folder -> uint8 tensors on the device -> held-out split -> pretext regeneration every N epochs ->
+training (3-way classes + per-pixel masks) -> network outputs of good images -> scorer fit and
+thresholds -> test scores and maps -> metrics and run folder.
 """
 
 from __future__ import annotations
@@ -17,25 +18,32 @@ import torch.nn.functional as F
 
 from sslad.checkpoint import save_checkpoint
 from sslad.config import RunConfig, save_yaml
-from sslad.data import AnomalyDataset, load_dataset
+from sslad.data import AnomalyDataset, ImageSet, holdout_split, load_dataset
 from sslad.errors import SsladError
 from sslad.evaluate import evaluate_set
-from sslad.models import NetConfig, PretextNet, embed_images, load_trunk_weights
+from sslad.models import NetConfig, PretextNet, infer_images, load_trunk_weights
 from sslad.progress import bar
 from sslad.report import EpochLog, results_table, save_class_grid
-from sslad.runtime import Dist, init_distributed, resolve_device, seed_everything
-from sslad.scoring import make_scorer, threshold_from_good
+from sslad.runtime import Dist, init_distributed, resolve_device, resolve_precision, seed_everything
+from sslad.scoring import AnomalyScorer
 from sslad.synth import CLASS_NAMES
 from sslad.synth.backends import make_renderer
 from sslad.synth.generator import PretextGenerator
 
 
 def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
-               amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on a batch of uint8 images; returns (loss, correct count) as device tensors."""
+               mb: torch.Tensor | None, amp: bool, seg_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on uint8 images, labels and 0/1 masks; returns (loss, correct count) on the device.
+
+    Loss: cross-entropy of the 3-way classes, plus ``seg_weight`` x binary cross-entropy of the
+    per-pixel logits against the masks averaged down to the logits' resolution (soft targets).
+    """
     with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
-        logits, _ = net(xb)
+        logits, _, seg = net(xb)
         loss = F.cross_entropy(logits.float(), yb)
+        if seg is not None and mb is not None and seg_weight > 0:
+            target = F.adaptive_avg_pool2d(mb[:, None].float(), seg.shape[-2:])
+            loss = loss + seg_weight * F.binary_cross_entropy_with_logits(seg.float(), target)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -48,13 +56,15 @@ def cosine_lr(base: float, step: int, total: int) -> float:
 
 @dataclass
 class Run:
-    """What setup hands to the loop: resolved config, devices, data, model and generator."""
+    """What setup hands to the loop: resolved config, devices, data splits, model and generator."""
 
     cfg: RunConfig
     out: Path
     device: torch.device
     dist: Dist
     data: AnomalyDataset
+    fit: ImageSet  # good training images: pretext training and the scorer fit
+    holdout: ImageSet | None  # good training images kept out of both: the thresholds
     model: PretextNet
     net: torch.nn.Module  # the model, or its DDP wrapper
     gen: PretextGenerator
@@ -70,15 +80,18 @@ def setup(cfg: RunConfig, out: Path, overwrite: bool, log: Callable[[str], None]
             raise SsladError(f"{out} already holds a run (model.pt); pass --overwrite or choose another --out")
         out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.train.seed + dist.rank)
-    model = PretextNet(NetConfig(arch=cfg.train.arch))
+    model = PretextNet(NetConfig(arch=cfg.train.arch, seg_head=cfg.train.seg_weight > 0))
     source = load_trunk_weights(model, cfg.train.weights)
     model = model.to(device)
     data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device)
-    if len(data.train) < 2:
+    fit_idx, hold_idx = holdout_split(len(data.train), cfg.score.holdout, cfg.score.holdout_min)
+    fit, holdout = data.train.subset(fit_idx), (data.train.subset(hold_idx) if len(hold_idx) else None)
+    if len(fit) < 2:
         raise SsladError(f"{cfg.data.path}: need at least 2 good training images, found {len(data.train)}")
     renderer = make_renderer(cfg.synth.backend, cfg.data.image_size, device)
-    gen = PretextGenerator(data.train.images, renderer, cfg.synth, seed=cfg.train.seed, shard=(dist.rank, dist.world))
-    if device.type == "cuda":
+    gen = PretextGenerator(fit.images, renderer, cfg.synth, seed=cfg.train.seed, shard=(dist.rank, dist.world))
+    cfg = cfg.override(synth={"color": gen.color}, train={"precision": resolve_precision(cfg.train.precision, device)})
+    if device.type == "cuda" or cfg.train.precision == "bf16":
         model = model.to(memory_format=torch.channels_last)
     net = model
     if dist.enabled:
@@ -88,11 +101,12 @@ def setup(cfg: RunConfig, out: Path, overwrite: bool, log: Callable[[str], None]
     if dist.main:
         save_yaml(cfg, out / "config.yaml")
         test = f"{len(data.test)} test images" if data.test is not None else "no test split"
-        log(f"data: {data.name}, {len(data.train)} train images, {test}, {cfg.data.image_size} px, on {device}")
-        log(f"model: {cfg.train.arch} ({source}), {cfg.train.optimizer} lr {cfg.train.lr:g}, backend "
-            f"{renderer.name}, scar {cfg.synth.scar}, regen every {cfg.synth.regen_every} epoch(s), "
-            f"{cfg.synth.variants} variant(s)/class/image")
-    return Run(cfg, out, device, dist, data, model, net, gen, log)
+        log(f"data: {data.name}, {len(fit)} train + {len(hold_idx)} held-out good images, {test}, "
+            f"{cfg.data.image_size} px, on {device}")
+        log(f"model: {cfg.train.arch} ({source}), {cfg.train.optimizer} lr {cfg.train.lr:g}, {cfg.train.precision}, "
+            f"backend {renderer.name}, scar {cfg.synth.scar} ({gen.color}), regen every {cfg.synth.regen_every} "
+            f"epoch(s), {cfg.synth.variants} variant(s)/class/image")
+    return Run(cfg, out, device, dist, data, fit, holdout, model, net, gen, log)
 
 
 def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
@@ -103,9 +117,9 @@ def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
 
 
 def fit_pretext(run: Run) -> dict:
-    """The pretext training loop; returns a summary of what it did."""
+    """The pretext training loop; returns a summary of what it did (nothing with ``--epochs 0``)."""
     cfg, dist, device, net = run.cfg, run.dist, run.device, run.net
-    n_train, epochs = len(run.data.train), cfg.train.epochs
+    n_train, epochs = len(run.fit), cfg.train.epochs
     # Every rank takes the same number of steps (DDP all-reduces each one): count whole groups
     # per rank from the total, not from this rank's share.
     samples = 3 * (n_train * cfg.synth.variants // dist.world)
@@ -115,16 +129,17 @@ def fit_pretext(run: Run) -> dict:
     steps_per_epoch = max(1, samples // batch)
     total_steps = steps_per_epoch * epochs
     opt = make_optimizer(cfg, net.parameters())
-    amp = device.type == "cuda"
+    amp, seg_w = cfg.train.precision == "bf16", cfg.train.seg_weight
     epoch_log = EpochLog(run.out / "metrics.csv") if dist.main else None
     shuffle = torch.Generator().manual_seed(cfg.train.seed * 7919 + dist.rank)
     step, regen_total, seen, train_t, k = 0, 0.0, 0, 0.0, -1
+    last = {"loss": math.nan, "accuracy": math.nan}
     for epoch in range(epochs):
         t0, regen_s = time.perf_counter(), 0.0
         # regenerate the synthetic set every N epochs (regeneration k uses seed + k)
         if epoch % cfg.synth.regen_every == 0:
             k = epoch // cfg.synth.regen_every
-            x, y, regen_s = run.gen.regenerate(k)
+            x, y, m, regen_s = run.gen.regenerate(k)
             regen_total += regen_s
             if dist.main:
                 run.log(f"regeneration {k}: {len(y)} samples in {regen_s:.2f} s (seed {cfg.train.seed + k})")
@@ -140,7 +155,7 @@ def fit_pretext(run: Run) -> dict:
             lr = cosine_lr(cfg.train.lr, step, total_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss, correct = train_step(net, opt, x[idx], y[idx], amp)
+            loss, correct = train_step(net, opt, x[idx], y[idx], m[idx], amp, seg_w)
             step, count = step + 1, count + len(idx)
             loss_sum += loss * len(idx)
             hits += correct
@@ -162,11 +177,11 @@ def fit_pretext(run: Run) -> dict:
             "images_per_s": seen * dist.world / max(train_t, 1e-9), "regen_time_s": regen_total}
 
 
-def fit_scorer(model: PretextNet, images: torch.Tensor, cfg: RunConfig):
-    """Fit the density on embeddings of the good training images; threshold from their scores."""
-    emb = embed_images(model, images, progress="embed train")
-    scorer = make_scorer(cfg.score).fit(emb)
-    return scorer, threshold_from_good(scorer.score(emb).numpy())
+def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig) -> AnomalyScorer:
+    """Density on the network outputs of the fit images; thresholds from the held-out ones."""
+    fit_out = infer_images(model, fit.images, progress="embed train")
+    hold_out = infer_images(model, holdout.images, progress="embed held-out") if holdout is not None else None
+    return AnomalyScorer(cfg.score).fit(fit_out, hold_out, cfg.data.image_size)
 
 
 def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
@@ -174,6 +189,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
     """Train the pretext model, fit the scorer, save, evaluate; returns ``metrics.json``'s content."""
     cfg = cfg.resolved()
     run = setup(cfg, Path(out_dir), overwrite, log)
+    cfg = run.cfg
     try:
         stats = fit_pretext(run)
     except KeyboardInterrupt:
@@ -188,14 +204,16 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
         tdist.destroy_process_group()
     if not run.dist.main:
         return {}
-    run.model.eval()
-    scorer, threshold = fit_scorer(run.model, run.data.train.images, cfg)
+    run.model.eval().to(memory_format=torch.contiguous_format)  # score as eval/predict will load it
+    scorer = fit_scorer(run.model, run.fit, run.holdout, cfg)
     save_checkpoint(run.out / "model.pt", run.model, cfg.to_dict(), epoch=stats["epochs"],
-                    regen_index=stats["regen_index"], scorer_state=scorer.state_dict(), threshold=threshold)
+                    regen_index=stats["regen_index"], scorer_state=scorer.state_dict(), threshold=scorer.threshold)
     summary = {"dataset": run.data.name, "backend": run.gen.renderer.name, "device": str(run.device),
-               "scar": cfg.synth.scar, "regen_every": cfg.synth.regen_every, "seed": cfg.train.seed,
-               "world_size": run.dist.world, **stats}
-    metrics = evaluate_set(run.model, scorer, run.data.test, run.out, threshold, extra=summary)
+               "scar": cfg.synth.scar, "color": cfg.synth.color, "regen_every": cfg.synth.regen_every,
+               "precision": cfg.train.precision, "image_score": cfg.score.image_score, "seed": cfg.train.seed,
+               "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
+               "threshold_set": scorer.calibration["set"], **stats}
+    metrics = evaluate_set(run.model, scorer, run.data.test, run.out, extra=summary)
     log(results_table(metrics))
     return metrics
 

@@ -124,7 +124,7 @@ def bench_regeneration(backend: str, device: torch.device, size: int, batch: int
     for k in range(repeats):
         _sync(device)
         t0 = time.perf_counter()
-        x, _, _ = gen.regenerate(warmup + k)
+        x = gen.regenerate(warmup + k).images
         _sync(device)
         times.append(time.perf_counter() - t0)
         del x
@@ -159,23 +159,25 @@ def _bench_pil(base: torch.Tensor, size: int, batch: int, repeats: int, warmup: 
 
 def bench_training(feed: str, device: torch.device, size: int, batch: int, images: int, steps: int,
                    warmup: int, workers: int) -> Result:
-    """Images/s of full training steps (forward, backward, SGD) fed by ``feed``.
+    """Images/s of full training steps (forward, backward, SGD) fed by ``feed``, at the precision
+    training picks on this device (``resolve_precision("auto")``).
 
     ``resident``: a synthetic set already on the device (the upper bound); ``torch``/``dali``:
     regenerated on the device every epoch (regeneration time included); ``pil``: batches from
-    the conventional DataLoader, copied to the device.
+    the conventional DataLoader, copied to the device (it makes no masks: classes only).
     """
     from sslad.models import NetConfig, PretextNet
+    from sslad.runtime import resolve_precision
     from sslad.train import train_step
 
     model = PretextNet(NetConfig()).to(device)
-    if device.type == "cuda":
+    amp = resolve_precision("auto", device) == "bf16"
+    if amp:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    amp = device.type == "cuda"
 
-    def step(xb, yb):
-        train_step(model, opt, xb, yb, amp)
+    def step(xb, yb, mb=None):
+        train_step(model, opt, xb, yb, mb, amp)
 
     base = base_images(images, size)
     mem0 = _gpu_mem_start(device)
@@ -201,18 +203,19 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
             return x * std + mean, y
     else:
         gen = _generator("torch" if feed == "resident" else feed, base.to(device), max(batch, 64))
-        state = {"k": 0, "x": None, "y": None, "pos": 0}
+        state = {"k": 0, "x": None, "y": None, "m": None, "pos": 0}
 
         def next_batch():
             if state["x"] is None or (feed != "resident" and state["pos"] + batch > len(state["y"])):
-                state["x"], state["y"], _ = gen.regenerate(state["k"])
+                syn = gen.regenerate(state["k"])
+                state["x"], state["y"], state["m"] = syn.images, syn.labels, syn.masks
                 state["k"] += 1
                 state["pos"] = 0
             if state["pos"] + batch > len(state["y"]):
                 state["pos"] = 0
             p = state["pos"]
             state["pos"] += batch
-            return state["x"][p:p + batch], state["y"][p:p + batch]
+            return state["x"][p:p + batch], state["y"][p:p + batch], state["m"][p:p + batch]
 
     for _ in range(warmup):
         step(*next_batch())

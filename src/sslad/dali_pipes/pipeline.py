@@ -10,6 +10,7 @@ per-sample shapes are made for:
     P    = clamp(color_twist(slice(A, scar box), patch_jitter)) | colour     float, (h, w, 3)
     W    = warp_affine(cat(P, 1), window <- patch, size=window, fill 0)      premultiplied alpha
     scar = multi_paste(A, cast(slice(A, window) * (1 - W_a) + W_rgb))        uint8  -> scar
+    masks: multi_paste(0, 1 in the cut box) and multi_paste(0, W_a >= 0.5)   uint8 0/1 (H, W, 1)
 
 Inputs (fed per batch through ``external_source``, so the core is reader-free and testable):
 ``base`` is the reflect-padded base image of each group (HWC uint8, on the graph's device) and
@@ -69,7 +70,8 @@ def pack_params(plan: Plan) -> np.ndarray:
 def pretext_pipeline(image_size: int, device: str = "cpu"):
     """Render packed groups; ``device`` is ``"cpu"`` (DALI CPU operators) or ``"gpu"``.
 
-    Returns three HWC uint8 batches: good, cut-paste and scar, one sample per group each.
+    Returns three HWC uint8 batches, good, cut-paste and scar, one sample per group each, then
+    the cut-paste and scar masks (HW1 uint8 0/1; the good sample's mask is empty).
     """
     size = int(image_size)
     base = fn.external_source(name="base", device=device, layout="HWC", dtype=types.UINT8)
@@ -94,11 +96,16 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
     shift = ip("shift")
     a = twist(fn.slice(base, start=shift, end=shift + size, axis_names="HW"), "jitter")
 
-    # Cut-paste: an exact copy of the jittered box.
+    def plane(value):  # a constant (S, S, 1) uint8 plane on the graph's device
+        return fn.constant(idata=value, shape=[size, size, 1], dtype=types.UINT8, layout="HWC", device=device)
+
+    # Cut-paste: an exact copy of the jittered box; its mask is the box.
     box = ip("cut_box")
     patch = twist(fn.slice(a, start=box[0:2], shape=box[2:4], axis_names="HW"), "cut_jitter")
-    cut = fn.multi_paste(a, patch, shapes=ip("cut_shapes", [2, 2]), out_anchors=ip("cut_anchors", [2, 2]),
-                         output_size=[size, size])
+    shapes, anchors = ip("cut_shapes", [2, 2]), ip("cut_anchors", [2, 2])
+    cut = fn.multi_paste(a, patch, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+    ones = fn.slice(plane(1), start=[0, 0], shape=box[2:4], axis_names="HW")
+    cut_mask = fn.multi_paste(plane(0), ones, shapes=shapes, out_anchors=anchors, output_size=[size, size])
 
     # Scar: jittered patch (or one colour), warped into its window with premultiplied alpha.
     box = ip("scar_box")
@@ -114,6 +121,8 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
                             interp_type=types.INTERP_LINEAR, inverse_map=True, dtype=types.FLOAT)
     under = fn.cast(fn.slice(a, start=win[0:2], shape=win[2:4], axis_names="HW"), dtype=types.FLOAT)
     blended = fn.cast(under * (1.0 - warped[:, :, 3:4]) + warped[:, :, 0:3], dtype=types.UINT8)
-    scar = fn.multi_paste(a, blended, shapes=ip("scar_shapes", [2, 2]), out_anchors=ip("scar_anchors", [2, 2]),
-                          output_size=[size, size])
-    return a, cut, scar
+    shapes, anchors = ip("scar_shapes", [2, 2]), ip("scar_anchors", [2, 2])
+    scar = fn.multi_paste(a, blended, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+    inside = fn.cast(warped[:, :, 3:4] >= 0.5, dtype=types.UINT8)
+    scar_mask = fn.multi_paste(plane(0), inside, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+    return a, cut, scar, cut_mask, scar_mask

@@ -55,17 +55,18 @@ class DaliRenderer:
             self._hwc_key = key
         return self._hwc_cache
 
-    def render(self, plan: Plan, padded: torch.Tensor) -> torch.Tensor:
-        """Render ``plan`` from reflect-padded uint8 (N, 3, Sp, Sp) images; uint8 (len(plan), 3, S, S).
+    def render(self, plan: Plan, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Render ``plan`` from reflect-padded uint8 (N, 3, Sp, Sp) images.
 
-        The result lives on ``padded``'s device (CUDA for the GPU graph, CPU otherwise) in
+        Returns (uint8 images (len(plan), 3, S, S), uint8 0/1 masks (len(plan), S, S)) on
+        ``padded``'s device (CUDA for the GPU graph, CPU otherwise); the images are in
         channels-last memory (DALI's HWC), which is also what the network prefers on CUDA.
         """
         # DALI has its own worker threads; torch's side (gathers, copies out) needs one on the CPU.
         with torch_threads(None if self.device == "gpu" else 1):
             return self._render(plan, padded)
 
-    def _render(self, plan: Plan, padded: torch.Tensor) -> torch.Tensor:
+    def _render(self, plan: Plan, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if plan.image_size != self.image_size:
             raise ValueError(f"plan is for {plan.image_size} px, the graph for {self.image_size} px")
         gpu = self.device == "gpu"
@@ -77,6 +78,8 @@ class DaliRenderer:
         params = pack_params(plan)
         index = plan.of_class(PretextClass.GOOD).index.to(padded.device)
         view = out.permute(0, 2, 3, 1).view(plan.groups, 3, s, s, 3)  # (group, class, H, W, C)
+        masks = torch.zeros((len(plan), s, s), dtype=torch.uint8, device=padded.device)
+        mview = masks.view(plan.groups, 3, s, s, 1)  # class 0 stays empty
         stream = torch.cuda.current_stream() if gpu else None
         for g0 in range(0, plan.groups, self.groups_per_batch):
             g1 = min(g0 + self.groups_per_batch, plan.groups)
@@ -84,6 +87,8 @@ class DaliRenderer:
             self.pipe.feed_input("base", base if gpu else base.numpy(), layout="HWC")
             self.pipe.feed_input("params", params[g0:g1])
             outs = self.pipe.run(cuda_stream=stream) if gpu else self.pipe.run()
-            for c, tl in enumerate(outs):
+            for c, tl in enumerate(outs[:3]):
                 view[g0:g1, c].copy_(torch.from_dlpack(tl.as_tensor()))
-        return out
+            for c, tl in enumerate(outs[3:], start=1):
+                mview[g0:g1, c].copy_(torch.from_dlpack(tl.as_tensor()))
+        return out, masks

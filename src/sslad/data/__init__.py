@@ -6,6 +6,7 @@ are converted to RGB uint8 and resized to ``image_size`` x ``image_size``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,12 @@ class ImageSet:
     paths: list[str]
     types: list[str]
     masks: torch.Tensor | None = None
+
+    def subset(self, index) -> ImageSet:
+        """The images at ``index`` (an int array), in that order."""
+        idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
+        return ImageSet(self.images[idx.to(self.images.device)], [self.paths[i] for i in idx.tolist()],
+                        [self.types[i] for i in idx.tolist()], None if self.masks is None else self.masks[idx])
 
     @property
     def labels(self) -> np.ndarray:
@@ -88,6 +95,20 @@ def load_dataset(
     return AnomalyDataset(name=name, train=train, test=test)
 
 
+def holdout_split(n: int, fraction: float, minimum: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic (fit indices, held-out indices) of ``n`` training images in file-name order.
+
+    ``max(ceil(fraction * n), minimum)`` images, at most a quarter of them, evenly spaced over the
+    sorted names, are held out of training and of the scorer fit (they set the thresholds);
+    fewer than 2 means none (the thresholds then come from the fit set).
+    """
+    k = min(max(math.ceil(fraction * n), minimum), n // 4) if fraction > 0 else 0
+    if k < 2:
+        return np.arange(n), np.arange(0)
+    hold = np.floor((np.arange(k) + 0.5) * n / k).astype(np.int64)
+    return np.setdiff1d(np.arange(n), hold), hold
+
+
 def load_folder(folder: str, image_size: int, device: torch.device | str = "cpu") -> ImageSet:
     """Every image directly in ``folder`` (for ``sslad predict``); types are unknown."""
     from pathlib import Path
@@ -102,4 +123,4 @@ def load_folder(folder: str, image_size: int, device: torch.device | str = "cpu"
     return ImageSet(_to_tensor(arr, device), [str(f) for f in files], [UNKNOWN] * len(files))
 
 
-__all__ = ["AnomalyDataset", "ImageSet", "load_dataset", "load_folder", "read_image", "read_images"]
+__all__ = ["AnomalyDataset", "ImageSet", "holdout_split", "load_dataset", "load_folder", "read_image", "read_images"]

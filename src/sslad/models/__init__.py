@@ -3,8 +3,11 @@
 Nothing here knows the data, the pretext task or the scorer.
 """
 
-from sslad.models.embed import EMBED_BATCH, embed_images
+from sslad.models.embed import EMBED_BATCH, Outputs, embed_images, infer_images
 from sslad.models.net import MEAN, STD, NetConfig, PretextNet
 from sslad.models.weights import load_trunk_weights
 
-__all__ = ["EMBED_BATCH", "MEAN", "STD", "NetConfig", "PretextNet", "embed_images", "load_trunk_weights"]
+__all__ = [
+    "EMBED_BATCH", "MEAN", "STD", "NetConfig", "Outputs", "PretextNet", "embed_images", "infer_images",
+    "load_trunk_weights",
+]

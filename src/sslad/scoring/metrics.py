@@ -1,4 +1,4 @@
-"""Image-level metrics: AUROC overall and per defect type (good vs that type)."""
+"""Metrics: image AUROC overall and per defect type, pixel AUROC, AUPRO, and decisions at a threshold."""
 
 from __future__ import annotations
 
@@ -15,9 +15,16 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     labels = np.asarray(labels)
-    if labels.min() == labels.max():
+    if labels.size == 0 or labels.min() == labels.max():
         return math.nan
     return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
+
+
+def _per_type(types: Sequence[str], fn) -> dict:
+    """``fn(selection)`` for good + each defect type (boolean selections over ``types``)."""
+    types = np.asarray(list(types))
+    good = types == GOOD
+    return {t: fn(good | (types == t)) for t in sorted(set(types.tolist()) - {GOOD})}
 
 
 def image_metrics(types: Sequence[str], scores: np.ndarray) -> dict:
@@ -25,15 +32,76 @@ def image_metrics(types: Sequence[str], scores: np.ndarray) -> dict:
     types = list(types)
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.array([t != GOOD for t in types], dtype=np.int64)
-    per_type = {}
-    good = labels == 0
-    for t in sorted(set(types) - {GOOD}):
-        sel = good | (np.array(types) == t)
-        per_type[t] = auroc(labels[sel], scores[sel])
     counts = {t: types.count(t) for t in sorted(set(types))}
-    return {"image_auroc": auroc(labels, scores), "per_type_auroc": per_type, "counts": counts}
+    return {"image_auroc": auroc(labels, scores),
+            "per_type_auroc": _per_type(types, lambda sel: auroc(labels[sel], scores[sel])), "counts": counts}
 
 
-def threshold_from_good(scores: np.ndarray, quantile: float = 0.99) -> float:
-    """Decision threshold: a high quantile of the scores of good *training* images."""
+def aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3, steps: int = 300) -> float:
+    """Area under the per-region-overlap curve up to ``fpr_limit`` false-positive rate, normalised to [0, 1].
+
+    PRO at a threshold is the mean, over connected defect regions (8-connectivity) of every image,
+    of the share of the region's pixels above the threshold; the FPR is the share of defect-free
+    pixels above it (Bergmann et al., MVTec AD). Thresholds are ``steps`` quantiles of the
+    defect-free pixels' scores spanning FPR 0..``fpr_limit``; the curve is integrated with the
+    trapezoidal rule, its end interpolated at exactly ``fpr_limit``. NaN without any defect region.
+    """
+    from scipy import ndimage
+
+    maps = np.asarray(maps, dtype=np.float64)
+    masks = np.asarray(masks) > 0
+    regions = []
+    for m, a in zip(masks, maps, strict=True):
+        if m.any():
+            lab, n = ndimage.label(m, structure=np.ones((3, 3)))
+            regions += [np.sort(a[lab == r]) for r in range(1, n + 1)]
+    if not regions:
+        return math.nan
+    normal = np.sort(maps[~masks])
+    thresholds = np.unique(np.quantile(normal, 1.0 - np.linspace(0.0, fpr_limit, steps + 1)))
+    thresholds = np.concatenate([[np.inf], thresholds[::-1]])
+    fpr = 1.0 - np.searchsorted(normal, thresholds, side="right") / normal.size
+    pro = np.mean([1.0 - np.searchsorted(r, thresholds, side="right") / r.size for r in regions], axis=0)
+    order = np.argsort(fpr, kind="stable")
+    fpr, pro = fpr[order], pro[order]
+    keep = fpr <= fpr_limit
+    end = np.interp(fpr_limit, fpr, pro)
+    x = np.concatenate([fpr[keep], [fpr_limit]])
+    y = np.concatenate([pro[keep], [end]])
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / fpr_limit)
+
+
+def pixel_metrics(types: Sequence[str], maps: np.ndarray, masks: np.ndarray) -> dict:
+    """``pixel_auroc`` over every pixel of the split, per type (good images + that type), and ``aupro``."""
+    maps = np.asarray(maps, dtype=np.float32)
+    masks = (np.asarray(masks) > 0).astype(np.uint8)
+    return {
+        "pixel_auroc": auroc(masks.ravel(), maps.ravel()),
+        "per_type_pixel_auroc": _per_type(types, lambda sel: auroc(masks[sel].ravel(), maps[sel].ravel())),
+        "aupro": aupro(maps, masks),
+    }
+
+
+def decision_metrics(types: Sequence[str], scores: np.ndarray, threshold: float | None) -> dict:
+    """What the stored threshold does on a labelled split, and the F1-optimal threshold (uses the labels)."""
+    from sklearn.metrics import precision_recall_curve
+
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.array([t != GOOD for t in types])
+    out: dict = {"false_positive_rate": None, "recall": None}
+    if threshold is not None:
+        flagged = scores > threshold
+        out["false_positive_rate"] = float(flagged[~labels].mean()) if (~labels).any() else None
+        out["recall"] = float(flagged[labels].mean()) if labels.any() else None
+    if labels.any() and (~labels).any():
+        p, r, t = precision_recall_curve(labels, scores)
+        f1 = 2 * p[:-1] * r[:-1] / np.maximum(p[:-1] + r[:-1], 1e-12)
+        best = int(np.argmax(f1))
+        out.update({"f1_max": float(f1[best]), "f1_max_threshold": float(t[best]),
+                    "f1_max_uses_test_labels": True})
+    return out
+
+
+def quantile_threshold(scores: np.ndarray, quantile: float) -> float:
+    """Decision threshold: the ``quantile`` of scores of good images the scorer was *not* fitted on."""
     return float(np.quantile(np.asarray(scores, dtype=np.float64), quantile))

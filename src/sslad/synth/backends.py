@@ -17,11 +17,12 @@ from sslad.synth.torch_render import render
 
 
 class Renderer(Protocol):
-    """Anything that turns a plan and the padded base images into uint8 images on the device."""
+    """Anything that turns a plan and the padded base images into (uint8 images (N, 3, S, S),
+    uint8 0/1 masks (N, S, S)) on the device."""
 
     name: str
 
-    def render(self, plan: Plan, padded: torch.Tensor) -> torch.Tensor: ...
+    def render(self, plan: Plan, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class TorchRenderer:
@@ -39,7 +40,7 @@ class TorchRenderer:
         self.cpu_threads = cpu_threads
         self.cpu_chunk = cpu_chunk  # small chunks keep the CPU's float temporaries cache-sized
 
-    def render(self, plan: Plan, padded: torch.Tensor) -> torch.Tensor:
+    def render(self, plan: Plan, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if padded.device.type != "cpu":
             return render(plan, padded, chunk=self.chunk)
         with torch_threads(self.cpu_threads):

@@ -181,6 +181,7 @@ def sample_plan(
     scar: str = SynthConfig.scar,
     jitter: float = SynthConfig.jitter,
     translate: float = SynthConfig.translate,
+    gray: bool = False,
 ) -> Plan:
     """Sample the parameters of ``len(indices)`` groups (3 rows each: good, cut-paste, scar).
 
@@ -192,6 +193,11 @@ def sample_plan(
             (a thin line of one random colour).
         jitter: colour-jitter strength for the whole image and for the patch.
         translate: whole-image translation, as a fraction of the side.
+        gray: keep grey images grey (for grayscale data, where a coloured line would be
+            recognisable by its colour alone): line colours are grey levels, and the jitter's
+            saturation and hue are left out (1 and 0), as they mean nothing for grey pixels and
+            YIQ's rounded coefficients would tint them slightly. The random stream is the same
+            either way, so every other parameter is unchanged.
     """
     if scar not in SCARS:
         raise ValueError(f"unknown scar style {scar!r}")
@@ -234,6 +240,10 @@ def sample_plan(
     sc_cx = hw + torch.rand(groups, generator=g) * (S - 2 * hw).clamp(min=0)
     sc_jit = _jitter(g, groups, jitter)
     color = torch.rand(groups, 3, generator=g) * 255.0
+    if gray:
+        color = color[:, :1].expand(groups, 3)
+        for j in (whole, cp_jit, sc_jit):
+            j[:, 2:] = torch.tensor([1.0, 0.0])
     fill = torch.full((groups,), 1.0 if scar == "line" else 0.0)
 
     zero4 = torch.zeros(groups, 4)
@@ -260,7 +270,7 @@ def sample_plan(
 
 def balanced_plan(
     num_images: int, variants: int, image_size: int, seed: int, scar: str = SynthConfig.scar,
-    jitter: float = SynthConfig.jitter, translate: float = SynthConfig.translate,
+    jitter: float = SynthConfig.jitter, translate: float = SynthConfig.translate, gray: bool = False,
 ) -> Plan:
     """One regeneration: ``variants`` groups (good, cut-paste, scar) per training image, seeded.
 
@@ -268,4 +278,4 @@ def balanced_plan(
     """
     g = torch.Generator().manual_seed(int(seed))
     idx = torch.arange(num_images).repeat(variants)
-    return sample_plan(idx, image_size, g, scar=scar, jitter=jitter, translate=translate)
+    return sample_plan(idx, image_size, g, scar=scar, jitter=jitter, translate=translate, gray=gray)

@@ -9,6 +9,9 @@ the pastes touch only their patch and destination window. The maths mirror the D
     P   = clamp(twist(A[box], patch_jitter)), or the line colour      # scar patch, zero-padded
     W   = warp([P, 1], window <- patch affine)                         # bilinear, premultiplied
     scar = A with round(A_win * (1 - W_alpha) + W_rgb) in its window   # class 2
+
+Each sample also gets its ground-truth mask (uint8 0/1): empty for class 0, the destination box
+for cut-paste, ``W_alpha >= 0.5`` for the scar: what a per-pixel head learns to find.
 """
 
 from __future__ import annotations
@@ -109,8 +112,8 @@ def _ragged_boxes(h: torch.Tensor, w: torch.Tensor, dev) -> tuple[torch.Tensor, 
     return n, r // wn, r % wn
 
 
-def paste_cut(out: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
-    """Class 1: exact jittered copies, written into ``out[rows]`` (which already hold ``a``).
+def paste_cut(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
+    """Class 1: exact jittered copies, written into ``out[rows]`` (which already hold ``a``); box masks.
 
     Works on the boxes' pixels only (a ragged, flattened batch), so its cost is the patch area.
     """
@@ -126,12 +129,14 @@ def paste_cut(out: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan
     val = to_uint8(torch.einsum("kij,jk->ik", m[n], src).add_(off[n].T))
     top = (plan.center[:, 0] - plan.box[:, 2] / 2).round().to(torch.int64).to(dev)
     left = (plan.center[:, 1] - plan.box[:, 3] / 2).round().to(torch.int64).to(dev)
-    dst = rows.to(dev)[n] * 3 * plane + (top[n] + i) * s + left[n] + j + chan
+    pix = (top[n] + i) * s + left[n] + j
+    dst = rows.to(dev)[n] * 3 * plane + pix + chan
     out.view(-1).index_copy_(0, dst.flatten(), val.flatten())
+    masks.view(-1)[rows.to(dev)[n] * plane + pix] = 1
 
 
-def paste_scar(out: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
-    """Class 2: rotated, interpolated pastes into ``out[rows]`` (which already hold ``a``)."""
+def paste_scar(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
+    """Class 2: rotated, interpolated pastes into ``out[rows]`` (which already hold ``a``); alpha >= 0.5 masks."""
     dev = a.device
     S = plan.image_size
     patch, valid = _patches(a, plan.box)
@@ -160,28 +165,31 @@ def paste_scar(out: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Pla
     res = to_uint8(a_win * (1 - warped[:, 3:4]) + warped[:, :3])
     dst = window_index(out.shape, rows.to(dev), grown[:, 0], grown[:, 1], wh, ww)
     out.view(-1).index_copy_(0, dst.flatten(), res.flatten())
+    dst = window_index(masks[:, None].shape, rows.to(dev), grown[:, 0], grown[:, 1], wh, ww)
+    masks.view(-1).index_copy_(0, dst.flatten(), (warped[:, 3:4] >= 0.5).to(torch.uint8).flatten())
 
 
-def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor) -> None:
-    """Render whole groups of ``plan`` into the contiguous ``out`` (len(plan), 3, S, S) uint8."""
+def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: torch.Tensor) -> None:
+    """Render whole groups of ``plan`` into contiguous uint8 ``out`` (N, 3, S, S) and zeroed ``masks`` (N, S, S)."""
     a = augment(plan, padded)
     view = out.view(plan.groups, 3, *out.shape[1:])
     for c in range(3):
         view[:, c] = a
     rows = torch.arange(plan.groups, device=a.device) * 3
     for c, paste in ((PretextClass.CUTPASTE, paste_cut), (PretextClass.SCAR, paste_scar)):
-        paste(out, rows + int(c), a, plan.of_class(c))
+        paste(out, masks, rows + int(c), a, plan.of_class(c))
 
 
-def render(plan: Plan, padded: torch.Tensor, chunk: int = 256, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Render a whole plan (``chunk`` groups at a time); uint8 (N, 3, S, S) on ``padded``'s device."""
+def render(plan: Plan, padded: torch.Tensor, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render a whole plan (``chunk`` groups at a time) on ``padded``'s device.
+
+    Returns (uint8 images (N, 3, S, S), uint8 0/1 masks (N, S, S)).
+    """
     plan.validate()
     s = plan.image_size
-    if out is None:
-        out = torch.empty((len(plan), 3, s, s), dtype=torch.uint8, device=padded.device)
-    if not out.is_contiguous():
-        raise ValueError("render writes into a contiguous output tensor")
+    out = torch.empty((len(plan), 3, s, s), dtype=torch.uint8, device=padded.device)
+    masks = torch.zeros((len(plan), s, s), dtype=torch.uint8, device=padded.device)
     for g0 in range(0, plan.groups, chunk):
-        g1 = min(g0 + chunk, plan.groups)
-        render_groups(plan.rows(slice(3 * g0, 3 * g1)), padded, out[3 * g0:3 * g1])  # a contiguous slice
-    return out
+        rows = slice(3 * g0, 3 * min(g0 + chunk, plan.groups))
+        render_groups(plan.rows(rows), padded, out[rows], masks[rows])  # contiguous slices
+    return out, masks
