@@ -222,7 +222,7 @@ def test_preview_writes_plan_samples_and_grids(tiles, tmp_path):
     # Preview shows exactly regeneration 0 of a training run with the same seed.
     from sslad.synth import balanced_plan
 
-    p0 = balanced_plan(12, 1, 32, seed=3, scar="line")
+    p0 = balanced_plan(9, 1, 32, seed=3, scar="line", gray=True)  # 12 train images, 3 held out
     assert [s["box"] for s in plan["samples"]] == [[round(v, 4) for v in b.tolist()] for b in p0.box[:9]]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -109,11 +111,47 @@ def test_root_without_category_names_the_choices(mvtec_root):
 
 
 def test_load_folder(tiles, tmp_path):
-    imgs = load_folder(str(tiles / "test" / "blob"), 32)
-    assert len(imgs) == 6 and imgs.images.shape == (6, 3, 32, 32)
+    imgs, skipped = load_folder(str(tiles / "test" / "blob"), 32)
+    assert len(imgs) == 6 and imgs.images.shape == (6, 3, 32, 32) and skipped == []
     (tmp_path / "empty").mkdir()
     with pytest.raises(SsladError, match="no images"):
         load_folder(str(tmp_path / "empty"), 32)
+
+
+def test_load_folder_skips_unreadable_files_but_not_all(tiles, tmp_path):
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(tiles / "test" / "good", folder)
+    (folder / "zero.png").write_bytes(b"")
+    (folder / "text.jpg").write_bytes(b"not an image")
+    imgs, skipped = load_folder(str(folder), 32)
+    assert len(imgs) == 6 and [Path(p).name for p, _ in skipped] == ["text.jpg", "zero.png"]
+    assert all("cannot read image" in reason for _, reason in skipped)
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "zero.png").write_bytes(b"")
+    with pytest.raises(SsladError, match="none of the 1 images"):
+        load_folder(str(only_bad), 32)
+
+
+def test_decompression_bomb_is_an_unreadable_image(tmp_path, monkeypatch):
+    from PIL import Image
+
+    Image.new("L", (64, 64)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64 x 64 = 4096 > 2 x 1000: PIL refuses
+    with pytest.raises(SsladError, match="decompression-bomb limit"):
+        read_image(tmp_path / "big.png", 32)
+
+
+def test_training_images_stay_strict(tmp_path):
+    """One bad training image stops the load with the file named (the README's rule)."""
+    from helpers import make_mvtec
+
+    root = make_mvtec(tmp_path / "cat", size=32)
+    (root / "train" / "good" / "broken.png").write_bytes(b"")
+    with pytest.raises(SsladError, match="broken.png"):
+        load_dataset(str(root), None, 32)
 
 
 def test_elpv_split_is_deterministic_and_disjoint():

@@ -1,4 +1,12 @@
-"""Self-describing checkpoints: everything needed to score new images, loadable with weights_only=True."""
+"""Checkpoints, loadable with ``torch.load(..., weights_only=True)``, both written atomically.
+
+* ``model.pt`` (:func:`save_checkpoint`): a *finished* run, self-describing, everything needed
+  to score new images; the one file ``eval``, ``predict`` and ``export`` read.
+* ``train_state.pt`` (:func:`save_train_state`): an *unfinished* run's training state (weights,
+  optimizer, position in the schedule, shuffle RNG), written at the end of every epoch and on
+  SIGINT/SIGTERM; ``sslad train ... --resume`` continues from it and it is removed when the run
+  finishes.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +16,13 @@ import torch
 
 from sslad import __version__
 from sslad.errors import SsladError
-from sslad.files import load_torch_file
+from sslad.files import atomic_torch_save, load_torch_file
 from sslad.models import MEAN, STD, NetConfig, PretextNet
 from sslad.scoring import AnomalyScorer
 
 FORMAT = "sslad-checkpoint"
+TRAIN_STATE = "train_state.pt"
+TRAIN_STATE_FORMAT = "sslad-train-state"
 FORMAT_VERSION = 2  # 2: per-pixel head and calibrated scorer; 1 is still read
 
 
@@ -35,9 +45,7 @@ def save_checkpoint(path: Path, model: PretextNet, config: dict, *, epoch: int, 
         "threshold": None if threshold is None else float(threshold),
         "extra": extra or {},
     }
-    tmp = Path(path).with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)  # never leave a half-written checkpoint behind
+    atomic_torch_save(ckpt, path)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
@@ -48,6 +56,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     """
     p = Path(path)
     if p.is_dir():
+        if not (p / "model.pt").is_file() and (p / TRAIN_STATE).is_file():
+            raise SsladError(f"{p} holds an unfinished run (no model.pt yet); finish it with sslad train ... --resume")
         p = p / "model.pt"
     if not p.is_file():
         raise SsladError(f"no checkpoint at {p}")
@@ -56,11 +66,16 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
         raise SsladError(f"{p} is not an sslad checkpoint (foreign or corrupt file)")
     if int(ckpt.get("format_version", -1)) > FORMAT_VERSION:
         raise SsladError(f"{p} has checkpoint format {ckpt['format_version']}; this sslad reads up to {FORMAT_VERSION}")
+    missing = [k for k in ("model_args", "state_dict", "config", "preprocessing") if not isinstance(ckpt.get(k), dict)]
+    if missing or not isinstance(ckpt["preprocessing"].get("image_size"), int):
+        raise SsladError(f"{p} is an incomplete sslad checkpoint (missing {', '.join(missing) or 'the image size'})")
     try:
         model = PretextNet(NetConfig.from_dict(ckpt["model_args"]))
         model.load_state_dict(ckpt["state_dict"])
     except Exception as exc:
         raise SsladError(f"{p}: weights do not match the stored model args ({exc.__class__.__name__})") from exc
+    if not all(bool(torch.isfinite(v).all()) for v in ckpt["state_dict"].values() if v.is_floating_point()):
+        raise SsladError(f"{p} holds non-finite weights (a diverged training); retrain with a lower --lr")
     model.to(device).eval()
     scorer = None
     if ckpt.get("scorer"):
@@ -70,6 +85,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
             raise SsladError(f"{p}: the stored scorer is not readable ({exc})") from exc
         if scorer.threshold is None:  # format 1 kept the threshold beside the scorer
             scorer.threshold = ckpt.get("threshold")
+        if not scorer.is_finite():
+            raise SsladError(f"{p}: the stored scorer or threshold is not finite (a diverged training)")
     return model, scorer, ckpt
 
 
@@ -81,3 +98,21 @@ def load_for_scoring(run_dir: str | Path, device: str = "auto"):
     if scorer is None:
         raise SsladError(f"{run_dir} holds no fitted scorer (interrupted run?); train it to the end first")
     return model, scorer, ckpt
+
+
+def save_train_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, shuffle: torch.Generator,
+                     progress: dict, config: dict) -> None:
+    """The training state of an unfinished run (see the module docstring)."""
+    atomic_torch_save({
+        "format": TRAIN_STATE_FORMAT, "sslad_version": __version__, "config": config, "progress": progress,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(),
+        "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+    }, path)
+
+
+def load_train_state(path: Path) -> dict:
+    state = load_torch_file(path, "training state")
+    if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
+        raise SsladError(f"{path} is not an sslad training state (foreign or corrupt file)")
+    return state
+

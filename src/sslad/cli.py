@@ -117,14 +117,17 @@ def cli():
               help="Image score: embedding density, map maximum, or both standardised" + _d("score", "image_score"))
 @click.option("--threshold-quantile", type=float, default=None,
               help="Thresholds: this quantile of the held-out good images' scores" + _d("score", "threshold_quantile"))
-@click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out (removes the files sslad wrote there).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its training state.")
 @friendly
-def train(data, out_dir, overwrite, **kw):
+def train(data, out_dir, overwrite, resume, **kw):
     """Train on DATA's good images, fit the scorer, evaluate the test split, write the run folder."""
+    if overwrite and resume:
+        raise SsladError("--overwrite and --resume exclude each other")
     cfg = build_config(data, kw)
     from sslad.train import train_run
 
-    train_run(cfg, out_dir, overwrite=overwrite, log=_log)
+    train_run(cfg, out_dir, overwrite=overwrite, resume=resume, log=_log)
     _log(f"run folder: {out_dir}")
 
 
@@ -142,6 +145,7 @@ def eval_cmd(run_dir, data, category, out_dir, device):
     from sslad.report import results_table
 
     metrics = evaluate_run(run_dir, data, category, out_dir, device)
+    _warn_skipped([(s["path"], s["error"]) for s in metrics["skipped_images"]])
     click.echo(results_table(metrics))
 
 
@@ -177,8 +181,30 @@ def predict(run_dir, folder, out_csv, device, maps):
     from sslad.predict import predict_folder
 
     res = predict_folder(run_dir, folder, out_csv, device, maps=maps)
-    click.echo(f"{res['images']} images scored, {res['flagged']} above threshold "
-               f"{res['threshold']:.4g}; written to {res['out']}" + (f", maps in {res['maps']}" if maps else ""))
+    _warn_skipped(res["skipped"])
+    click.echo(f"{res['images']} images scored, {res['flagged']} above threshold {res['threshold']:.4g}, "
+               f"{len(res['skipped'])} skipped; written to {res['out']}" + (f", maps in {res['maps']}" if maps else ""))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True,
+              help="Model format.")
+@click.option("--out", "out_file", default=None, type=click.Path(dir_okay=False),
+              help="File to write [RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt].")
+@friendly
+def export(run_dir, fmt, out_file):
+    """Export RUN_DIR's model with its preprocessing and scorer: uint8 images in, (scores, maps) out."""
+    from sslad.export import export_run
+
+    res = export_run(run_dir, fmt, out_file)
+    click.echo(f"wrote {res['out']} (uint8 RGB (N, 3, {res['image_size']}, {res['image_size']}) -> scores, maps) "
+               f"and {res['sidecar']}")
+
+
+def _warn_skipped(skipped: list[tuple[str, str]]) -> None:
+    for _, reason in skipped:
+        _log(f"warning: skipped, {reason}")
 
 
 def _csv_list(value: str, kind=str) -> list:
@@ -207,8 +233,12 @@ def bench(backends, devices, sizes, batch_size, images, repeats, warmup, workers
           json_path, plot_path):
     """Regeneration throughput (img/s, MB/s, CPU s per image, GPU memory) per backend, device and size."""
     from sslad.bench import format_table, plot_report, run_bench
+    from sslad.files import check_output_file
     from sslad.report import write_json
 
+    for path, flag in ((json_path, "--json"), (plot_path, "--plot")):
+        if path is not None:
+            check_output_file(path, flag)
     report = run_bench(_csv_list(backends), _csv_list(devices), _csv_list(sizes, int), batch_size, images, repeats,
                        warmup, workers, training=training, train_steps=train_steps, log=_log)
     click.echo(format_table(report))

@@ -8,6 +8,7 @@ run folder as ``config.yaml``, so a run folder reproduces itself even if a defau
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from sslad.errors import SsladError
 
 #: Smallest image side the pretext geometry supports (scar patches are scaled from 256 px).
 MIN_IMAGE_SIZE = 32
+#: Largest image side accepted (a ResNet-18 step on 96 such images needs ~100 GB); memory for the
+#: decoded images is also checked against what the machine has, before decoding.
+MAX_IMAGE_SIZE = 4096
 
 #: Every enumerated choice, once. The CLI's ``click.Choice`` lists and validation read these.
 BACKENDS = ("torch", "dali")
@@ -111,6 +115,8 @@ class RunConfig:
                 f"--image-size {d.image_size} is too small for the pretext patches; use at least "
                 f"{MIN_IMAGE_SIZE}"
             )
+        if d.image_size > MAX_IMAGE_SIZE:
+            raise SsladError(f"--image-size {d.image_size} is too large; use at most {MAX_IMAGE_SIZE}")
 
         def one_of(value, choices, what):
             return value in choices, f"unknown {what} {value!r} ({'|'.join(choices)})"
@@ -126,7 +132,7 @@ class RunConfig:
             (t.epochs >= 0, "--epochs cannot be negative (0: the untrained baseline)"),
             (t.batch_size >= 3, "--batch-size must be at least 3 (one image per class)"),
             one_of(t.optimizer, OPTIMIZERS, "optimizer"),
-            (t.lr is None or t.lr > 0, "--lr must be positive"),
+            (t.lr is None or 0 < t.lr < math.inf, "--lr must be a positive, finite number"),
             one_of(t.arch, ARCHS, "arch"),
             (t.device in DEVICES or t.device.startswith("cuda:"),
              f"unknown device {t.device!r} ({'|'.join(DEVICES)})"),
@@ -165,10 +171,13 @@ class RunConfig:
                 raise SsladError(f"unknown config section {name!r} (expected {', '.join(SECTIONS)})")
             kind = SECTIONS[name]
             known = {f.name for f in fields(kind)}
+            if value is not None and not isinstance(value, dict):
+                raise SsladError(f"config section {name!r} must be a mapping of keys to values")
             bad = set(value or {}) - known
             if bad:
                 raise SsladError(f"unknown key(s) in config section {name!r}: {', '.join(sorted(bad))}")
-            out[name] = kind(**(value or {}))
+            types = {f.name: f.type for f in fields(kind)}
+            out[name] = kind(**{k: _parse(f"{name}.{k}", types[k], v) for k, v in (value or {}).items()})
         return cls(**out)
 
     def override(self, **sections: dict[str, Any]) -> RunConfig:
@@ -179,6 +188,31 @@ class RunConfig:
             if values:
                 cfg = replace(cfg, **{name: replace(getattr(cfg, name), **values)})
         return cfg
+
+
+def _parse(key: str, annotation: str, value: Any) -> Any:
+    """A config value checked (and, from text, parsed) as its flag would be: ``lr: 1e-3`` is a float.
+
+    YAML reads ``1e-3`` as text and ``32.5`` as a float; both go through the field's own type:
+    int fields take whole numbers (or text of one), float fields numbers (or text of one), text
+    fields text. Anything else is one clear error naming the key.
+    """
+    if value is None and "None" in annotation:
+        return None
+    kind = annotation.split("|")[0].strip()
+    try:
+        if kind == "bool" and isinstance(value, bool):
+            return value
+        if kind == "int" and not isinstance(value, (bool, float)):
+            return int(value)
+        if kind == "float" and not isinstance(value, bool):
+            return float(value)
+        if kind == "str" and isinstance(value, str):
+            return value
+    except (TypeError, ValueError):
+        pass
+    want = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false"}[kind]
+    raise SsladError(f"config key {key}: expected {want}, got {value!r}")
 
 
 def load_yaml(path: str | Path) -> RunConfig:
@@ -203,7 +237,7 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 
 
 __all__ = [
-    "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MIN_IMAGE_SIZE", "OPTIMIZERS",
-    "PRECISIONS", "SCARS", "SCORERS",
+    "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE",
+    "OPTIMIZERS", "PRECISIONS", "SCARS", "SCORERS",
     "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml", "save_yaml",
 ]

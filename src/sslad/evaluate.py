@@ -9,6 +9,7 @@ import torch
 
 from sslad.data import ImageSet
 from sslad.errors import SsladError
+from sslad.files import make_output_dir
 from sslad.models import infer_images
 from sslad.report import plot_scores, write_json, write_scores
 from sslad.scoring import AnomalyScorer, decision_metrics, image_metrics, pixel_metrics
@@ -52,10 +53,15 @@ def evaluate_run(run_dir: str, data_path: str, category: str | None, out_dir: st
     from sslad.checkpoint import load_for_scoring
     from sslad.data import load_dataset
 
+    run_dir = Path(run_dir)
+    if run_dir.is_file():  # RUN_DIR/model.pt names the run too
+        run_dir = run_dir.parent
+    out = make_output_dir(out_dir if out_dir is not None else run_dir / "eval", "--out")
     model, scorer, ckpt = load_for_scoring(run_dir, device)
     size = int(ckpt["preprocessing"]["image_size"])
     data = load_dataset(data_path, category, size, device="cpu", splits=("test",))
     if data.test is None or len(data.test) == 0:
-        raise SsladError(f"{data_path} has no test split to evaluate")
-    out = Path(out_dir) if out_dir else Path(run_dir) / "eval"
-    return evaluate_set(model, scorer, data.test, out, extra={"dataset": data.name, "run_dir": str(run_dir)})
+        raise SsladError(f"{data_path} has no readable test images to evaluate")
+    skipped = [{"path": p, "error": reason} for p, reason in data.skipped]
+    return evaluate_set(model, scorer, data.test, out, extra={"dataset": data.name, "run_dir": str(run_dir),
+                                                              "skipped_images": skipped})

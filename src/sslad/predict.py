@@ -12,6 +12,7 @@ from sslad.checkpoint import load_for_scoring
 from sslad.data import load_folder
 from sslad.errors import SsladError
 from sslad.evaluate import score_images
+from sslad.files import check_output_file
 from sslad.report import overlay, write_scores
 
 
@@ -34,16 +35,19 @@ def predict_folder(run_dir: str, folder: str, out_csv: str | None = None, device
 
     With ``maps``, an overlay PNG per image goes to ``maps/`` beside the CSV.
     """
+    run_dir = Path(run_dir)
+    if run_dir.is_file():  # RUN_DIR/model.pt names the run too
+        run_dir = run_dir.parent
+    out = check_output_file(out_csv if out_csv else run_dir / "predictions.csv", "--out")
     model, scorer, ckpt = load_for_scoring(run_dir, device)
     if maps and not model.cfg.seg_head:
         raise SsladError(f"{run_dir} was trained without the per-pixel head (--seg-weight 0): it makes no maps")
-    images = load_folder(folder, int(ckpt["preprocessing"]["image_size"]))
+    images, skipped = load_folder(folder, int(ckpt["preprocessing"]["image_size"]))
     scores, amaps = score_images(model, scorer, images, progress="score")
     threshold = scorer.threshold
-    out = Path(out_csv) if out_csv else Path(run_dir) / "predictions.csv"
-    write_scores(out, images.paths, images.types, scores, threshold)
+    write_scores(out, images.paths, images.types, scores, threshold, skipped)
     res = {"images": len(images), "flagged": int((scores > threshold).sum()) if threshold is not None else 0,
-           "threshold": threshold, "out": str(out), "scores": scores}
+           "threshold": threshold, "out": str(out), "scores": scores, "skipped": skipped}
     if maps:
         res["maps"] = str(out.parent / "maps")
         save_overlays(out.parent / "maps", images.paths, amaps, scorer.map_range, scorer.pixel_threshold)

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from sslad.config import RunConfig
-from sslad.data import load_dataset
+from sslad.data import load_dataset, split_train
+from sslad.files import make_output_dir
 from sslad.report import save_grid
 from sslad.runtime import resolve_device
 from sslad.synth import CLASS_NAMES
@@ -21,17 +22,18 @@ from sslad.synth.generator import PretextGenerator
 
 def preview(cfg: RunConfig, out_dir: str | Path, count: int = 24) -> dict:
     cfg = cfg.validate()
-    out = Path(out_dir)
+    out = make_output_dir(out_dir, "--out")
     device = resolve_device(cfg.train.device)
     data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device, splits=("train",))
+    fit, _ = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)  # what training renders from
     renderer = make_renderer(cfg.synth.backend, cfg.data.image_size, device)
-    gen = PretextGenerator(data.train.images, renderer, cfg.synth, seed=cfg.train.seed)
+    gen = PretextGenerator(fit.images, renderer, cfg.synth, seed=cfg.train.seed)
     plan = gen.plan(0)
     count = min(count, len(plan))
     groups = plan.rows(slice(0, 3 * ((count + 2) // 3)))  # renderers work on whole groups
     images, masks = (t.cpu()[:count] for t in renderer.render(groups, gen.padded))
     plan = plan.rows(slice(0, count))
-    (out / "samples").mkdir(parents=True, exist_ok=True)
+    (out / "samples").mkdir(exist_ok=True)
     from PIL import Image
 
     # plan.json describes the plan only, so two backends given the same seed write the same file;
@@ -41,7 +43,7 @@ def preview(cfg: RunConfig, out_dir: str | Path, count: int = 24) -> dict:
     for i, row in enumerate(meta["samples"]):
         row["file"] = f"samples/{i:04d}_{row['class']}.png"
         row["mask"] = f"samples/{i:04d}_{row['class']}_mask.png"
-        row["source"] = data.train.paths[row["index"]]
+        row["source"] = fit.paths[row["index"]]
         Image.fromarray(images[i].permute(1, 2, 0).numpy()).save(out / row["file"])
         Image.fromarray(masks[i].numpy() * 255).save(out / row["mask"])
     (out / "plan.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -30,14 +30,19 @@ def write_json(path: Path, obj: dict) -> None:
     Path(path).write_text(json.dumps(_clean(obj), indent=2) + "\n")
 
 
-def write_scores(path: Path, paths, types, scores, threshold: float | None) -> None:
+def write_scores(path: Path, paths, types, scores, threshold: float | None,
+                 skipped: list[tuple[str, str]] = ()) -> None:
+    """One row per image: path, label (1 defective, 0 good, empty if unknown), type, score, decision;
+    unreadable images (``skipped``: path, reason) get a row with no score and the reason in ``error``."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["path", "label", "defect_type", "score", "predicted_anomalous"])
+        w.writerow(["path", "label", "defect_type", "score", "predicted_anomalous", "error"])
         for p, t, s in zip(paths, types, scores, strict=True):
             label = "" if t == UNKNOWN else int(t != GOOD)
             pred = "" if threshold is None else int(float(s) > threshold)
-            w.writerow([p, label, t, f"{float(s):.6f}", pred])
+            w.writerow([p, label, t, f"{float(s):.6f}", pred, ""])
+        for p, reason in skipped:
+            w.writerow([p, "", "", "", "", reason])
 
 
 class EpochLog:
@@ -45,10 +50,11 @@ class EpochLog:
 
     FIELDS = ["epoch", "regen_index", "loss", "accuracy", "lr", "epoch_s", "regen_s", "images_per_s"]
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, append: bool = False):
         self.path = Path(path)
-        with open(self.path, "w", newline="") as f:
-            csv.writer(f).writerow(self.FIELDS)
+        if not (append and self.path.is_file()):
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(self.FIELDS)
 
     def add(self, **row) -> None:
         with open(self.path, "a", newline="") as f:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +32,8 @@ def resolve_device(name: str) -> torch.device:
 def cpu_has_bf16() -> bool:
     """True when the CPU computes bf16 natively (AVX-512 BF16 or AMX), where autocast pays off."""
     try:
-        flags = open("/proc/cpuinfo").read()
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
@@ -97,3 +100,31 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class StopSignals:
+    """While active, SIGINT (Ctrl-C) and SIGTERM (timeout, Slurm, docker stop) set ``self.signal``
+    instead of interrupting: the training loop checks it between steps, saves, then stops. A
+    second signal only repeats the notice, so a double Ctrl-C cannot cut a save in half."""
+
+    def __init__(self, log=print):
+        self.signal: int | None = None
+        self.log = log
+        self._old: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is None:
+            self.signal = signum
+            self.log(f"{signal.Signals(signum).name}: finishing the current step, then saving the training state")
+        else:
+            self.log("already stopping: the training state is being saved")
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)

@@ -7,7 +7,8 @@ are converted to RGB uint8 and resized to ``image_size`` x ``image_size``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,6 +56,7 @@ class AnomalyDataset:
     name: str
     train: ImageSet
     test: ImageSet | None
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # unreadable test images: (path, reason)
 
 
 def _to_tensor(arr: np.ndarray, device: torch.device | str) -> torch.Tensor:
@@ -76,9 +78,9 @@ def load_dataset(
         splits: which splits to decode (``eval`` needs only ``test``; an undecoded train split
             keeps its paths and holds an empty image tensor).
     """
-    if is_elpv(path) and category is None:
-        raw = load_elpv(path, image_size, splits)
-        name = path
+    if is_elpv(path) and not Path(path).is_dir():
+        name = path if category is None or ":" in path else f"{path}:{category}"  # elpv --category mono
+        raw = load_elpv(name, image_size, splits)
     else:
         folder = resolve_category(path, category)
         raw = load_mvtec(folder, image_size, splits)
@@ -92,7 +94,7 @@ def load_dataset(
             _to_tensor(raw["test"], "cpu"), raw["test_paths"], raw["test_types"],
             None if masks is None else torch.from_numpy(masks),
         )
-    return AnomalyDataset(name=name, train=train, test=test)
+    return AnomalyDataset(name=name, train=train, test=test, skipped=raw.get("skipped", []))
 
 
 def holdout_split(n: int, fraction: float, minimum: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,18 +111,31 @@ def holdout_split(n: int, fraction: float, minimum: int) -> tuple[np.ndarray, np
     return np.setdiff1d(np.arange(n), hold), hold
 
 
-def load_folder(folder: str, image_size: int, device: torch.device | str = "cpu") -> ImageSet:
-    """Every image directly in ``folder`` (for ``sslad predict``); types are unknown."""
-    from pathlib import Path
+def split_train(train: ImageSet, fraction: float, minimum: int) -> tuple[ImageSet, ImageSet | None]:
+    """(images to train and fit on, held-out images or None): :func:`holdout_split` applied."""
+    fit_idx, hold_idx = holdout_split(len(train), fraction, minimum)
+    return train.subset(fit_idx), (train.subset(hold_idx) if len(hold_idx) else None)
 
+
+def load_folder(folder: str, image_size: int, device: torch.device | str = "cpu"
+                ) -> tuple[ImageSet, list[tuple[str, str]]]:
+    """Every readable image directly in ``folder`` (for ``sslad predict``; types unknown), and the
+    unreadable ones as ``(path, reason)``."""
     p = Path(folder)
     if not p.is_dir():
         raise SsladError(f"folder not found: {p}")
     files = list_images(p)
     if not files:
         raise SsladError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {p}")
-    arr = read_images(files, image_size, desc="decode")
-    return ImageSet(_to_tensor(arr, device), [str(f) for f in files], [UNKNOWN] * len(files))
+    arr, errors = read_images(files, image_size, desc="decode", skip_unreadable=True)
+    if len(errors) == len(files):
+        raise SsladError(f"none of the {len(files)} images in {p} could be read (first: {errors[0][1]})")
+    bad = {i for i, _ in errors}
+    ok = [str(f) for i, f in enumerate(files) if i not in bad]
+    return ImageSet(_to_tensor(arr, device), ok, [UNKNOWN] * len(ok)), [(str(files[i]), r) for i, r in errors]
 
 
-__all__ = ["AnomalyDataset", "ImageSet", "holdout_split", "load_dataset", "load_folder", "read_image", "read_images"]
+__all__ = [
+    "AnomalyDataset", "ImageSet", "holdout_split", "load_dataset", "load_folder", "read_image", "read_images",
+    "split_train",
+]

@@ -69,9 +69,12 @@ def load_elpv(name: str, size: int, splits: tuple[str, ...] = ("train", "test"))
     split = split_elpv(name)
     out: dict = {"train_paths": split["train"]}
     if "train" in splits:
-        out["train"] = read_images(split["train"], size, desc="decode train")
+        out["train"], _ = read_images(split["train"], size, desc="decode train")  # strict: training data
     if "test" in splits:
-        out["test_paths"] = [p for p, _ in split["test"]]
-        out["test_types"] = [t for _, t in split["test"]]
-        out["test"] = read_images(out["test_paths"], size, desc="decode test")
+        paths = [p for p, _ in split["test"]]
+        out["test"], errors = read_images(paths, size, desc="decode test", skip_unreadable=True)
+        bad = {i for i, _ in errors}
+        out["skipped"] = [(paths[i], reason) for i, reason in errors]
+        out["test_paths"] = [p for i, (p, _) in enumerate(split["test"]) if i not in bad]
+        out["test_types"] = [t for i, (_, t) in enumerate(split["test"]) if i not in bad]
     return out

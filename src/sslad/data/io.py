@@ -61,7 +61,10 @@ def read_image(path: str | Path, size: int) -> np.ndarray:
             return np.asarray(rgb, dtype=np.uint8).copy()
     except FileNotFoundError as exc:
         raise SsladError(f"image not found: {path}") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise SsladError(f"cannot read image {path}: larger than PIL's decompression-bomb limit "
+                         f"({Image.MAX_IMAGE_PIXELS} pixels)") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, MemoryError) as exc:
         raise SsladError(f"cannot read image {path}: {exc.__class__.__name__}: {exc}") from exc
 
 
@@ -76,18 +79,54 @@ def read_mask(path: str | Path, size: int) -> np.ndarray:
         raise SsladError(f"cannot read mask {path}: {exc.__class__.__name__}: {exc}") from exc
 
 
-def read_images(paths: Sequence[str | Path], size: int, desc: str | None = None) -> np.ndarray:
-    """Decode many images to one ``(N, size, size, 3)`` uint8 array, with a progress bar."""
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux's MemAvailable), or None when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(count: int, size: int, copies: float = 1.0) -> None:
+    """Refuse, before decoding, ``count`` images of ``size`` px that would not fit in memory."""
+    need = count * 3 * size * size * copies
+    have = available_memory()
+    if have is not None and need > 0.8 * have:
+        raise SsladError(f"{count} images at {size} px need about {need / 2**30:.1f} GiB of memory, "
+                         f"{have / 2**30:.1f} GiB are available; lower --image-size")
+
+
+def read_images(paths: Sequence[str | Path], size: int, desc: str | None = None,
+                skip_unreadable: bool = False) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Decode many images to one ``(N, size, size, 3)`` uint8 array, with a progress bar.
+
+    Strict by default (one unreadable file stops with its name). With ``skip_unreadable`` the
+    array holds the readable images only, and the second value lists ``(index, reason)`` of the
+    others.
+    """
     from sslad.progress import bar
 
+    check_memory(len(paths), size)
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    errors: dict[int, str] = {}
     workers = max(1, min(8, os.cpu_count() or 1))
 
     def _one(i: int) -> None:
-        out[i] = read_image(paths[i], size)
+        try:
+            out[i] = read_image(paths[i], size)
+        except SsladError as exc:
+            if not skip_unreadable:
+                raise
+            errors[i] = str(exc)
 
     with ThreadPoolExecutor(workers) as pool:
         it = pool.map(_one, range(len(paths)))
         for _ in bar(it, desc, total=len(paths), enabled=len(paths) >= 64, unit="img"):
             pass
-    return out
+    bad = sorted(errors)
+    if bad:
+        out = np.delete(out, bad, axis=0)
+    return out, [(i, errors[i]) for i in bad]

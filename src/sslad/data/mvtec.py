@@ -58,10 +58,13 @@ def load_mvtec(folder: Path, size: int, splits: tuple[str, ...] = ("train", "tes
     listing = scan(folder)
     out: dict = {"train_paths": [str(p) for p in listing["train"]]}
     if "train" in splits:
-        out["train"] = read_images(listing["train"], size, desc="decode train")
+        out["train"], _ = read_images(listing["train"], size, desc="decode train")  # strict: training data
     test = listing["test"]
     if test and "test" in splits:
-        out["test"] = read_images([t[0] for t in test], size, desc="decode test")
+        out["test"], errors = read_images([t[0] for t in test], size, desc="decode test", skip_unreadable=True)
+        out["skipped"] = [(str(test[i][0]), reason) for i, reason in errors]
+        bad = {i for i, _ in errors}
+        test = [t for i, t in enumerate(test) if i not in bad]
         out["test_paths"] = [str(t[0]) for t in test]
         out["test_types"] = [t[1] for t in test]
         has_masks = any(t[2] is not None for t in test)

@@ -37,10 +37,13 @@ def load_trunk_weights(net: PretextNet, weights: str) -> str:
             raise SsladError(f"--weights: {p} does not hold a state dict")
         source = str(p)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    try:
-        missing, unexpected = net.trunk.load_state_dict(state, strict=False)
-    except RuntimeError:  # shape mismatches
-        missing, unexpected = ["(shapes differ)"], []
+    own = net.trunk.state_dict()
+    wrong = [k for k, v in state.items() if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise SsladError(f"--weights: {source} does not fit a torchvision {net.cfg.arch}: {len(wrong)} tensors have "
+                         f"other shapes (first: {k} is {tuple(state[k].shape)}, needs {tuple(own[k].shape)})")
+    missing, unexpected = net.trunk.load_state_dict(state, strict=False)
     if unexpected or len(missing) > 0:
         raise SsladError(
             f"--weights: {source} does not fit a torchvision {net.cfg.arch} "

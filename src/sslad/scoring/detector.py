@@ -53,16 +53,26 @@ class AnomalyScorer:
         """float32 (N, S, S) smoothed anomaly maps, or None when the network has no per-pixel head."""
         return None if out.maps is None else to_image_maps(out.maps, self.image_size)
 
-    def _parts(self, out: Outputs, maps: torch.Tensor | None) -> dict[str, np.ndarray]:
-        parts = {"embedding": self.density.score(out.embeddings).numpy().astype(np.float64)}
+    def _parts(self, embeddings: torch.Tensor, maps: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """float64 (N,) score of each part: the density on the embeddings, the maximum of each map."""
+        parts = {"embedding": self.density.score(embeddings).double()}
         if maps is not None:
-            parts["map"] = maps.flatten(1).amax(1).numpy().astype(np.float64)
+            parts["map"] = maps.flatten(1).amax(1).double()
         return parts
 
-    def _combine(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+    def _combine(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.image_score == "both":
             return sum((parts[k] - self.stats[k][0]) / self.stats[k][1] for k in ("embedding", "map"))
         return parts[self.image_score]
+
+    def score_tensors(self, embeddings: torch.Tensor, probs: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Plain tensor ops for one batch (what the exported model runs): (float64 image scores (N,),
+        smoothed maps (N, S, S), or an empty (N, 0, 0) tensor without a per-pixel head)."""
+        from sslad.scoring.maps import smooth_maps
+
+        maps = None if probs is None else smooth_maps(probs, self.image_size)
+        scores = self._combine(self._parts(embeddings, maps))
+        return scores, maps if maps is not None else embeddings.new_zeros((embeddings.shape[0], 0, 0))
 
     def fit(self, fit: Outputs, holdout: Outputs | None, image_size: int) -> AnomalyScorer:
         """Density on ``fit``'s embeddings; standardisation and thresholds on ``holdout`` (``fit`` if None)."""
@@ -73,11 +83,11 @@ class AnomalyScorer:
         cal = holdout if holdout is not None and len(holdout.embeddings) > 1 else fit
         self.calibration = {"set": "holdout" if cal is holdout else "fit", "images": int(len(cal.embeddings))}
         maps = self.maps(cal)
-        parts = self._parts(cal, maps)
-        self.stats = {k: [float(v.mean()), float(max(v.std(), 1e-12))] for k, v in parts.items()}
-        self.threshold = quantile_threshold(self._combine(parts), self.quantile)
+        parts = self._parts(cal.embeddings, maps)
+        self.stats = {k: [float(v.mean()), float(max(float(v.std(unbiased=False)), 1e-12))] for k, v in parts.items()}
+        self.threshold = quantile_threshold(self._combine(parts).numpy(), self.quantile)
         if maps is not None:
-            self.pixel_threshold = quantile_threshold(parts["map"], self.quantile)
+            self.pixel_threshold = quantile_threshold(parts["map"].numpy(), self.quantile)
             lo = float(maps.median())
             self.map_range = [lo, lo + 2 * max(self.pixel_threshold - lo, 1e-6)]
         return self
@@ -85,7 +95,18 @@ class AnomalyScorer:
     def score(self, out: Outputs) -> tuple[np.ndarray, torch.Tensor | None]:
         """(image scores (N,), smoothed maps (N, S, S) or None)."""
         maps = self.maps(out)
-        return self._combine(self._parts(out, maps)), maps
+        return self._combine(self._parts(out.embeddings, maps)).numpy(), maps
+
+    def is_finite(self) -> bool:
+        """False when the density, the standardisation or a threshold holds NaN or infinity."""
+        import math
+
+        state = self.state_dict()
+        values = [state["threshold"], state["pixel_threshold"], *(state["map_range"] or []),
+                  *(v for pair in state["stats"].values() for v in pair)]
+        tensors = [v for v in state["density"].values() if isinstance(v, torch.Tensor)]
+        return (all(v is None or math.isfinite(v) for v in values)
+                and all(bool(torch.isfinite(t).all()) for t in tensors if t is not None and t.is_floating_point()))
 
     def state_dict(self) -> dict:
         return {"format": FORMAT, "density": self.density.state_dict(), "image_score": self.image_score,

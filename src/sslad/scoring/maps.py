@@ -24,15 +24,20 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
+def smooth_maps(probs: torch.Tensor, size: int) -> torch.Tensor:
+    """float (N, 1, h, w) low-resolution maps -> float32 (N, S, S): bilinear upsampling, then a separable
+    Gaussian (reflect padding, so borders are not darkened). Plain tensor ops (the export uses it too)."""
+    k = _gaussian_kernel(map_sigma(size)).to(probs.device)
+    r = (k.shape[0] - 1) // 2
+    m = F.interpolate(probs.float(), size=(size, size), mode="bilinear", align_corners=False)
+    m = F.conv2d(F.pad(m, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    m = F.conv2d(F.pad(m, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+    return m[:, 0]
+
+
 def to_image_maps(probs: torch.Tensor, size: int, chunk: int = 64) -> torch.Tensor:
-    """float (N, 1, h, w) low-resolution maps -> float32 (N, S, S) maps: bilinear upsampling, then a
-    separable Gaussian (reflect padding, so borders are not darkened)."""
-    k = _gaussian_kernel(map_sigma(size))
-    r = (len(k) - 1) // 2
+    """:func:`smooth_maps` in chunks of ``chunk`` images (bounded memory at large sizes)."""
     out = torch.empty((probs.shape[0], size, size), dtype=torch.float32)
     for i in range(0, probs.shape[0], chunk):
-        m = F.interpolate(probs[i:i + chunk].float(), size=(size, size), mode="bilinear", align_corners=False)
-        m = F.conv2d(F.pad(m, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-        m = F.conv2d(F.pad(m, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
-        out[i:i + chunk] = m[:, 0]
+        out[i:i + chunk] = smooth_maps(probs[i:i + chunk], size)
     return out

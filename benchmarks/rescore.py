@@ -1,0 +1,60 @@
+"""Re-score a finished run with every image-score mode and both threshold sources (no retraining).
+
+Usage:
+    python benchmarks/rescore.py NAME RUN_DIR
+
+The network and its outputs stay fixed; only the scorer changes: ``image_score`` in
+(embedding, map, both), and thresholds from the held-out good images (sslad's default) or from
+the images the density was fitted on (the earlier behaviour, biased low). Writes
+``benchmarks/results/NAME.json`` with image AUROC, per-type AUROC, false-positive rate and recall
+for each combination, plus machine info.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from sslad.bench import metadata
+from sslad.checkpoint import load_checkpoint
+from sslad.config import IMAGE_SCORES, RunConfig
+from sslad.data import holdout_split, load_dataset
+from sslad.models import infer_images
+from sslad.scoring import AnomalyScorer, decision_metrics, image_metrics
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    name, run_dir = argv
+    model, _, ckpt = load_checkpoint(run_dir)
+    cfg = RunConfig.from_dict(ckpt["config"])
+    data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size)
+    fit_idx, hold_idx = holdout_split(len(data.train), cfg.score.holdout, cfg.score.holdout_min)
+    sets = {"fit": data.train.subset(fit_idx), "holdout": data.train.subset(hold_idx), "test": data.test}
+    outs = {k: infer_images(model, s.images, progress=f"embed {k}") for k, s in sets.items()}
+    rows = []
+    for mode in IMAGE_SCORES:
+        for source in ("holdout", "fit"):
+            sc = AnomalyScorer(replace(cfg.score, image_score=mode))
+            sc.fit(outs["fit"], outs["holdout"] if source == "holdout" else None, cfg.data.image_size)
+            scores, _ = sc.score(outs["test"])
+            m = image_metrics(data.test.types, scores)
+            d = decision_metrics(data.test.types, scores, sc.threshold)
+            rows.append({"image_score": mode, "threshold_from": source, "image_auroc": m["image_auroc"],
+                         "per_type_auroc": m["per_type_auroc"], "threshold": sc.threshold,
+                         "false_positive_rate": d["false_positive_rate"], "recall": d["recall"]})
+            print(f"{mode:<10} {source:<8} AUROC {m['image_auroc']:.4f}  FPR {d['false_positive_rate']:.3f}  "
+                  f"recall {d['recall']:.3f}")
+    record = {"name": name, "run_dir": str(run_dir), "config": ckpt["config"], "rows": rows, "metadata": metadata()}
+    dest = Path(__file__).parent / "results" / f"{name}.json"
+    dest.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"-> {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

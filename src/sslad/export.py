@@ -1,0 +1,81 @@
+"""``sslad export``: a finished run as one ONNX or TorchScript model with the preprocessing and the fitted
+scorer inside.
+
+The exported model takes what a user has, uint8 RGB images ``(N, 3, S, S)`` at the run's stored size
+(the network normalises them itself), and returns the image score ``(N,)`` float32 (what
+``sslad predict`` writes; above the threshold means anomalous) and the anomaly map ``(N, S, S)``
+float32 (``(N, 0, 0)`` for a run trained without the per-pixel head). The density is evaluated in
+float64 inside the graph, as in sslad itself, so scores match ``predict``'s. A JSON sidecar
+(``FILE.json``) holds the thresholds, the map display range, the image size and the sslad version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sslad import __version__
+from sslad.checkpoint import load_for_scoring
+from sslad.errors import SsladError
+from sslad.files import check_output_file
+
+FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+
+
+class ExportedDetector(nn.Module):
+    """The network and the fitted scorer as one module: uint8 images in, (scores, maps) out."""
+
+    def __init__(self, model, scorer):
+        super().__init__()
+        self.model, self.scorer = model.eval(), scorer
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _, emb, seg = self.model(images.float())
+        scores, maps = self.scorer.score_tensors(emb, None if seg is None else torch.sigmoid(seg))
+        return scores.float(), maps
+
+
+def export_run(run_dir: str, fmt: str, out_file: str | None = None) -> dict:
+    """Write ``RUN_DIR/model.onnx`` (or ``model.torchscript.pt``, or ``out_file``) and its JSON sidecar."""
+    if fmt not in FORMATS:
+        raise SsladError(f"unknown export format {fmt!r} ({'|'.join(FORMATS)})")
+    run = Path(run_dir)
+    run = run.parent if run.is_file() else run
+    out = check_output_file(out_file if out_file else run / FORMATS[fmt], "--out")
+    model, scorer, ckpt = load_for_scoring(run, "cpu")
+    size = int(ckpt["preprocessing"]["image_size"])
+    if model.cfg.seg_head and not scorer.image_size:
+        scorer.image_size = size
+    module = ExportedDetector(model, scorer)
+    example = torch.zeros((2, 3, size, size), dtype=torch.uint8)
+    with torch.no_grad():
+        if fmt == "onnx":
+            _export_onnx(module, example, out)
+        else:
+            with warnings.catch_warnings():  # torch marks TorchScript deprecated; the format still loads anywhere
+                warnings.simplefilter("ignore")
+                torch.jit.trace(module, example, check_trace=False).save(str(out))
+    sidecar = {"format": fmt, "sslad_version": __version__, "image_size": size, "input": "images",
+               "input_spec": "uint8 (N, 3, S, S) RGB, 0..255", "outputs": ["scores", "maps"],
+               "threshold": scorer.threshold, "pixel_threshold": scorer.pixel_threshold,
+               "map_range": scorer.map_range, "image_score": scorer.image_score}
+    Path(f"{out}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
+    return {"out": str(out), "sidecar": f"{out}.json", "image_size": size}
+
+
+def _export_onnx(module: nn.Module, example: torch.Tensor, out: Path) -> None:
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+    except ImportError as exc:
+        raise SsladError("--format onnx needs the export extra: pip install 'sslad[export]'") from exc
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress notes
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), str(out), input_names=["images"], output_names=["scores", "maps"],
+                          dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1)}}, dynamo=True,
+                          verbose=False)

@@ -1,0 +1,290 @@
+"""Exception + feature: interrupted runs resume to the same bits, bad input is one line, --overwrite starts clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from sslad.cli import cli
+
+ENV = {**os.environ, "SSLAD_NO_PROGRESS": "1", "OMP_NUM_THREADS": "2"}
+
+
+def train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "sslad.cli", "train", str(data), "--out", str(out), "--image-size", "32",
+            "--epochs", "10", "--batch-size", "12", "--variants", "3", "--device", "cpu", "--seed", "5", *extra]
+
+
+def progress(state: Path) -> dict | None:
+    try:
+        return torch.load(state, weights_only=True)["progress"]
+    except (OSError, RuntimeError, EOFError, KeyError):
+        return None
+
+
+def start_and_wait(cmd: list[str], state: Path, epochs: int = 2) -> subprocess.Popen:
+    """Start a training and return once its training state records ``epochs`` finished epochs."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        p = progress(state) if state.is_file() else None
+        if p is not None and p["epoch"] >= epochs:
+            return proc
+        assert proc.poll() is None, f"training ended before it could be interrupted: {proc.communicate()[1][-800:]}"
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("training made no progress")
+
+
+@pytest.fixture(scope="module")
+def reference(tiles, tmp_path_factory) -> Path:
+    """An uninterrupted run: what every interrupted-and-resumed run must equal."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    res = subprocess.run(train_cmd(tiles, out), env=ENV, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert not (out / "train_state.pt").exists()  # a finished run keeps model.pt only
+    return out
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    sa, sb = (torch.load(d / "model.pt", weights_only=True) for d in (a, b))
+    assert sa["state_dict"].keys() == sb["state_dict"].keys()
+    for k, v in sa["state_dict"].items():
+        assert torch.equal(v, sb["state_dict"][k]), f"weights differ: {k}"
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    for key in ("image_auroc", "pixel_auroc", "aupro", "threshold", "pretext_loss", "pretext_accuracy", "steps"):
+        assert ma[key] == mb[key], key
+    assert (a / "scores.csv").read_bytes() == (b / "scores.csv").read_bytes()
+
+
+def test_sigkill_then_resume_gives_the_same_bits(tiles, tmp_path, reference):
+    out = tmp_path / "killed"
+    proc = start_and_wait(train_cmd(tiles, out), out / "train_state.pt")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.pt").exists()
+    again = subprocess.run(train_cmd(tiles, out), env=ENV, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "unfinished run" in again.stderr and "--resume" in again.stderr
+    res = subprocess.run(train_cmd(tiles, out, "--resume"), env=ENV, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resuming at epoch" in res.stderr
+    assert_same_run(reference, out)
+
+
+@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+                         ids=["sigterm", "double-ctrl-c"])
+def test_signal_saves_the_state_and_resume_finishes(tiles, tmp_path, reference, signals):
+    out = tmp_path / "stopped"
+    proc = start_and_wait(train_cmd(tiles, out), out / "train_state.pt", epochs=1)
+    for s in signals:
+        proc.send_signal(s)
+        time.sleep(0.005)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert "the training state is saved" in err.strip().splitlines()[-1]
+    assert progress(out / "train_state.pt")["step"] > 0
+    assert not list(out.glob(".*.tmp")) and not (out / "model.pt").exists()  # nothing half-written
+    res = subprocess.run(train_cmd(tiles, out, "--resume"), env=ENV, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert_same_run(reference, out)
+
+
+def test_resume_without_an_unfinished_run(tiles, tmp_path, reference):
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(reference), "--resume"])
+    assert res.exit_code == 1 and "nothing to resume" in res.output
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "none"), "--resume"])
+    assert res.exit_code == 1 and "nothing to resume" in res.output and not (tmp_path / "none").exists()
+
+
+def test_overwrite_removes_what_sslad_wrote_and_only_that(tiles, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("model.pt", "scores.csv", "scores.png", "predictions.csv", "metrics.json"):
+        (out / name).write_text("stale")
+    (out / "eval").mkdir()
+    (out / "eval" / "metrics.json").write_text("stale")
+    (out / "maps").mkdir()
+    (out / "notes.txt").write_text("mine")
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "0",
+                                   "--device", "cpu", "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert not (out / "eval").exists() and not (out / "maps").exists() and not (out / "predictions.csv").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "scores.csv").read_text() != "stale" and json.loads((out / "metrics.json").read_text())["epochs"] == 0
+
+
+# --- every user mistake is one line ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished(tiles, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fin") / "run"
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "1",
+                                   "--batch-size", "12", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _nan_weights(ck):
+    next(v for v in ck["state_dict"].values() if v.is_floating_point()).fill_(float("nan"))
+
+
+class Case:
+    """What a bad-input case needs: the data folder, a finished run, a scratch folder."""
+
+    def __init__(self, data: Path, run: Path, tmp: Path):
+        self.d, self.r, self.p = data, run, tmp
+
+    def train(self, *args):
+        return ["train", self.d, "--out", self.p / "o", "--image-size", "32", *args]
+
+    def config(self, section: str, body: str) -> Path:
+        f = self.p / "c.yaml"
+        f.write_text(f"{section}:\n  {body}\n" if body else f"{section}: 3\n")
+        return f
+
+    def file(self) -> Path:
+        (self.p / "afile").write_text("x")
+        return self.p / "afile"
+
+    def crafted(self, change) -> Path:
+        ck = torch.load(self.r / "model.pt", weights_only=True)
+        change(ck)
+        (self.p / "crafted").mkdir()
+        torch.save(ck, self.p / "crafted" / "model.pt")
+        return self.p / "crafted"
+
+    def other_shapes(self) -> Path:
+        from torchvision.models import resnet18
+
+        state = resnet18(weights=None).state_dict()
+        state["conv1.weight"] = torch.zeros(64, 1, 7, 7)
+        torch.save(state, self.p / "w.pth")
+        return self.p / "w.pth"
+
+
+BAD = {  # name: (message, argv)
+    "config image_size 32.5": ("expected a whole number",
+                               lambda c: c.train("--config", c.config("data", "image_size: 32.5"))),
+    "config image_size 1e3": ("data.image_size", lambda c: c.train("--config", c.config("data", "image_size: 1e3"))),
+    "config batch_size 9.5": ("train.batch_size", lambda c: c.train("--config", c.config("train", "batch_size: 9.5"))),
+    "config device 5": ("expected text", lambda c: c.train("--config", c.config("train", "device: 5"))),
+    "config seed abc": ("train.seed", lambda c: ["preview", c.d, "--out", c.p / "o", "--config",
+                                                 c.config("train", "seed: abc")]),
+    "config section not a mapping": ("must be a mapping", lambda c: c.train("--config", c.config("train", ""))),
+    "image size too large": ("too large", lambda c: c.train("--image-size", "100000")),
+    "lr inf": ("positive, finite", lambda c: c.train("--lr", "inf")),
+    "out under /proc": ("cannot create", lambda c: ["train", c.d, "--out", "/proc/sslad_x", "--image-size", "32"]),
+    "out under a file": ("cannot create", lambda c: ["train", c.d, "--out", c.file() / "x", "--image-size", "32"]),
+    "out empty": ("--out must name a run folder", lambda c: ["train", c.d, "--out", "", "--image-size", "32"]),
+    "out inside the data": ("inside the data folder", lambda c: ["train", c.d, "--out", c.d / "train" / "good" / "r"]),
+    "eval out under a file": ("cannot create", lambda c: ["eval", c.r, c.d, "--out", c.file() / "x"]),
+    "preview out under /proc": ("cannot create", lambda c: ["preview", c.d, "--out", "/proc/sslad_x", "--image-size",
+                                                            "32"]),
+    "predict out in a missing folder": ("does not exist", lambda c: ["predict", c.r, c.d / "test" / "good", "--out",
+                                                                     c.p / "no" / "p.csv"]),
+    "bench json to a missing folder": ("does not exist", lambda c: ["bench", "--backends", "torch", "--json",
+                                                                    c.p / "no" / "b.json"]),
+    "bench plot to a folder": ("is a directory", lambda c: ["bench", "--backends", "torch", "--plot", c.p]),
+    "unknown scorer type": ("not readable", lambda c: ["eval", c.crafted(
+        lambda ck: ck["scorer"]["density"].update(type="magic")), c.d]),
+    "no preprocessing record": ("incomplete sslad checkpoint", lambda c: ["predict", c.crafted(
+        lambda ck: ck.pop("preprocessing")), c.d / "test" / "good"]),
+    "non-finite weights": ("non-finite weights", lambda c: ["predict", c.crafted(_nan_weights), c.d / "test" / "good"]),
+    "non-finite threshold": ("not finite", lambda c: ["eval", c.crafted(
+        lambda ck: ck["scorer"].update(threshold=float("nan"))), c.d]),
+    "resume and overwrite": ("exclude each other", lambda c: c.train("--resume", "--overwrite")),
+    "weights of another shape": ("other shapes", lambda c: c.train("--weights", c.other_shapes())),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_user_mistakes_are_one_line(name, tiles, finished, tmp_path):
+    message, build = BAD[name]
+    argv = [str(a) for a in build(Case(tiles, finished, tmp_path))]
+    res = CliRunner().invoke(cli, argv)
+    assert res.exit_code not in (0, None), res.output
+    assert "Traceback" not in res.output and res.exception is None or isinstance(res.exception, SystemExit)
+    # (click's own usage errors add its "Usage:" and "Try ... --help" lines around the one error line)
+    lines = [line for line in res.output.strip().splitlines()
+             if line.strip() and not line.startswith(("data:", "model:", "Usage:", "Try '"))]
+    assert len(lines) == 1 and message in lines[0], res.output
+    assert not (tmp_path / "o").exists()  # a failed start leaves no run folder behind
+
+
+def test_config_numbers_written_as_text_are_parsed_like_flags(tiles, tmp_path):
+    cfgf = tmp_path / "c.yaml"
+    cfgf.write_text('train:\n  lr: 1e-3\n  epochs: "0"\n')
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--config", str(cfgf),
+                                   "--image-size", "32", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["train"]
+    assert saved["lr"] == 1e-3 and saved["epochs"] == 0
+
+
+def test_run_dir_may_be_given_as_its_model_file(finished, tiles, tmp_path):
+    res = CliRunner().invoke(cli, ["eval", str(finished / "model.pt"), str(tiles), "--out", str(tmp_path / "ev"),
+                                   "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["predict", str(finished / "model.pt"), str(tiles / "test" / "good"),
+                                   "--device", "cpu"])
+    assert res.exit_code == 0 and (finished / "predictions.csv").is_file(), res.output
+
+
+def test_predict_survives_unreadable_files(finished, tiles, tmp_path):
+    import csv
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(tiles / "test" / "good", folder)
+    (folder / "zero.png").write_bytes(b"")
+    res = CliRunner().invoke(cli, ["predict", str(finished), str(folder), "--out", str(tmp_path / "p.csv"),
+                                   "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert len(rows) == 7 and sum(r["score"] != "" for r in rows) == 6
+    bad = [r for r in rows if r["error"]]
+    assert [Path(r["path"]).name for r in bad] == ["zero.png"] and "cannot read image" in bad[0]["error"]
+    assert "warning: skipped" in res.output and "6 images scored" in res.output and "1 skipped" in res.output
+    (folder / "zero.png").unlink()
+    for f in folder.iterdir():
+        f.write_bytes(b"")
+    res = CliRunner().invoke(cli, ["predict", str(finished), str(folder), "--device", "cpu"])
+    assert res.exit_code == 1 and "none of the 6 images" in res.output
+
+
+def test_eval_skips_unreadable_test_images(finished, tiles, tmp_path):
+    import shutil
+
+    data = tmp_path / "tiles"
+    shutil.copytree(tiles, data)
+    (data / "test" / "blob" / "000.png").write_bytes(b"")
+    res = CliRunner().invoke(cli, ["eval", str(finished), str(data), "--out", str(tmp_path / "ev"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["counts"] == {"blob": 5, "good": 6} and [Path(s["path"]).name for s in m["skipped_images"]] == ["000.png"]
+    assert "warning: skipped" in res.output
+
+
+def test_elpv_takes_its_subset_as_a_category():
+    pytest.importorskip("elpv_dataset", reason="elpv-dataset is not installed")
+    from sslad.data import load_dataset
+
+    assert load_dataset("elpv", "mono", 32, splits=()).name == "elpv:mono"
+
+
+def test_diverging_training_stops_with_the_last_good_state(tiles, tmp_path):
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--image-size", "32",
+                                   "--epochs", "2", "--batch-size", "12", "--device", "cpu", "--lr", "1e30"])
+    assert res.exit_code == 1 and "diverged" in res.output and "lower --lr" in res.output
+    assert not (tmp_path / "r" / "model.pt").exists()
