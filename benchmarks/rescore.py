@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     sets = {"fit": data.train.subset(fit_idx), "holdout": data.train.subset(hold_idx), "test": data.test}
     outs = {k: infer_images(model, s.images, progress=f"embed {k}") for k, s in sets.items()}
     rows = []
-    for mode in IMAGE_SCORES:
+    for mode in IMAGE_SCORES if model.cfg.seg_head else ("embedding",):
         for source in ("holdout", "fit"):
             sc = AnomalyScorer(replace(cfg.score, image_score=mode))
             sc.fit(outs["fit"], outs["holdout"] if source == "holdout" else None, cfg.data.image_size)

@@ -61,7 +61,7 @@ def test_checkpoint_is_self_describing(trained):
     assert ck["model_args"]["arch"] == "resnet18" and ck["model_args"]["seg_head"] is True
     assert ck["preprocessing"]["image_size"] == 32
     sc = ck["scorer"]
-    assert sc["density"]["type"] == "gde" and sc["density"]["mean"].shape == (512,) and sc["image_score"] == "both"
+    assert sc["density"]["type"] == "gde" and sc["density"]["mean"].shape == (512,) and sc["image_score"] == "embedding"
     assert sc["calibration"] == {"set": "holdout", "images": 3} and sc["quantile"] == 0.99
     assert ck["config"]["synth"]["backend"] == "torch" and ck["epoch"] == 2 and ck["regen_index"] == 1
     assert ck["config"]["synth"]["color"] == "gray" and ck["config"]["train"]["lr"] == 3e-4  # resolved values

@@ -84,7 +84,7 @@ class ScoreConfig:
 
     scorer: str = "gde"
     knn_k: int = 5
-    image_score: str = "both"  # embedding density, map maximum, or both standardised and summed
+    image_score: str = "embedding"  # embedding density (measured best: README), map maximum, or both
     threshold_quantile: float = 0.99  # of the held-out good images' scores
     holdout: float = 0.1  # share of train/good kept out of training and the fit, for the thresholds
     holdout_min: int = 10  # ... but at least this many (at most a quarter of train/good)
