@@ -33,12 +33,13 @@ def progress(state: Path) -> dict | None:
 
 
 def start_and_wait(cmd: list[str], state: Path, epochs: int = 2) -> subprocess.Popen:
-    """Start a training and return once its training state records ``epochs`` finished epochs."""
+    """Start a training and return once ``epochs`` epochs are logged in metrics.csv (cheap to poll; the
+    training state of the epoch before is then on disk)."""
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
+    log = state.parent / "metrics.csv"
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        p = progress(state) if state.is_file() else None
-        if p is not None and p["epoch"] >= epochs:
+        if log.is_file() and len(log.read_text().splitlines()) > epochs:  # header + one row per epoch
             return proc
         assert proc.poll() is None, f"training ended before it could be interrupted: {proc.communicate()[1][-800:]}"
         time.sleep(0.02)
@@ -288,3 +289,10 @@ def test_diverging_training_stops_with_the_last_good_state(tiles, tmp_path):
                                    "--epochs", "2", "--batch-size", "12", "--device", "cpu", "--lr", "1e30"])
     assert res.exit_code == 1 and "diverged" in res.output and "lower --lr" in res.output
     assert not (tmp_path / "r" / "model.pt").exists()
+
+
+def test_an_exploding_loss_is_never_silent(tiles, tmp_path):
+    """--lr 1e6: either the loss turns non-finite (stop) or it explodes (a warning), never a quiet success."""
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--image-size", "32",
+                                   "--epochs", "1", "--batch-size", "12", "--device", "cpu", "--lr", "1e6"])
+    assert ("diverged" in res.output and res.exit_code == 1) or "is diverging" in res.output, res.output

@@ -260,6 +260,8 @@ def fit_pretext(run: Run) -> dict:
                               images_per_s=c * dist.world / dt, **p["last"])
                 run.log(f"epoch {epoch + 1}/{epochs}: loss {p['last']['loss']:.4f}, pretext accuracy "
                         f"{p['last']['accuracy']:.3f}, {dt:.1f} s")
+                if p["last"]["loss"] > 100:  # the 3-way loss starts near 1.1, the mask loss near 0.7
+                    run.log(f"warning: the loss ({p['last']['loss']:.3g}) is diverging; retrain with a lower --lr")
             save_state()
     last = p["last"] or {"loss": math.nan, "accuracy": math.nan}
     return {"epochs": epochs, "steps": p["step"], "regen_index": p["regen_index"], "train_images": n_train,

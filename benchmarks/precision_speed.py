@@ -1,0 +1,55 @@
+"""Training-step throughput of fp32 against bf16 autocast + channels-last, side by side in one run.
+
+Usage:
+    python benchmarks/precision_speed.py [--steps N]
+
+ResNet-18 with the per-pixel head, Adam, batch 96, random uint8 images and masks, at 64 and 128
+px; 2 untimed steps, then ``--steps`` timed ones per setting. Writes
+``benchmarks/results/precision_speed.json`` with machine info (the ratio is the figure to read).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from sslad.bench import metadata
+from sslad.models import NetConfig, PretextNet
+from sslad.train import train_step
+
+
+def images_per_s(size: int, bf16: bool, steps: int) -> float:
+    torch.manual_seed(0)
+    model = PretextNet(NetConfig())
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), 3e-4)
+    x = torch.randint(0, 256, (96, 3, size, size), dtype=torch.uint8)
+    y = torch.randint(0, 3, (96,))
+    m = (torch.rand(96, size, size) > 0.9).to(torch.uint8)
+    for _ in range(2):
+        train_step(model, opt, x, y, m, bf16)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        train_step(model, opt, x, y, m, bf16)
+    return 96 * steps / (time.perf_counter() - t0)
+
+
+def main(argv: list[str]) -> int:
+    steps = int(argv[argv.index("--steps") + 1]) if "--steps" in argv else 6
+    rows = []
+    for size in (64, 128):
+        fp32, bf16 = images_per_s(size, False, steps), images_per_s(size, True, steps)
+        rows.append({"image_size": size, "fp32_images_per_s": fp32, "bf16_images_per_s": bf16, "ratio": bf16 / fp32})
+        print(f"{size} px: fp32 {fp32:.0f} img/s, bf16 {bf16:.0f} img/s, {bf16 / fp32:.2f}x")
+    dest = Path(__file__).parent / "results" / "precision_speed.json"
+    dest.write_text(json.dumps({"steps": steps, "batch": 96, "results": rows, "metadata": metadata()}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
