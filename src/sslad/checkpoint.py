@@ -90,6 +90,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     return model, scorer, ckpt
 
 
+def run_folder(path: str | Path) -> Path:
+    """The run folder named by ``path``: the folder itself, or the folder of ``RUN_DIR/model.pt``."""
+    p = Path(path)
+    return p.parent if p.is_file() else p
+
+
 def load_for_scoring(run_dir: str | Path, device: str = "auto"):
     """A finished run's (model, fitted scorer, checkpoint) on the resolved ``device``, for eval and predict."""
     from sslad.runtime import resolve_device

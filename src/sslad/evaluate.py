@@ -50,12 +50,10 @@ def evaluate_set(model, scorer: AnomalyScorer, test: ImageSet | None, out_dir: P
 def evaluate_run(run_dir: str, data_path: str, category: str | None, out_dir: str | None,
                  device: str = "auto") -> dict:
     """``sslad eval``: re-score the test split of ``data_path`` with the run's model and scorer."""
-    from sslad.checkpoint import load_for_scoring
+    from sslad.checkpoint import load_for_scoring, run_folder
     from sslad.data import load_dataset
 
-    run_dir = Path(run_dir)
-    if run_dir.is_file():  # RUN_DIR/model.pt names the run too
-        run_dir = run_dir.parent
+    run_dir = run_folder(run_dir)
     out = make_output_dir(out_dir if out_dir is not None else run_dir / "eval", "--out")
     model, scorer, ckpt = load_for_scoring(run_dir, device)
     size = int(ckpt["preprocessing"]["image_size"])

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from sslad import __version__
-from sslad.checkpoint import load_for_scoring
+from sslad.checkpoint import load_for_scoring, run_folder
 from sslad.errors import SsladError
 from sslad.files import check_output_file
 
@@ -45,8 +45,7 @@ def export_run(run_dir: str, fmt: str, out_file: str | None = None) -> dict:
     """Write ``RUN_DIR/model.onnx`` (or ``model.torchscript.pt``, or ``out_file``) and its JSON sidecar."""
     if fmt not in FORMATS:
         raise SsladError(f"unknown export format {fmt!r} ({'|'.join(FORMATS)})")
-    run = Path(run_dir)
-    run = run.parent if run.is_file() else run
+    run = run_folder(run_dir)
     out = check_output_file(out_file if out_file else run / FORMATS[fmt], "--out")
     model, scorer, ckpt = load_for_scoring(run, "cpu")
     size = int(ckpt["preprocessing"]["image_size"])

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sslad.checkpoint import load_for_scoring
+from sslad.checkpoint import load_for_scoring, run_folder
 from sslad.data import load_folder
 from sslad.errors import SsladError
 from sslad.evaluate import score_images
@@ -35,9 +35,7 @@ def predict_folder(run_dir: str, folder: str, out_csv: str | None = None, device
 
     With ``maps``, an overlay PNG per image goes to ``maps/`` beside the CSV.
     """
-    run_dir = Path(run_dir)
-    if run_dir.is_file():  # RUN_DIR/model.pt names the run too
-        run_dir = run_dir.parent
+    run_dir = run_folder(run_dir)
     out = check_output_file(out_csv if out_csv else run_dir / "predictions.csv", "--out")
     model, scorer, ckpt = load_for_scoring(run_dir, device)
     if maps and not model.cfg.seg_head:
