@@ -19,7 +19,7 @@ import torch
 
 from sslad.bench import metadata
 from sslad.models import NetConfig, PretextNet
-from sslad.train import train_step
+from sslad.training import train_step
 
 
 def images_per_s(size: int, bf16: bool, steps: int) -> float:

@@ -34,3 +34,22 @@ def tiles(mvtec_root) -> Path:
 def dali():
     """The DALI backend, or a clean skip when DALI is not installed."""
     return pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed")
+
+
+#: The tiny training every test that needs a finished run shares (2 epochs at 32 px, regenerated every epoch).
+TINY = ["--image-size", "32", "--epochs", "2", "--batch-size", "12", "--device", "cpu", "--seed", "1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiles, tmp_path_factory):
+    """(run folder, CLI output) of one finished tiny training, shared by the whole session (read it, don't
+    change it: tests that need a changed checkpoint copy it)."""
+    from click.testing import CliRunner
+
+    from sslad.cli import cli
+
+    out = tmp_path_factory.mktemp("runs") / "run"
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), *TINY, "--regen-every", "1"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return out, res.output

@@ -13,10 +13,9 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from conftest import TINY
 from helpers import auroc_of_scores_csv
 from sslad.cli import cli
-
-TINY = ["--image-size", "32", "--epochs", "2", "--batch-size", "12", "--device", "cpu", "--seed", "1"]
 
 
 def run(args, ok=True):
@@ -26,18 +25,16 @@ def run(args, ok=True):
     return res
 
 
-@pytest.fixture(scope="module")
-def trained(tiles, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "run"
-    res = run(["train", str(tiles), "--out", str(out), *TINY, "--regen-every", "1"])
-    return out, res
+@pytest.fixture
+def trained(tiny_run):
+    return tiny_run
 
 
 def test_train_writes_the_run_folder(trained):
     out, res = trained
     for name in ("config.yaml", "metrics.csv", "metrics.json", "scores.csv", "model.pt", "pretext_samples.png"):
         assert (out / name).is_file(), name
-    assert "image AUROC" in res.output
+    assert "image AUROC" in res
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["data"]["image_size"] == 32 and cfg["train"]["epochs"] == 2 and cfg["train"]["seed"] == 1
     rows = list(csv.DictReader(open(out / "metrics.csv")))
@@ -57,7 +54,7 @@ def test_train_writes_the_run_folder(trained):
 def test_checkpoint_is_self_describing(trained):
     out, _ = trained
     ck = torch.load(out / "model.pt", weights_only=True)
-    assert ck["format"] == "sslad-checkpoint" and ck["format_version"] == 2
+    assert ck["format"] == "sslad-checkpoint" and ck["format_version"] == 3
     assert ck["model_args"]["arch"] == "resnet18" and ck["model_args"]["seg_head"] is True
     assert ck["preprocessing"]["image_size"] == 32
     sc = ck["scorer"]
@@ -65,7 +62,7 @@ def test_checkpoint_is_self_describing(trained):
     assert sc["calibration"] == {"set": "holdout", "images": 3} and sc["quantile"] == 0.99
     assert ck["config"]["synth"]["backend"] == "torch" and ck["epoch"] == 2 and ck["regen_index"] == 1
     assert ck["config"]["synth"]["color"] == "gray" and ck["config"]["train"]["lr"] == 3e-4  # resolved values
-    assert ck["threshold"] == sc["threshold"] and math.isfinite(ck["threshold"])
+    assert "threshold" not in ck and math.isfinite(sc["threshold"])  # stored once, in the scorer
     lo, hi = sc["map_range"]
     assert lo < sc["pixel_threshold"] < hi
 
@@ -129,8 +126,9 @@ def test_threshold_is_a_quantile_of_held_out_good_scores(trained):
     model, scorer, ck = load_checkpoint(out)
     data = load_dataset(ck["config"]["data"]["path"], None, 32, splits=("train",))
     _, hold = holdout_split(len(data.train), 0.1, 10)
-    scores, maps = scorer.score(infer_images(model, data.train.subset(hold).images))
-    assert ck["threshold"] == pytest.approx(float(np.quantile(scores, 0.99)), rel=1e-5, abs=1e-6)
+    res = infer_images(model, data.train.subset(hold).images)
+    scores, maps = scorer.score(res.embeddings, res.maps, 32)
+    assert scorer.threshold == pytest.approx(float(np.quantile(scores, 0.99)), rel=1e-5, abs=1e-6)
     assert scorer.pixel_threshold == pytest.approx(float(np.quantile(maps.flatten(1).amax(1), 0.99)), rel=1e-5)
 
 
@@ -149,10 +147,10 @@ def test_holdout_split_is_deterministic_and_disjoint():
 def test_predict_uses_the_stored_threshold(trained, tiles, tmp_path):
     """Thresholds round-trip through model.pt into predict's decisions."""
     out, _ = trained
-    ck = torch.load(out / "model.pt", weights_only=True)
+    threshold = torch.load(out / "model.pt", weights_only=True)["scorer"]["threshold"]
     run(["predict", str(out), str(tiles / "test" / "good"), "--out", str(tmp_path / "p.csv"), "--device", "cpu"])
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
-    assert [r["predicted_anomalous"] for r in rows] == [str(int(float(r["score"]) > ck["threshold"])) for r in rows]
+    assert [r["predicted_anomalous"] for r in rows] == [str(int(float(r["score"]) > threshold)) for r in rows]
 
 
 def test_epochs_zero_scores_with_the_untrained_network(tiles, tmp_path):
@@ -181,7 +179,7 @@ def test_predict_maps_writes_an_overlay_per_image(trained, tiles, tmp_path):
                "--device", "cpu"])
     pngs = sorted((tmp_path / "maps").glob("*.png"))
     assert [p.stem for p in pngs] == [p.stem for p in sorted((tiles / "test" / "blob").glob("*.png"))]
-    assert Image.open(pngs[0]).size == Image.open(tiles / "test" / "blob" / "000.png").size  # the image's own size
+    assert Image.open(pngs[0]).size == (32, 32)  # the image as the model saw it (decoded once)
     assert "maps in" in res.output
 
 
@@ -195,12 +193,12 @@ def test_train_refuses_to_overwrite_a_run(trained, tiles):
 def test_config_file_and_flags(tiles, tmp_path):
     cfgf = tmp_path / "c.yaml"
     cfgf.write_text(yaml.safe_dump({"train": {"epochs": 1, "batch_size": 12}, "synth": {"scar": "line"},
-                                    "score": {"scorer": "knn", "knn_k": 2}}))
+                                    "score": {"density": "knn", "knn_k": 2}}))
     out = tmp_path / "r"
     run(["train", str(tiles), "--out", str(out), "--config", str(cfgf), "--image-size", "32",
          "--device", "cpu", "--epochs", "1"])
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["synth"]["scar"] == "line" and cfg["score"]["scorer"] == "knn" and cfg["train"]["batch_size"] == 12
+    assert cfg["synth"]["scar"] == "line" and cfg["score"]["density"] == "knn" and cfg["train"]["batch_size"] == 12
     assert torch.load(out / "model.pt", weights_only=True)["scorer"]["density"]["type"] == "knn"
 
 

@@ -13,20 +13,12 @@ from sslad.cli import cli
 
 
 @pytest.fixture(scope="module")
-def run_and_native(tiles, tmp_path_factory):
+def run_and_native(tiny_run, tiles):
     """A finished run, the blob test images as uint8, and sslad's own scores and maps for them."""
-    from sslad.checkpoint import load_for_scoring
-    from sslad.data import load_folder
-    from sslad.evaluate import score_images
+    import sslad
 
-    out = tmp_path_factory.mktemp("exp") / "run"
-    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "1",
-                                   "--batch-size", "12", "--device", "cpu"])
-    assert res.exit_code == 0, res.output
-    model, scorer, _ = load_for_scoring(out, "cpu")
-    images, _ = load_folder(str(tiles / "test" / "blob"), 32)
-    scores, maps = score_images(model, scorer, images)
-    return out, images.images, scores, maps.numpy(), scorer
+    det = sslad.load(tiny_run[0], "cpu").score(sorted((tiles / "test" / "blob").glob("*.png")))
+    return tiny_run[0], det.images, det.scores, det.maps.numpy(), sslad.load(tiny_run[0], "cpu").scorer
 
 
 def close(got, want):

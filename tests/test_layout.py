@@ -32,7 +32,7 @@ RULES = {
     "sslad.models": ["nvidia.dali", "click", "sslad.synth", "sslad.scoring", "sslad.data"],
     "sslad.scoring": ["nvidia.dali", "click", "sslad.models", "sslad.synth", "sslad.data"],
     "sslad.data": ["nvidia.dali", "click", "sslad.models", "sslad.synth", "sslad.scoring"],
-    "sslad.train": ["nvidia.dali", "click"],
+    "sslad.training": ["nvidia.dali", "click"],
     "sslad.bench": ["nvidia.dali", "click"],
 }
 
@@ -52,12 +52,24 @@ def test_no_library_module_imports_click():
     assert "click" not in got and "sslad.cli" not in got
 
 
-def test_only_backends_names_dali():
-    """Outside the DALI package itself, only synth/backends.py imports it."""
+def _modules_naming(package: str) -> list[str]:
+    """Source files of sslad (outside ``package`` itself) with an import line naming ``package``, lazy
+    imports inside functions and TYPE_CHECKING blocks included."""
     from pathlib import Path
 
     root = Path(sslad.__file__).parent
-    naming = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
-                    if "dali_pipes" in p.read_text() and "import" in p.read_text() and p.parent.name != "dali_pipes"
-                    and any("sslad.dali_pipes" in line and "import" in line for line in p.read_text().splitlines()))
-    assert naming == ["synth/backends.py"]
+    own = package.split(".")[-1]
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if own not in p.relative_to(root).parts
+                  and any(line.strip().startswith((f"from {package}", f"import {package}"))
+                          for line in p.read_text().splitlines()))
+
+
+def test_only_the_chooser_names_dali():
+    """The backend chooser lives above synth and dali_pipes: only sslad/backends.py imports DALI's package,
+    and nothing in synth does, not even lazily (so dali_pipes -> synth is the only direction)."""
+    assert _modules_naming("sslad.dali_pipes") == ["backends.py"]
+
+
+def test_scoring_names_nothing_of_the_network():
+    """The scorer receives plain tensors: no module of sslad.scoring names sslad.models, not even as a type."""
+    assert not [m for m in _modules_naming("sslad.models") if m.startswith("scoring/")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,6 +83,44 @@ def test_sigkill_then_resume_gives_the_same_bits(tiles, tmp_path, reference):
     assert_same_run(reference, out)
 
 
+def torchrun_cmd(data: Path, out: Path, *extra: str) -> list[str]:
+    """Two CPU processes (gloo) under torchrun, each in its own share of every regeneration."""
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    return [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "sslad.cli", "train", str(data), "--out",
+            str(out), "--image-size", "32", "--epochs", "4", "--batch-size", "12", "--variants", "2", "--device",
+            "cpu", "--seed", "5", *extra]
+
+
+DDP_ENV = {**ENV, "OMP_NUM_THREADS": "1"}
+
+
+def test_torchrun_run_killed_and_resumed_equals_an_uninterrupted_one(tiles, tmp_path):
+    """Every rank loads the training state and takes the same steps: SIGKILL to the whole torchrun process
+    group mid-run, then ``--resume`` under torchrun, ends with the uninterrupted run's weights and metrics.
+    Resuming it with another number of processes is refused with one line before any work."""
+    ref = tmp_path / "ref"
+    res = subprocess.run(torchrun_cmd(tiles, ref), env=DDP_ENV, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(torchrun_cmd(tiles, out), env=DDP_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    log, deadline = out / "metrics.csv", time.monotonic() + 600
+    while not (log.is_file() and len(log.read_text().splitlines()) > 2) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers, with no chance to save
+    proc.wait()
+    assert not (out / "model.pt").exists() and (out / "train_state.pt").is_file()
+    single = subprocess.run(train_cmd(tiles, out, "--resume"), env=ENV, capture_output=True, text=True, timeout=120)
+    assert single.returncode != 0 and "trained by 2 process(es), this is 1" in single.stderr
+    assert "Traceback" not in single.stderr
+    res = subprocess.run(torchrun_cmd(tiles, out, "--resume"), env=DDP_ENV, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resuming at epoch" in res.stderr
+    assert_same_run(ref, out)
+
+
 @pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
                          ids=["sigterm", "double-ctrl-c"])
 def test_signal_saves_the_state_and_resume_finishes(tiles, tmp_path, reference, signals):
@@ -110,7 +149,8 @@ def test_resume_without_an_unfinished_run(tiles, tmp_path, reference):
 def test_overwrite_removes_what_sslad_wrote_and_only_that(tiles, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    for name in ("model.pt", "scores.csv", "scores.png", "predictions.csv", "metrics.json"):
+    exports = ("model.onnx", "model.onnx.json", "model.torchscript.pt", "model.torchscript.pt.json")
+    for name in ("model.pt", "scores.csv", "scores.png", "predictions.csv", "metrics.json", *exports):
         (out / name).write_text("stale")
     (out / "eval").mkdir()
     (out / "eval" / "metrics.json").write_text("stale")
@@ -120,6 +160,7 @@ def test_overwrite_removes_what_sslad_wrote_and_only_that(tiles, tmp_path):
                                    "--device", "cpu", "--overwrite"])
     assert res.exit_code == 0, res.output
     assert not (out / "eval").exists() and not (out / "maps").exists() and not (out / "predictions.csv").exists()
+    assert not any((out / name).exists() for name in exports)  # no export of the old model survives
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "scores.csv").read_text() != "stale" and json.loads((out / "metrics.json").read_text())["epochs"] == 0
 
@@ -127,13 +168,9 @@ def test_overwrite_removes_what_sslad_wrote_and_only_that(tiles, tmp_path):
 # --- every user mistake is one line ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def finished(tiles, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fin") / "run"
-    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "1",
-                                   "--batch-size", "12", "--device", "cpu"])
-    assert res.exit_code == 0, res.output
-    return out
+@pytest.fixture
+def finished(tiny_run) -> Path:
+    return tiny_run[0]
 
 
 def _nan_weights(ck):
@@ -147,7 +184,14 @@ class Case:
         self.d, self.r, self.p = data, run, tmp
 
     def train(self, *args):
-        return ["train", self.d, "--out", self.p / "o", "--image-size", "32", *args]
+        return self.train_on(self.d, *args)
+
+    def train_on(self, data, *args):
+        return ["train", data, "--out", self.p / "o", "--image-size", "32", *args]
+
+    def loop(self) -> Path:
+        (self.p / "loop").symlink_to(self.p / "loop")
+        return self.p / "loop"
 
     def config(self, section: str, body: str) -> Path:
         f = self.p / "c.yaml"
@@ -197,6 +241,17 @@ BAD = {  # name: (message, argv)
     "bench json to a missing folder": ("does not exist", lambda c: ["bench", "--backends", "torch", "--json",
                                                                     c.p / "no" / "b.json"]),
     "bench plot to a folder": ("is a directory", lambda c: ["bench", "--backends", "torch", "--plot", c.p]),
+    "data folder is a symlink loop": ("cannot be resolved", lambda c: c.train_on(c.loop())),
+    "predict out where nothing can be written": ("cannot write the file", lambda c: [
+        "predict", c.r, c.d / "test" / "good", "--out", "/proc/sslad_p.csv"]),
+    "bench json where nothing can be written": ("cannot write the file", lambda c: [
+        "bench", "--backends", "torch", "--json", "/proc/sslad_b.json"]),
+    "bench plot where nothing can be written": ("cannot write the file", lambda c: [
+        "bench", "--backends", "torch", "--plot", "/proc/sslad_b.png"]),
+    "bench image size beyond memory": ("of memory", lambda c: [
+        "bench", "--backends", "torch", "--image-size", "4096", "--images", "100000"]),
+    "bench image size beyond the limit": ("must lie in", lambda c: ["bench", "--backends", "torch", "--image-size",
+                                                                    "100000"]),
     "unknown scorer type": ("not readable", lambda c: ["eval", c.crafted(
         lambda ck: ck["scorer"]["density"].update(type="magic")), c.d]),
     "no preprocessing record": ("incomplete sslad checkpoint", lambda c: ["predict", c.crafted(
@@ -215,7 +270,8 @@ def test_user_mistakes_are_one_line(name, tiles, finished, tmp_path):
     argv = [str(a) for a in build(Case(tiles, finished, tmp_path))]
     res = CliRunner().invoke(cli, argv)
     assert res.exit_code not in (0, None), res.output
-    assert "Traceback" not in res.output and res.exception is None or isinstance(res.exception, SystemExit)
+    assert "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
     # (click's own usage errors add its "Usage:" and "Try ... --help" lines around the one error line)
     lines = [line for line in res.output.strip().splitlines()
              if line.strip() and not line.startswith(("data:", "model:", "Usage:", "Try '"))]

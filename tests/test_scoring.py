@@ -14,10 +14,10 @@ from sslad.config import ScoreConfig
 from sslad.scoring import (
     GaussianDensity,
     KNNDensity,
+    density_from_state,
     image_metrics,
     ledoit_wolf,
-    make_scorer,
-    scorer_from_state,
+    make_density,
 )
 
 
@@ -69,9 +69,9 @@ def test_knn_matches_brute_force(emb):
 @pytest.mark.parametrize("name", ["gde", "knn"])
 def test_state_dict_round_trip(emb, name, tmp_path):
     train, test = emb
-    sc = make_scorer(ScoreConfig(scorer=name)).fit(train)
+    sc = make_density(ScoreConfig(density=name)).fit(train)
     torch.save(sc.state_dict(), tmp_path / "s.pt")
-    back = scorer_from_state(torch.load(tmp_path / "s.pt", weights_only=True))
+    back = density_from_state(torch.load(tmp_path / "s.pt", weights_only=True))
     assert torch.equal(sc.score(test), back.score(test))
 
 
@@ -81,7 +81,7 @@ def test_unfitted_and_degenerate_inputs_raise():
     with pytest.raises(ValueError):
         GaussianDensity().fit(torch.zeros(1, 3))
     with pytest.raises(ValueError):
-        scorer_from_state({"type": "mystery"})
+        density_from_state({"type": "mystery"})
 
 
 def test_image_metrics_overall_and_per_type():
@@ -169,21 +169,28 @@ def test_maps_are_upsampled_and_smoothed_to_the_image():
     assert 0 < float(maps[0].max()) < 1.0 and float(maps[0].sum()) == pytest.approx(16.0, rel=0.05)  # mass kept
 
 
-def test_anomaly_scorer_thresholds_come_from_the_held_out_set():
+def test_scorer_thresholds_come_from_the_held_out_set():
     from sslad.config import ScoreConfig
-    from sslad.models import Outputs
-    from sslad.scoring import AnomalyScorer
+    from sslad.scoring import Scorer
 
     g = torch.Generator().manual_seed(0)
-    fit = Outputs(torch.randn(60, 8, generator=g), torch.rand(60, 1, 8, 8, generator=g) * 0.1)
-    hold = Outputs(torch.randn(30, 8, generator=g) * 1.5, torch.rand(30, 1, 8, 8, generator=g) * 0.2)
-    sc = AnomalyScorer(ScoreConfig(image_score="embedding", threshold_quantile=0.9)).fit(fit, hold, 32)
-    s_hold, _ = sc.score(hold)
+    fit = (torch.randn(60, 8, generator=g), torch.rand(60, 1, 8, 8, generator=g) * 0.1)
+    hold = (torch.randn(30, 8, generator=g) * 1.5, torch.rand(30, 1, 8, 8, generator=g) * 0.2)
+    sc = Scorer(ScoreConfig(image_score="embedding", threshold_quantile=0.9)).fit(*fit, 32, holdout=hold)
+    s_hold, _ = sc.score(*hold, 32)
     assert sc.calibration == {"set": "holdout", "images": 30}
     assert sc.threshold == pytest.approx(float(np.quantile(s_hold, 0.9)))
-    both = AnomalyScorer(ScoreConfig(image_score="both")).fit(fit, hold, 32)
-    s_both, maps = both.score(hold)
+    both = Scorer(ScoreConfig(image_score="both")).fit(*fit, 32, holdout=hold)
+    s_both, maps = both.score(*hold, 32)
     assert abs(float(np.mean(s_both))) < 1e-6  # each part standardised on the held-out set
-    back = AnomalyScorer.from_state(both.state_dict())
-    s_back, _ = back.score(hold)
+    back = Scorer.from_state(both.state_dict())
+    s_back, _ = back.score(*hold, 32)
     assert np.allclose(s_back, s_both) and back.threshold == both.threshold and back.map_range == both.map_range
+
+
+def test_density_names_are_the_configs_choices():
+    """One vocabulary: the config's density choices are exactly the density classes' names."""
+    from sslad.config import DENSITIES
+    from sslad.scoring import DENSITY_TYPES
+
+    assert tuple(DENSITY_TYPES) == DENSITIES

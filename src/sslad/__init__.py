@@ -4,10 +4,28 @@ A CutPaste-style 3-way pretext task (good / cut-paste / scar) trains a ResNet; a
 model fitted on embeddings of good images scores new ones. The synthetic pretext data is
 regenerated every few epochs by a torch renderer or by an NVIDIA DALI graph (GPU or CPU).
 
-Importing ``sslad`` is cheap: torch is imported by the submodules that need it, DALI only by
-``sslad.dali_pipes``.
+The Python API (:mod:`sslad.api`)::
+
+    import sslad
+    run_dir = sslad.train(config, "runs/x")     # what ``sslad train`` does
+    detector = sslad.load(run_dir)              # a Detector
+    result = detector.score(paths_or_uint8)     # .scores, .maps, .anomalous
+
+Importing ``sslad`` is cheap: torch is imported by the submodules that need it (these names load
+on first use), DALI only by ``sslad.dali_pipes``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["__version__"]
+_API = ("Detection", "Detector", "load", "train")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from sslad import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'sslad' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_API]

@@ -15,20 +15,22 @@ from pathlib import Path
 import torch
 
 from sslad import __version__
+from sslad.config import DEFAULT_DEVICE
 from sslad.errors import SsladError
 from sslad.files import atomic_torch_save, load_torch_file
 from sslad.models import MEAN, STD, NetConfig, PretextNet
-from sslad.scoring import AnomalyScorer
+from sslad.scoring import Scorer
 
 FORMAT = "sslad-checkpoint"
 TRAIN_STATE = "train_state.pt"
 TRAIN_STATE_FORMAT = "sslad-train-state"
-FORMAT_VERSION = 2  # 2: per-pixel head and calibrated scorer; 1 is still read
+FORMAT_VERSION = 3  # 3: thresholds only in the scorer, preprocessing only at the top; 1 and 2 still load
 
 
 def save_checkpoint(path: Path, model: PretextNet, config: dict, *, epoch: int, regen_index: int,
-                    scorer_state: dict | None, threshold: float | None, extra: dict | None = None) -> None:
-    """Write weights, model args, resolved config, preprocessing, fitted scorer and threshold."""
+                    scorer_state: dict | None, extra: dict | None = None) -> None:
+    """Write weights, model args, resolved config, preprocessing and the fitted scorer (which holds the
+    thresholds: each fact is stored once)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt = {
         "format": FORMAT,
@@ -42,7 +44,6 @@ def save_checkpoint(path: Path, model: PretextNet, config: dict, *, epoch: int, 
         "preprocessing": {"image_size": int(config["data"]["image_size"]), "mean": list(MEAN),
                           "std": list(STD), "resize": "bilinear", "input_range": "0..255 RGB"},
         "scorer": scorer_state,
-        "threshold": None if threshold is None else float(threshold),
         "extra": extra or {},
     }
     atomic_torch_save(ckpt, path)
@@ -80,11 +81,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     scorer = None
     if ckpt.get("scorer"):
         try:
-            scorer = AnomalyScorer.from_state(ckpt["scorer"])
+            scorer = Scorer.from_state(ckpt["scorer"], threshold=ckpt.get("threshold"))  # format 1: beside it
         except (KeyError, TypeError, ValueError) as exc:
             raise SsladError(f"{p}: the stored scorer is not readable ({exc})") from exc
-        if scorer.threshold is None:  # format 1 kept the threshold beside the scorer
-            scorer.threshold = ckpt.get("threshold")
         if not scorer.is_finite():
             raise SsladError(f"{p}: the stored scorer or threshold is not finite (a diverged training)")
     return model, scorer, ckpt
@@ -96,7 +95,7 @@ def run_folder(path: str | Path) -> Path:
     return p.parent if p.is_file() else p
 
 
-def load_for_scoring(run_dir: str | Path, device: str = "auto"):
+def load_for_scoring(run_dir: str | Path, device: str = DEFAULT_DEVICE):
     """A finished run's (model, fitted scorer, checkpoint) on the resolved ``device``, for eval and predict."""
     from sslad.runtime import resolve_device
 
@@ -106,13 +105,14 @@ def load_for_scoring(run_dir: str | Path, device: str = "auto"):
     return model, scorer, ckpt
 
 
-def save_train_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, shuffle: torch.Generator,
-                     progress: dict, config: dict) -> None:
-    """The training state of an unfinished run (see the module docstring)."""
+def save_train_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, progress: dict,
+                     config: dict, ranks: list[dict]) -> None:
+    """The training state of an unfinished run (see the module docstring); ``ranks`` holds each process's
+    own shuffle generator, torch RNG and sample order, so every rank of a torchrun run resumes exactly."""
     atomic_torch_save({
         "format": TRAIN_STATE_FORMAT, "sslad_version": __version__, "config": config, "progress": progress,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(),
-        "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+        "world": len(ranks), "ranks": ranks,
     }, path)
 
 

@@ -111,8 +111,9 @@ def cli():
               help="Weight of the per-pixel loss on the synthetic masks; 0: no maps" + _d("train", "seg_weight"))
 @click.option("--precision", type=click.Choice(C.PRECISIONS), default=None,
               help="auto: bf16 autocast on CUDA and on CPUs with native bf16" + _d("train", "precision"))
-@click.option("--scorer", type=click.Choice(C.SCORERS), default=None, help="Density model" + _d("score", "scorer"))
-@click.option("--knn-k", type=int, default=None, help="Neighbours for --scorer knn" + _d("score", "knn_k"))
+@click.option("--density", type=click.Choice(C.DENSITIES), default=None,
+              help="Density fitted on the embeddings" + _d("score", "density"))
+@click.option("--knn-k", type=int, default=None, help="Neighbours for --density knn" + _d("score", "knn_k"))
 @click.option("--image-score", type=click.Choice(C.IMAGE_SCORES), default=None,
               help="Image score: embedding density, map maximum, or both standardised" + _d("score", "image_score"))
 @click.option("--threshold-quantile", type=float, default=None,
@@ -122,12 +123,9 @@ def cli():
 @friendly
 def train(data, out_dir, overwrite, resume, **kw):
     """Train on DATA's good images, fit the scorer, evaluate the test split, write the run folder."""
-    if overwrite and resume:
-        raise SsladError("--overwrite and --resume exclude each other")
-    cfg = build_config(data, kw)
-    from sslad.train import train_run
+    from sslad.api import train as train_api
 
-    train_run(cfg, out_dir, overwrite=overwrite, resume=resume, log=_log)
+    train_api(build_config(data, kw), out_dir, overwrite=overwrite, resume=resume, log=_log)
     _log(f"run folder: {out_dir}")
 
 
@@ -137,7 +135,7 @@ def train(data, out_dir, overwrite, resume, **kw):
 @click.option("--category", default=None, help="Category sub-folder of DATA.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Where to write metrics.json and scores.csv [RUN_DIR/eval].")
-@click.option("--device", default="auto", show_default=True, help=" | ".join(C.DEVICES))
+@click.option("--device", default=C.DEFAULT_DEVICE, show_default=True, help=" | ".join(C.DEVICES))
 @friendly
 def eval_cmd(run_dir, data, category, out_dir, device):
     """Re-score DATA's test split with the model and scorer saved in RUN_DIR."""
@@ -155,7 +153,7 @@ def eval_cmd(run_dir, data, category, out_dir, device):
 @synth_options
 @run_options
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write.")
-@click.option("--count", type=int, default=24, show_default=True, help="Samples to render.")
+@click.option("--count", type=int, default=C.PREVIEW_COUNT, show_default=True, help="Samples to render.")
 @friendly
 def preview(data, out_dir, count, **kw):
     """Render the first COUNT pretext samples a training run would see; write PNGs and plan.json."""
@@ -173,7 +171,7 @@ def preview(data, out_dir, count, **kw):
 @click.argument("folder", type=click.Path())
 @click.option("--out", "out_csv", default=None, type=click.Path(dir_okay=False),
               help="CSV to write [RUN_DIR/predictions.csv].")
-@click.option("--device", default="auto", show_default=True, help=" | ".join(C.DEVICES))
+@click.option("--device", default=C.DEFAULT_DEVICE, show_default=True, help=" | ".join(C.DEVICES))
 @click.option("--maps", is_flag=True, help="Also write an anomaly-map overlay PNG per image to maps/ beside the CSV.")
 @friendly
 def predict(run_dir, folder, out_csv, device, maps):
@@ -188,7 +186,7 @@ def predict(run_dir, folder, out_csv, device, maps):
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(C.EXPORT_FORMATS), default=C.EXPORT_FORMATS[0], show_default=True,
               help="Model format.")
 @click.option("--out", "out_file", default=None, type=click.Path(dir_okay=False),
               help="File to write [RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt].")
@@ -233,7 +231,7 @@ def bench(backends, devices, sizes, batch_size, images, repeats, warmup, workers
           json_path, plot_path):
     """Regeneration throughput (img/s, MB/s, CPU s per image, GPU memory) per backend, device and size."""
     from sslad.bench import format_table, plot_report, run_bench
-    from sslad.files import check_output_file
+    from sslad.files import check_output_file, writing
     from sslad.report import write_json
 
     for path, flag in ((json_path, "--json"), (plot_path, "--plot")):
@@ -243,9 +241,11 @@ def bench(backends, devices, sizes, batch_size, images, repeats, warmup, workers
                        warmup, workers, training=training, train_steps=train_steps, log=_log)
     click.echo(format_table(report))
     if json_path:
-        write_json(json_path, report)
+        with writing(json_path, "--json"):
+            write_json(json_path, report)
     if plot_path:
-        plot_report(report, plot_path)
+        with writing(plot_path, "--plot"):
+            plot_report(report, plot_path)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -29,10 +29,16 @@ SCARS = ("line", "patch")
 COLORS = ("auto", "gray", "rgb")
 OPTIMIZERS = ("adam", "sgd")
 ARCHS = ("resnet18", "resnet50")
-SCORERS = ("gde", "knn")
+DENSITIES = ("gde", "knn")  # densities fitted on the embeddings (sslad.scoring.density)
 IMAGE_SCORES = ("embedding", "map", "both")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+EXPORT_FORMATS = ("onnx", "torchscript")
+
+#: Defaults of the commands that read runs (eval, predict, export, preview) and of the renderers.
+DEFAULT_DEVICE = "auto"
+PREVIEW_COUNT = 24
+RENDER_BATCH = 256  # images per renderer call (torch chunks, DALI iterations)
 
 #: Default learning rate per optimizer (Adam measured in the README; SGD is the CutPaste paper's).
 DEFAULT_LR = {"adam": 3e-4, "sgd": 0.03}
@@ -74,7 +80,7 @@ class TrainConfig:
     weights: str = "none"  # none | imagenet | PATH
     seg_weight: float = 1.0  # weight of the per-pixel loss on the synthetic masks; 0: no per-pixel head
     precision: str = "auto"  # auto: bf16 autocast on CUDA and on CPUs with native bf16, fp32 otherwise
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     seed: int = 0
 
 
@@ -82,7 +88,7 @@ class TrainConfig:
 class ScoreConfig:
     """The density model fitted on embeddings of good training images."""
 
-    scorer: str = "gde"
+    density: str = "gde"  # gde (Gaussian, the CutPaste paper's) or knn
     knn_k: int = 5
     image_score: str = "embedding"  # embedding density (measured best: README), map maximum, or both
     threshold_quantile: float = 0.99  # of the held-out good images' scores
@@ -138,7 +144,7 @@ class RunConfig:
              f"unknown device {t.device!r} ({'|'.join(DEVICES)})"),
             one_of(t.precision, PRECISIONS, "precision"),
             (t.seg_weight >= 0, "--seg-weight cannot be negative"),
-            one_of(c.scorer, SCORERS, "scorer"),
+            one_of(c.density, DENSITIES, "density"),
             (c.knn_k >= 1, "--knn-k must be at least 1"),
             one_of(c.image_score, IMAGE_SCORES, "image score"),
             (c.image_score == "embedding" or t.seg_weight > 0,
@@ -170,6 +176,8 @@ class RunConfig:
             if name not in SECTIONS:
                 raise SsladError(f"unknown config section {name!r} (expected {', '.join(SECTIONS)})")
             kind = SECTIONS[name]
+            if name == "score" and isinstance(value, dict) and "scorer" in value:  # run folders before 0.2
+                value = {("density" if k == "scorer" else k): v for k, v in value.items()}
             known = {f.name for f in fields(kind)}
             if value is not None and not isinstance(value, dict):
                 raise SsladError(f"config section {name!r} must be a mapping of keys to values")
@@ -238,6 +246,7 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 
 __all__ = [
     "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE",
-    "OPTIMIZERS", "PRECISIONS", "SCARS", "SCORERS",
+    "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
+    "PREVIEW_COUNT", "RENDER_BATCH",
     "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml", "save_yaml",
 ]

@@ -21,50 +21,39 @@ import torch
 from torch import nn
 
 from sslad import __version__
-from sslad.checkpoint import load_for_scoring, run_folder
+from sslad.config import EXPORT_FORMATS
+from sslad.detector import Detector
 from sslad.errors import SsladError
-from sslad.files import check_output_file
+from sslad.files import check_output_file, writing
 
-FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
-
-
-class ExportedDetector(nn.Module):
-    """The network and the fitted scorer as one module: uint8 images in, (scores, maps) out."""
-
-    def __init__(self, model, scorer):
-        super().__init__()
-        self.model, self.scorer = model.eval(), scorer
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _, emb, seg = self.model(images.float())
-        scores, maps = self.scorer.score_tensors(emb, None if seg is None else torch.sigmoid(seg))
-        return scores.float(), maps
+#: Default file name of each format (RUN_DIR/<name>); ``sslad.training.RUN_FILES`` lists them for --overwrite.
+EXPORT_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 
 
 def export_run(run_dir: str, fmt: str, out_file: str | None = None) -> dict:
     """Write ``RUN_DIR/model.onnx`` (or ``model.torchscript.pt``, or ``out_file``) and its JSON sidecar."""
-    if fmt not in FORMATS:
-        raise SsladError(f"unknown export format {fmt!r} ({'|'.join(FORMATS)})")
+    from sslad.checkpoint import run_folder
+
+    if fmt not in EXPORT_FILES:
+        raise SsladError(f"unknown export format {fmt!r} ({'|'.join(EXPORT_FORMATS)})")
     run = run_folder(run_dir)
-    out = check_output_file(out_file if out_file else run / FORMATS[fmt], "--out")
-    model, scorer, ckpt = load_for_scoring(run, "cpu")
-    size = int(ckpt["preprocessing"]["image_size"])
-    if model.cfg.seg_head and not scorer.image_size:
-        scorer.image_size = size
-    module = ExportedDetector(model, scorer)
+    out = check_output_file(out_file if out_file else run / EXPORT_FILES[fmt], "--out")
+    detector = Detector.load(run, "cpu")
+    size = detector.image_size
+    module = detector.as_module()
     example = torch.zeros((2, 3, size, size), dtype=torch.uint8)
-    with torch.no_grad():
+    with writing(out, "--out"), torch.no_grad():
         if fmt == "onnx":
             _export_onnx(module, example, out)
         else:
             with warnings.catch_warnings():  # torch marks TorchScript deprecated; the format still loads anywhere
                 warnings.simplefilter("ignore")
                 torch.jit.trace(module, example, check_trace=False).save(str(out))
-    sidecar = {"format": fmt, "sslad_version": __version__, "image_size": size, "input": "images",
-               "input_spec": "uint8 (N, 3, S, S) RGB, 0..255", "outputs": ["scores", "maps"],
-               "threshold": scorer.threshold, "pixel_threshold": scorer.pixel_threshold,
-               "map_range": scorer.map_range, "image_score": scorer.image_score}
-    Path(f"{out}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
+        sidecar = {"format": fmt, "sslad_version": __version__, "image_size": size, "input": "images",
+                   "input_spec": "uint8 (N, 3, S, S) RGB, 0..255", "outputs": ["scores", "maps"],
+                   "threshold": detector.threshold, "pixel_threshold": detector.pixel_threshold,
+                   "map_range": detector.map_range, "image_score": detector.scorer.image_score}
+        Path(f"{out}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
     return {"out": str(out), "sidecar": f"{out}.json", "image_size": size}
 
 

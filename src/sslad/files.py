@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -58,6 +60,14 @@ def check_output_file(path: str | Path, flag: str) -> Path:
         raise SsladError(f"{flag} {p}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise SsladError(f"{flag} {p}: folder {parent} is not writable")
+    existed = p.exists()
+    try:  # try it: permissions alone miss read-only file systems and folders like /proc
+        with open(p, "a"):
+            pass
+    except OSError as exc:
+        raise SsladError(f"{flag} {p}: cannot write the file ({exc.strerror or exc.__class__.__name__})") from exc
+    if not existed:
+        p.unlink(missing_ok=True)
     return p
 
 
@@ -73,3 +83,13 @@ def make_output_dir(path: str | Path, flag: str) -> Path:
     if not os.access(p, os.W_OK):
         raise SsladError(f"{flag} {p}: the folder is not writable")
     return p
+
+
+@contextmanager
+def writing(path: str | Path, flag: str) -> Iterator[None]:
+    """Turn an OS error while writing ``path`` (read-only or full disk, a folder where nothing can be
+    created) into one clear line naming the flag, instead of a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise SsladError(f"{flag} {path}: cannot write the file ({exc.strerror or exc.__class__.__name__})") from exc

@@ -5,48 +5,50 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from sslad.checkpoint import load_for_scoring, run_folder
-from sslad.data import load_folder
+from sslad.config import DEFAULT_DEVICE
+from sslad.data import list_folder
+from sslad.detector import Detection, Detector
 from sslad.errors import SsladError
-from sslad.evaluate import score_images
-from sslad.files import check_output_file
+from sslad.files import check_output_file, make_output_dir, writing
+from sslad.labels import UNKNOWN
 from sslad.report import overlay, write_scores
 
 
-def save_overlays(folder: Path, paths: list[str], maps: torch.Tensor, value_range, threshold) -> None:
-    """One PNG per image (``folder/<stem>.png``) at the image's own resolution, on the model's colour scale."""
+def save_overlays(folder: Path, det: Detection, value_range, threshold) -> None:
+    """One PNG per image (``folder/<stem>.png``): the map over the image as the model saw it (S x S),
+    on the model's colour scale; the images were decoded once, for scoring."""
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
-    for path, m in zip(paths, maps, strict=True):
-        with Image.open(path) as img:
-            rgb = np.asarray(img.convert("RGB"))
-        h, w = rgb.shape[:2]
-        full = F.interpolate(m[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
-        Image.fromarray(overlay(rgb, full, value_range, threshold)).save(folder / f"{Path(path).stem}.png")
+    make_output_dir(folder, "--maps folder")
+    for path, img, m in zip(det.paths, det.images, det.maps, strict=True):
+        rgb = img.permute(1, 2, 0).numpy()
+        Image.fromarray(overlay(rgb, m.numpy(), value_range, threshold)).save(folder / f"{Path(path).stem}.png")
 
 
-def predict_folder(run_dir: str, folder: str, out_csv: str | None = None, device: str = "auto",
+def predict_folder(run_dir: str, folder: str, out_csv: str | None = None, device: str = DEFAULT_DEVICE,
                    maps: bool = False) -> dict:
     """Scores and decisions for every image of ``folder``; CSV at ``out_csv`` (default RUN_DIR/predictions.csv).
 
     With ``maps``, an overlay PNG per image goes to ``maps/`` beside the CSV.
     """
+    from sslad.checkpoint import run_folder
+
     run_dir = run_folder(run_dir)
     out = check_output_file(out_csv if out_csv else run_dir / "predictions.csv", "--out")
-    model, scorer, ckpt = load_for_scoring(run_dir, device)
-    if maps and not model.cfg.seg_head:
+    detector = Detector.load(run_dir, device)
+    if maps and not detector.has_maps:
         raise SsladError(f"{run_dir} was trained without the per-pixel head (--seg-weight 0): it makes no maps")
-    images, skipped = load_folder(folder, int(ckpt["preprocessing"]["image_size"]))
-    scores, amaps = score_images(model, scorer, images, progress="score")
-    threshold = scorer.threshold
-    write_scores(out, images.paths, images.types, scores, threshold, skipped)
-    res = {"images": len(images), "flagged": int((scores > threshold).sum()) if threshold is not None else 0,
-           "threshold": threshold, "out": str(out), "scores": scores, "skipped": skipped}
+    det = detector.score(list_folder(folder), progress="score")
+    with writing(out, "--out"):
+        write_scores(out, det.paths, [UNKNOWN] * len(det.paths), det.scores, detector.threshold, det.skipped)
+    res = {"images": len(det.paths), "flagged": int(np.sum(det.anomalous)), "threshold": detector.threshold,
+           "out": str(out), "scores": det.scores, "skipped": det.skipped}
     if maps:
         res["maps"] = str(out.parent / "maps")
-        save_overlays(out.parent / "maps", images.paths, amaps, scorer.map_range, scorer.pixel_threshold)
+        with writing(out.parent / "maps", "--maps folder"):
+            save_overlays(out.parent / "maps", det, detector.map_range, detector.pixel_threshold)
     return res
+
+
+__all__ = ["predict_folder", "save_overlays"]

@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sslad.config import RunConfig
+from sslad.backends import make_renderer
+from sslad.config import PREVIEW_COUNT, RunConfig
 from sslad.data import load_dataset, split_train
 from sslad.files import make_output_dir
 from sslad.report import save_grid
 from sslad.runtime import resolve_device
 from sslad.synth import CLASS_NAMES
-from sslad.synth.backends import make_renderer
 from sslad.synth.generator import PretextGenerator
 
 
-def preview(cfg: RunConfig, out_dir: str | Path, count: int = 24) -> dict:
+def preview(cfg: RunConfig, out_dir: str | Path, count: int = PREVIEW_COUNT) -> dict:
     cfg = cfg.validate()
     out = make_output_dir(out_dir, "--out")
     device = resolve_device(cfg.train.device)

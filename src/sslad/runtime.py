@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sslad.config import DEFAULT_DEVICE, DEVICES
 from sslad.errors import SsladError
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str = DEFAULT_DEVICE) -> torch.device:
     """``auto`` picks CUDA when available; ``cuda`` without CUDA is a clear error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -26,7 +27,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     if name == "cpu":
         return torch.device("cpu")
-    raise SsladError(f"unknown device {name!r} (auto|cpu|cuda)")
+    raise SsladError(f"unknown device {name!r} ({'|'.join(DEVICES)})")
 
 
 def cpu_has_bf16() -> bool:

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 
 from sslad.config import BACKENDS as RENDERERS
-from sslad.config import MIN_IMAGE_SIZE
+from sslad.config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from sslad.data.io import check_memory
 from sslad.errors import SsladError
 
 #: The renderers plus the conventional PIL/DataLoader pipeline they are compared with.
-BACKENDS = (*RENDERERS, "pil")
+BENCH_BACKENDS = (*RENDERERS, "pil")  # the renderers and the conventional PIL pipeline
 
 
 @dataclass
@@ -101,8 +102,8 @@ def _summary(backend, device, size, batch, images_out, times, cpu, mem, mode) ->
 
 def _generator(backend: str, base: torch.Tensor, batch: int):
     """A generator of the PIL baseline's classes (patch scar) over ``base``, rendered by ``backend``."""
+    from sslad.backends import make_renderer
     from sslad.config import SynthConfig
-    from sslad.synth.backends import make_renderer
     from sslad.synth.generator import PretextGenerator
 
     renderer = make_renderer(backend, base.shape[-1], base.device, batch_size=batch)
@@ -168,7 +169,7 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
     """
     from sslad.models import NetConfig, PretextNet
     from sslad.runtime import resolve_precision
-    from sslad.train import train_step
+    from sslad.training import train_step
 
     model = PretextNet(NetConfig()).to(device)
     amp = resolve_precision("auto", device) == "bf16"
@@ -290,13 +291,15 @@ def run_bench(backends: list[str], devices: list[str], sizes: list[int], batch: 
               warmup: int, workers: int, training: bool = False, train_steps: int = 10,
               log=print) -> dict:
     """All combinations; returns ``{"metadata": ..., "results": [...]}``."""
-    bad = [b for b in backends if b not in BACKENDS]
+    bad = [b for b in backends if b not in BENCH_BACKENDS]
     if bad:
-        raise SsladError(f"unknown backend(s) {', '.join(bad)} (choose from {', '.join(BACKENDS)})")
+        raise SsladError(f"unknown backend(s) {', '.join(bad)} (choose from {', '.join(BENCH_BACKENDS)})")
     if not backends or not devices or not sizes:
         raise SsladError("--backends, --device and --image-size each need at least one value")
-    if min(sizes) < MIN_IMAGE_SIZE:
-        raise SsladError(f"--image-size must be at least {MIN_IMAGE_SIZE}")
+    if min(sizes) < MIN_IMAGE_SIZE or max(sizes) > MAX_IMAGE_SIZE:
+        raise SsladError(f"--image-size must lie in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]")
+    # base images, padded copies, 3 outputs and masks per image, float temporaries: refused before any work
+    check_memory(images, max(sizes), copies=12)
     for name, v in (("--batch-size", batch), ("--images", images), ("--repeats", repeats),
                     ("--train-steps", train_steps)):
         if v < 1:

@@ -17,6 +17,9 @@ import random
 import torch
 from PIL import Image
 
+from sslad.models.net import MEAN, STD
+from sslad.synth.plan import CUTPASTE_AREA, CUTPASTE_ASPECT, SCAR_LENGTH_256, SCAR_WIDTH_256
+
 
 class PilCutPaste3Way(torch.utils.data.Dataset):
     """Dataset over in-memory PIL images yielding (good, cut-paste, scar) normalised tensors."""
@@ -33,19 +36,19 @@ class PilCutPaste3Way(torch.utils.data.Dataset):
         self.patch_jitter = transforms.ColorJitter(jitter, jitter, jitter, jitter)
         self.after = transforms.Compose([
             transforms.ToTensor(),
-            transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+            transforms.Normalize(mean=list(MEAN), std=list(STD)),
         ])
         k = size / 256.0
-        self.scar_w = (max(1.0, 2 * k), max(1.0, 16 * k))
-        self.scar_h = (max(2.0, 10 * k), max(2.0, 25 * k))
+        self.scar_w = (max(1.0, SCAR_WIDTH_256[0] * k), max(1.0, SCAR_WIDTH_256[1] * k))
+        self.scar_h = (max(2.0, SCAR_LENGTH_256[0] * k), max(2.0, SCAR_LENGTH_256[1] * k))
 
     def __len__(self) -> int:
         return len(self.images)
 
     def _cutpaste(self, img: Image.Image, rng: random.Random) -> Image.Image:
         w, h = img.size
-        area = rng.uniform(0.02, 0.15) * w * h
-        aspect = math.exp(rng.uniform(math.log(0.3), math.log(1 / 0.3)))
+        area = rng.uniform(*CUTPASTE_AREA) * w * h
+        aspect = math.exp(rng.uniform(math.log(CUTPASTE_ASPECT[0]), math.log(CUTPASTE_ASPECT[1])))
         cw = max(1, min(w - 1, int(round(math.sqrt(area * aspect)))))
         ch = max(1, min(h - 1, int(round(math.sqrt(area / aspect)))))
         fx, fy = int(rng.uniform(0, w - cw)), int(rng.uniform(0, h - ch))

@@ -1,6 +1,6 @@
 """NVIDIA DALI backend for the pretext task (GPU operators, or DALI's CPU operators).
 
-Importing this package imports DALI; within sslad only :func:`sslad.synth.backends.make_renderer`
+Importing this package imports DALI; within sslad only :func:`sslad.backends.make_renderer`
 does, and only for ``--backend dali``.
 """
 

@@ -7,12 +7,14 @@ are converted to RGB uint8 and resized to ``image_size`` x ``image_size``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sslad.config import DataConfig
 from sslad.data.elpv import is_elpv, load_elpv
 from sslad.data.io import IMAGE_EXTENSIONS, list_images, read_image, read_images
 from sslad.data.mvtec import load_mvtec, resolve_category
@@ -64,7 +66,7 @@ def _to_tensor(arr: np.ndarray, device: torch.device | str) -> torch.Tensor:
 
 
 def load_dataset(
-    path: str, category: str | None = None, image_size: int = 256, device: torch.device | str = "cpu",
+    path: str, category: str | None = None, image_size: int = DataConfig.image_size, device: torch.device | str = "cpu",
     splits: tuple[str, ...] = ("train", "test"),
 ) -> AnomalyDataset:
     """Load an MVTec-layout folder (or ``elpv``, ``elpv:mono``, ``elpv:poly``).
@@ -117,25 +119,40 @@ def split_train(train: ImageSet, fraction: float, minimum: int) -> tuple[ImageSe
     return train.subset(fit_idx), (train.subset(hold_idx) if len(hold_idx) else None)
 
 
-def load_folder(folder: str, image_size: int, device: torch.device | str = "cpu"
-                ) -> tuple[ImageSet, list[tuple[str, str]]]:
-    """Every readable image directly in ``folder`` (for ``sslad predict``; types unknown), and the
-    unreadable ones as ``(path, reason)``."""
+def load_files(files: Sequence[str | Path], image_size: int, device: torch.device | str = "cpu"
+               ) -> tuple[ImageSet, list[tuple[str, str]]]:
+    """Every readable image of ``files`` (types unknown), and the unreadable ones as ``(path, reason)``;
+    an error only when none could be read."""
+    if not files:
+        raise SsladError("no images to score")
+    arr, errors = read_images(files, image_size, desc="decode", skip_unreadable=True)
+    if len(errors) == len(files):
+        raise SsladError(f"none of the {len(files)} images could be read (first: {errors[0][1]})")
+    bad = {i for i, _ in errors}
+    ok = [str(f) for i, f in enumerate(files) if i not in bad]
+    return ImageSet(_to_tensor(arr, device), ok, [UNKNOWN] * len(ok)), [(str(files[i]), r) for i, r in errors]
+
+
+def list_folder(folder: str | Path) -> list[Path]:
+    """The image files directly in ``folder`` (for ``sslad predict``), sorted by name."""
     p = Path(folder)
     if not p.is_dir():
         raise SsladError(f"folder not found: {p}")
     files = list_images(p)
     if not files:
         raise SsladError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {p}")
-    arr, errors = read_images(files, image_size, desc="decode", skip_unreadable=True)
-    if len(errors) == len(files):
-        raise SsladError(f"none of the {len(files)} images in {p} could be read (first: {errors[0][1]})")
-    bad = {i for i, _ in errors}
-    ok = [str(f) for i, f in enumerate(files) if i not in bad]
-    return ImageSet(_to_tensor(arr, device), ok, [UNKNOWN] * len(ok)), [(str(files[i]), r) for i, r in errors]
+    return files
+
+
+def load_folder(folder: str | Path, image_size: int, device: torch.device | str = "cpu"
+                ) -> tuple[ImageSet, list[tuple[str, str]]]:
+    """:func:`load_files` of every image directly in ``folder``."""
+    return load_files(list_folder(folder), image_size, device)
 
 
 __all__ = [
-    "AnomalyDataset", "ImageSet", "holdout_split", "load_dataset", "load_folder", "read_image", "read_images",
+    "AnomalyDataset", "ImageSet", "holdout_split", "list_folder", "load_dataset", "load_files", "load_folder",
+    "read_image",
+    "read_images",
     "split_train",
 ]

@@ -1,13 +1,14 @@
-"""Downstream scoring, separate from training: densities and decisions on network outputs (never images), metrics."""
+"""Downstream scoring, separate from training: densities and decisions on network outputs (plain tensors,
+never images or the network), and metrics."""
 
 from sslad.scoring.density import (
+    DENSITY_TYPES,
     GaussianDensity,
     KNNDensity,
+    density_from_state,
     ledoit_wolf,
-    make_scorer,
-    scorer_from_state,
+    make_density,
 )
-from sslad.scoring.detector import AnomalyScorer
 from sslad.scoring.maps import to_image_maps
 from sslad.scoring.metrics import (
     aupro,
@@ -17,8 +18,10 @@ from sslad.scoring.metrics import (
     pixel_metrics,
     quantile_threshold,
 )
+from sslad.scoring.scorer import Scorer
 
 __all__ = [
-    "AnomalyScorer", "GaussianDensity", "KNNDensity", "aupro", "auroc", "decision_metrics", "image_metrics",
-    "ledoit_wolf", "make_scorer", "pixel_metrics", "quantile_threshold", "scorer_from_state", "to_image_maps",
+    "DENSITY_TYPES", "GaussianDensity", "KNNDensity", "Scorer", "aupro", "auroc", "decision_metrics",
+    "density_from_state", "image_metrics", "ledoit_wolf", "make_density", "pixel_metrics", "quantile_threshold",
+    "to_image_maps",
 ]

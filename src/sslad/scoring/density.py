@@ -1,4 +1,4 @@
-"""Density models fitted on embeddings of good images: ``fit`` / ``score`` objects with tensor state.
+"""Densities fitted on embeddings of good images: ``fit`` / ``score`` objects with tensor state.
 
 * :class:`GaussianDensity` (``gde``): L2-normalised embeddings, mean and Ledoit-Wolf shrunk
   covariance; the score is the Mahalanobis distance (the CutPaste paper's estimator).
@@ -109,16 +109,18 @@ class KNNDensity:
         return self
 
 
-SCORERS = {cls.name: cls for cls in (GaussianDensity, KNNDensity)}
+#: The density classes by name; their names are ``sslad.config.DENSITIES`` (checked by a test).
+DENSITY_TYPES = {cls.name: cls for cls in (GaussianDensity, KNNDensity)}
+Density = GaussianDensity | KNNDensity
 
 
-def make_scorer(cfg: ScoreConfig) -> GaussianDensity | KNNDensity:
-    """An unfitted scorer of the configured kind."""
-    return KNNDensity(cfg.knn_k) if cfg.scorer == KNNDensity.name else SCORERS[cfg.scorer]()
+def make_density(cfg: ScoreConfig) -> Density:
+    """An unfitted density of the configured kind."""
+    return KNNDensity(cfg.knn_k) if cfg.density == KNNDensity.name else DENSITY_TYPES[cfg.density]()
 
 
-def scorer_from_state(state: dict) -> GaussianDensity | KNNDensity:
+def density_from_state(state: dict) -> Density:
     kind = state.get("type")
-    if kind not in SCORERS:
-        raise ValueError(f"unknown scorer type {kind!r} in checkpoint")
-    return SCORERS[kind]().load_state_dict(state)
+    if kind not in DENSITY_TYPES:
+        raise ValueError(f"unknown density type {kind!r} in checkpoint")
+    return DENSITY_TYPES[kind]().load_state_dict(state)

@@ -1,7 +1,7 @@
 """The pretext task: the plan sampler (``plan``), shared geometry (``geometry``), the reference torch
-renderer (``torch_render``), the backend choice (``backends``) and regeneration (``generator``).
+renderer (``torch_render``), the renderer protocol (``renderer``) and regeneration (``generator``).
 
-Importing it never imports DALI: ``backends.make_renderer`` does, only for ``--backend dali``.
+It never imports DALI: the backend is chosen above it, in :mod:`sslad.backends`.
 """
 
 from sslad.synth.geometry import color_matrices, inverse_affines

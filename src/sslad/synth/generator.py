@@ -13,8 +13,8 @@ from typing import NamedTuple
 import torch
 
 from sslad.config import SynthConfig
-from sslad.synth.backends import Renderer
 from sslad.synth.plan import Plan, balanced_plan, pad_for
+from sslad.synth.renderer import Renderer
 from sslad.synth.torch_render import reflect_pad
 
 

@@ -1,7 +1,8 @@
-"""The renderer protocol and the one place that chooses a backend (and the only module naming DALI).
+"""The renderer protocol and the reference torch renderer.
 
-Every backend renders the same :class:`~sslad.synth.plan.Plan` into uint8 images on the
-device of the padded base images; ``make_renderer`` imports DALI lazily, only when asked for.
+Every backend renders the same :class:`~sslad.synth.plan.Plan` into uint8 images on the device of
+the padded base images. The choice between backends is made above this package and
+``sslad.dali_pipes``, in :mod:`sslad.backends`; ``synth`` never imports DALI.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Protocol
 
 import torch
 
-from sslad.errors import SsladError
+from sslad.config import RENDER_BATCH
 from sslad.runtime import torch_threads
 from sslad.synth.plan import Plan
 from sslad.synth.torch_render import render
@@ -35,7 +36,7 @@ class TorchRenderer:
 
     name = "torch"
 
-    def __init__(self, batch_size: int = 768, cpu_threads: int = 1, cpu_chunk: int = 16):
+    def __init__(self, batch_size: int = RENDER_BATCH, cpu_threads: int = 1, cpu_chunk: int = 16):
         self.chunk = max(1, batch_size // 3)  # groups of 3 images per chunk
         self.cpu_threads = cpu_threads
         self.cpu_chunk = cpu_chunk  # small chunks keep the CPU's float temporaries cache-sized
@@ -45,19 +46,3 @@ class TorchRenderer:
             return render(plan, padded, chunk=self.chunk)
         with torch_threads(self.cpu_threads):
             return render(plan, padded, chunk=min(self.chunk, self.cpu_chunk))
-
-
-def make_renderer(backend: str, image_size: int, device: torch.device, batch_size: int = 256) -> Renderer:
-    """``torch`` or ``dali`` (GPU operators when ``device`` is CUDA, DALI's CPU operators otherwise)."""
-    if backend == "torch":
-        return TorchRenderer(batch_size)
-    if backend == "dali":
-        try:
-            from sslad.dali_pipes import DaliRenderer
-        except ImportError as exc:
-            raise SsladError(
-                "--backend dali needs NVIDIA DALI: pip install 'sslad[dali]' "
-                "(nvidia-dali-cuda120==2.4.0), or use --backend torch"
-            ) from exc
-        return DaliRenderer(image_size, device, batch_size=batch_size)
-    raise SsladError(f"unknown backend {backend!r} (torch|dali)")

@@ -1,0 +1,132 @@
+"""From network outputs to decisions: image scores, anomaly maps and thresholds that hold on new images.
+
+Vocabulary: a *density* (:mod:`sslad.scoring.density`) scores embeddings; the :class:`Scorer`
+here combines it with the per-pixel maps into image scores and calibrates thresholds; the
+*detector* (``sslad.Detector``) is a network plus its scorer, from images to decisions.
+
+The scorer sees plain tensors only, never images or the network: embeddings ``(N, D)`` and
+low-resolution per-pixel anomaly probabilities ``(N, 1, h, w)`` (or ``None``), and the side ``S``
+of the maps to make. It fits the density on the embeddings of the *fit* part of the good
+training images and calibrates on the *held-out* part, which neither the density nor the
+network has seen (``sslad.data.holdout_split``):
+
+* image score (``image_score``): ``embedding`` (the density's score), ``map`` (the maximum of the
+  smoothed anomaly map) or ``both`` (the sum of the two, each standardised by its mean and
+  standard deviation on the held-out images);
+* image threshold: the ``quantile`` of the held-out image scores;
+* pixel threshold: the ``quantile`` of the held-out images' map maxima (a good image has no pixel
+  above it with that probability), and the map display range ``[median held-out pixel, 2x the
+  threshold's distance above it]``, so overlays of every image share one colour scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from sslad.config import ScoreConfig
+from sslad.scoring.density import density_from_state, make_density
+from sslad.scoring.maps import smooth_maps, to_image_maps
+from sslad.scoring.metrics import quantile_threshold
+
+FORMAT = "sslad-scorer"
+
+
+class Scorer:
+    """Image scores, maps and thresholds from network outputs (see the module docstring)."""
+
+    def __init__(self, cfg: ScoreConfig | None = None):
+        cfg = cfg or ScoreConfig()
+        self.density = make_density(cfg)
+        self.image_score = cfg.image_score
+        self.quantile = cfg.threshold_quantile
+        self.stats: dict[str, list[float]] = {}
+        self.threshold: float | None = None
+        self.pixel_threshold: float | None = None
+        self.map_range: list[float] | None = None
+        self.calibration = {"set": None, "images": 0}
+
+    @property
+    def uses_maps(self) -> bool:
+        return self.image_score in ("map", "both")
+
+    @staticmethod
+    def maps(probs: torch.Tensor | None, size: int) -> torch.Tensor | None:
+        """float32 (N, S, S) smoothed anomaly maps of (N, 1, h, w) probabilities, or None without them."""
+        return None if probs is None else to_image_maps(probs, size)
+
+    def _parts(self, embeddings: torch.Tensor, maps: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """float64 (N,) score of each part: the density on the embeddings, the maximum of each map."""
+        parts = {"embedding": self.density.score(embeddings).double()}
+        if maps is not None:
+            parts["map"] = maps.flatten(1).amax(1).double()
+        return parts
+
+    def _combine(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.image_score == "both":
+            return sum((parts[k] - self.stats[k][0]) / self.stats[k][1] for k in ("embedding", "map"))
+        return parts[self.image_score]
+
+    def fit(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
+            holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> Scorer:
+        """Density on ``embeddings``; standardisation and thresholds on ``holdout`` = (embeddings, probs)
+        of the held-out good images (on the fit images themselves when there are fewer than 2)."""
+        if self.uses_maps and probs is None:
+            raise ValueError(f"image score {self.image_score!r} needs a network with a per-pixel head")
+        self.density.fit(embeddings)
+        use_holdout = holdout is not None and len(holdout[0]) > 1
+        cal_emb, cal_probs = holdout if use_holdout else (embeddings, probs)
+        self.calibration = {"set": "holdout" if use_holdout else "fit", "images": int(len(cal_emb))}
+        maps = self.maps(cal_probs, size)
+        parts = self._parts(cal_emb, maps)
+        self.stats = {k: [float(v.mean()), float(max(float(v.std(unbiased=False)), 1e-12))] for k, v in parts.items()}
+        self.threshold = quantile_threshold(self._combine(parts).numpy(), self.quantile)
+        if maps is not None:
+            self.pixel_threshold = quantile_threshold(parts["map"].numpy(), self.quantile)
+            lo = float(maps.median())
+            self.map_range = [lo, lo + 2 * max(self.pixel_threshold - lo, 1e-6)]
+        return self
+
+    def score(self, embeddings: torch.Tensor, probs: torch.Tensor | None,
+              size: int) -> tuple[np.ndarray, torch.Tensor | None]:
+        """(float64 image scores (N,), smoothed maps float32 (N, S, S) or None)."""
+        maps = self.maps(probs, size)
+        return self._combine(self._parts(embeddings, maps)).numpy(), maps
+
+    def score_tensors(self, embeddings: torch.Tensor, probs: torch.Tensor | None,
+                      size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`score` as plain tensor ops for one batch (what the exported model runs): (float64
+        scores (N,), maps (N, S, S), or an empty (N, 0, 0) tensor without a per-pixel head)."""
+        maps = None if probs is None else smooth_maps(probs, size)
+        scores = self._combine(self._parts(embeddings, maps))
+        return scores, maps if maps is not None else embeddings.new_zeros((embeddings.shape[0], 0, 0))
+
+    def is_finite(self) -> bool:
+        """False when the density, the standardisation or a threshold holds NaN or infinity."""
+        state = self.state_dict()
+        values = [state["threshold"], state["pixel_threshold"], *(state["map_range"] or []),
+                  *(v for pair in state["stats"].values() for v in pair)]
+        tensors = [v for v in state["density"].values() if isinstance(v, torch.Tensor)]
+        return (all(v is None or math.isfinite(v) for v in values)
+                and all(bool(torch.isfinite(t).all()) for t in tensors if t is not None and t.is_floating_point()))
+
+    def state_dict(self) -> dict:
+        return {"format": FORMAT, "density": self.density.state_dict(), "image_score": self.image_score,
+                "quantile": self.quantile, "stats": self.stats, "threshold": self.threshold,
+                "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
+                "calibration": self.calibration}
+
+    @classmethod
+    def from_state(cls, state: dict, threshold: float | None = None) -> Scorer:
+        """Load a state written by :meth:`state_dict`; format-1 checkpoints held the density alone (image
+        score = embedding) and the ``threshold`` beside it."""
+        self = cls()
+        if state.get("format") != FORMAT:
+            self.density, self.image_score, self.threshold = density_from_state(state), "embedding", threshold
+            return self
+        self.density = density_from_state(state["density"])
+        for key in ("image_score", "quantile", "stats", "threshold", "pixel_threshold", "map_range", "calibration"):
+            setattr(self, key, state[key])
+        return self

@@ -1,0 +1,418 @@
+"""``sslad train``: setup -> fit_pretext -> fit_scorer -> save -> evaluate.
+
+folder -> uint8 tensors on the device -> held-out split -> pretext regeneration every N epochs ->
+training (3-way classes + per-pixel masks) -> network outputs of good images -> scorer fit and
+thresholds -> test scores and maps -> metrics and run folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from sslad.backends import make_renderer
+from sslad.checkpoint import TRAIN_STATE, load_train_state, save_checkpoint, save_train_state
+from sslad.config import RunConfig, save_yaml
+from sslad.data import AnomalyDataset, ImageSet, load_dataset, split_train
+from sslad.data.io import check_memory
+from sslad.detector import Detector
+from sslad.errors import SsladError
+from sslad.evaluate import evaluate_set
+from sslad.export import EXPORT_FILES
+from sslad.files import make_output_dir
+from sslad.models import NetConfig, PretextNet, infer_images, load_trunk_weights
+from sslad.progress import bar
+from sslad.report import EpochLog, results_table, save_class_grid
+from sslad.runtime import Dist, StopSignals, init_distributed, resolve_device, resolve_precision, seed_everything
+from sslad.scoring import Scorer
+from sslad.synth import CLASS_NAMES
+from sslad.synth.generator import PretextGenerator, Synthetic, is_grayscale
+
+
+def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
+               mb: torch.Tensor | None, amp: bool, seg_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on uint8 images, labels and 0/1 masks; returns (loss, correct count) on the device.
+
+    Loss: cross-entropy of the 3-way classes, plus ``seg_weight`` x binary cross-entropy of the
+    per-pixel logits against the masks averaged down to the logits' resolution (soft targets).
+    """
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits, _, seg = net(xb)
+        loss = F.cross_entropy(logits.float(), yb)
+        if seg is not None and mb is not None and seg_weight > 0:
+            target = F.adaptive_avg_pool2d(mb[:, None].float(), seg.shape[-2:])
+            loss = loss + seg_weight * F.binary_cross_entropy_with_logits(seg.float(), target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach(), (logits.argmax(1) == yb).sum()
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+@dataclass
+class Run:
+    """What setup hands to the loop: resolved config, devices, data splits, model and generator."""
+
+    cfg: RunConfig
+    out: Path
+    device: torch.device
+    dist: Dist
+    data: AnomalyDataset
+    fit: ImageSet  # good training images: pretext training and the scorer fit
+    holdout: ImageSet | None  # good training images kept out of both: the thresholds
+    model: PretextNet
+    net: torch.nn.Module  # the model, or its DDP wrapper
+    gen: PretextGenerator
+    log: Callable[[str], None]
+    resume: dict | None = None  # the training state to continue from
+
+
+#: What sslad writes into a run folder (train, eval, predict, export): all that --overwrite removes, and only that.
+RUN_FILES = ("config.yaml", "metrics.csv", "metrics.json", "scores.csv", "scores.png", "pretext_samples.png",
+             "model.pt", TRAIN_STATE, "predictions.csv", "report.png",
+             *EXPORT_FILES.values(), *(f"{name}.json" for name in EXPORT_FILES.values()))
+RUN_DIRS = ("eval", "maps")
+
+
+def prepare_run_dir(out: Path, data_path: str, overwrite: bool, resume: bool) -> dict | None:
+    """Check ``--out`` before any work; clear it for ``--overwrite``; the training state for ``--resume``."""
+    if str(out).strip() in ("", "."):
+        raise SsladError("--out must name a run folder (not empty, not the current folder)")
+    try:
+        data = Path(data_path).resolve()
+    except (RuntimeError, OSError) as exc:  # a symbolic-link loop, an unreadable parent
+        raise SsladError(f"data folder {data_path} cannot be resolved: {exc}") from exc
+    if data.is_dir() and (out.resolve() == data or data in out.resolve().parents):
+        raise SsladError(f"--out {out} is inside the data folder {data_path}: the next training would read the "
+                         "run's pictures as images; choose a folder outside it")
+    state, finished = out / TRAIN_STATE, (out / "model.pt").is_file()
+    if resume:
+        if not state.is_file():
+            raise SsladError(f"{out} holds a finished run: nothing to resume" if finished else
+                             f"nothing to resume in {out} (no {TRAIN_STATE})")
+        return load_train_state(state)
+    if state.is_file() and not overwrite:
+        p = load_train_state(state)["progress"]
+        raise SsladError(f"{out} holds an unfinished run (stopped after {p['step']} steps, in epoch "
+                         f"{p['epoch'] + 1}); continue it with --resume, or pass --overwrite to start again")
+    if finished and not overwrite:
+        raise SsladError(f"{out} already holds a run (model.pt); pass --overwrite or choose another --out")
+    if overwrite:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        for name in RUN_DIRS:
+            shutil.rmtree(out / name, ignore_errors=True)
+    make_output_dir(out, "--out")
+    return None
+
+
+def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | None = None) -> Run:
+    """Device and DDP, network (a bad --weights fails before decoding), data, then the config's last
+    choices (precision from the device, colour space from the data), then the generator built on them."""
+    device = resolve_device(cfg.train.device)
+    dist, device = init_distributed(device)
+    cfg = cfg.override(train={"precision": resolve_precision(cfg.train.precision, device)})
+    seed_everything(cfg.train.seed + dist.rank)
+    model = PretextNet(NetConfig(arch=cfg.train.arch, seg_head=cfg.train.seg_weight > 0))
+    source = load_trunk_weights(model, cfg.train.weights)
+    model = model.to(device)
+    data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device)
+    fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
+    if len(fit) < 2:
+        raise SsladError(f"{cfg.data.path}: need at least 2 good training images, found {len(data.train)}")
+    if cfg.synth.color == "auto":
+        cfg = cfg.override(synth={"color": "gray" if is_grayscale(fit.images) else "rgb"})
+    # the padded base images, one synthetic set (3 per image and variant) and its masks
+    check_memory(len(fit), cfg.data.image_size, copies=1.3 + 4 * cfg.synth.variants)
+    renderer = make_renderer(cfg.synth.backend, cfg.data.image_size, device)
+    gen = PretextGenerator(fit.images, renderer, cfg.synth, seed=cfg.train.seed, shard=(dist.rank, dist.world))
+    if cfg.train.precision == "bf16" or device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    net = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if dist.main:
+        save_yaml(cfg, out / "config.yaml")
+        test = f"{len(data.test)} test images" if data.test is not None else "no test split"
+        log(f"data: {data.name}, {len(fit)} train + {len(data.train) - len(fit)} held-out good images, {test}, "
+            f"{cfg.data.image_size} px, on {device}")
+        log(f"model: {cfg.train.arch} ({source}), {cfg.train.optimizer} lr {cfg.train.lr:g}, {cfg.train.precision}, "
+            f"backend {renderer.name}, scar {cfg.synth.scar} ({cfg.synth.color}), regen every "
+            f"{cfg.synth.regen_every} epoch(s), {cfg.synth.variants} variant(s)/class/image")
+    return Run(cfg, out, device, dist, data, fit, holdout, model, net, gen, log, resume)
+
+
+def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+@dataclass
+class Progress:
+    """Where the loop stands: the same on every rank except the sums of this rank's own samples."""
+
+    epoch: int = 0  # epochs finished
+    step_in_epoch: int = 0
+    step: int = 0
+    regen_index: int = -1
+    regen_time_s: float = 0.0
+    train_time_s: float = 0.0
+    seen: int = 0  # samples trained on, this rank, finished epochs
+    loss_sum: float = 0.0  # this epoch, this rank: sum of loss x batch size
+    hits: float = 0.0
+    count: int = 0
+    last: dict = field(default_factory=dict)  # last finished epoch: loss, accuracy
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Progress:
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+@dataclass
+class Loop:
+    """The loop's moving parts: the schedule, the optimiser, the progress and this rank's shuffle."""
+
+    steps_per_epoch: int
+    batch: int
+    total_steps: int
+    opt: torch.optim.Optimizer
+    shuffle: torch.Generator
+    p: Progress = field(default_factory=Progress)
+    perm: torch.Tensor | None = None  # this epoch's sample order, this rank
+    pending: list = field(default_factory=list)  # per-step (loss x n, hits) still on the device
+
+    def tally(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
+        """Keep per-step sums on the device (no sync per step); :meth:`flush` adds them in step order, so
+        a resumed run's sums equal an uninterrupted run's to the bit."""
+        self.pending.append(torch.stack([loss.double() * n, correct.double()]))
+        self.p.count += n
+
+    def flush(self, state_path: Path) -> None:
+        for loss_sum, hits in torch.stack(self.pending).tolist() if self.pending else []:
+            self.p.loss_sum += loss_sum
+            self.p.hits += hits
+        self.pending.clear()
+        if not math.isfinite(self.p.loss_sum):  # diverged: the last good state stays on disk
+            raise SsladError(f"training diverged by step {self.p.step} (loss {self.p.loss_sum}); the last "
+                             f"good state, if any epoch finished, is {state_path}; retrain with a lower --lr")
+
+
+def make_loop(run: Run) -> Loop:
+    """The schedule (every rank takes the same number of steps: DDP all-reduces each one, so whole
+    groups per rank are counted from the total, not from this rank's share) and, with ``run.resume``,
+    the exact point an interrupted run stopped at."""
+    cfg, dist = run.cfg, run.dist
+    samples = 3 * (len(run.fit) * cfg.synth.variants // dist.world)
+    if samples == 0:
+        raise SsladError(f"{len(run.fit)} training images are too few for {dist.world} processes")
+    batch = max(3, cfg.train.batch_size // dist.world)
+    steps_per_epoch = max(1, samples // batch)
+    loop = Loop(steps_per_epoch, batch, steps_per_epoch * cfg.train.epochs, make_optimizer(cfg, run.net.parameters()),
+                torch.Generator().manual_seed(cfg.train.seed * 7919 + dist.rank))
+    if run.resume is not None:
+        state = run.resume
+        ranks = state.get("ranks") or [{"shuffle_rng": state["shuffle_rng"], "torch_rng": state["torch_rng"],
+                                        "perm": state["progress"].get("perm")}]  # states before 0.2: one rank
+        mine = ranks[dist.rank]  # load_resume_state checked the number of processes
+        run.model.load_state_dict(state["model"])
+        loop.opt.load_state_dict(state["optimizer"])
+        loop.shuffle.set_state(mine["shuffle_rng"])
+        torch.set_rng_state(mine["torch_rng"])
+        loop.p, loop.perm = Progress.from_dict(state["progress"]), mine["perm"]
+        run.log(f"resuming at epoch {loop.p.epoch + 1}, step {loop.p.step_in_epoch} of {steps_per_epoch}")
+    return loop
+
+
+def save_state(run: Run, loop: Loop) -> None:
+    """Every rank's shuffle and RNG state, gathered to rank 0, which writes the training state (all ranks
+    call this together)."""
+    mine = {"shuffle_rng": loop.shuffle.get_state(), "torch_rng": torch.get_rng_state(), "perm": loop.perm}
+    ranks = [mine]
+    if run.dist.enabled:
+        import torch.distributed as tdist
+
+        ranks = [None] * run.dist.world
+        tdist.all_gather_object(ranks, mine)
+    if run.dist.main:
+        save_train_state(run.out / TRAIN_STATE, run.model, loop.opt, asdict(loop.p), run.cfg.to_dict(), ranks)
+
+
+def stop_requested(stop: StopSignals, run: Run) -> bool:
+    """Whether to stop after this step; with several processes, all agree (one all-reduce), so every rank
+    stops after the same step even if the signal reached them at different moments."""
+    flag = stop.signal is not None
+    if not run.dist.enabled:
+        return flag
+    import torch.distributed as tdist
+
+    t = torch.tensor([float(flag)], device=run.device)
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def regenerate(run: Run, loop: Loop, epoch: int, synth: Synthetic | None) -> tuple[Synthetic, float]:
+    """The synthetic set for ``epoch``: regeneration k = epoch // N (seed + k) when due, else the last one."""
+    every = run.cfg.synth.regen_every
+    if synth is not None and epoch % every != 0:
+        return synth, 0.0
+    k = epoch // every
+    synth = run.gen.regenerate(k)
+    loop.p.regen_index, loop.p.regen_time_s = k, loop.p.regen_time_s + synth.seconds
+    if run.dist.main:
+        run.log(f"regeneration {k}: {len(synth.labels)} samples in {synth.seconds:.2f} s "
+                f"(seed {run.cfg.train.seed + k})")
+        if k == 0:
+            save_class_grid(run.out / "pretext_samples.png", synth.images, synth.labels, CLASS_NAMES)
+    return synth, synth.seconds
+
+
+def end_epoch(run: Run, loop: Loop, log: EpochLog | None, lr: float, seconds: float, regen_s: float) -> None:
+    """Close the epoch: the record in metrics.csv, the log line, the progress reset, the training state."""
+    p, world = loop.p, run.dist.world
+    loop.flush(run.out / TRAIN_STATE)
+    p.last = {"loss": p.loss_sum / p.count, "accuracy": p.hits / p.count}
+    if log is not None:
+        log.add(epoch=p.epoch + 1, regen_index=p.regen_index, lr=lr, epoch_s=seconds, regen_s=regen_s,
+                images_per_s=p.count * world / seconds, **p.last)
+        run.log(f"epoch {p.epoch + 1}/{run.cfg.train.epochs}: loss {p.last['loss']:.4f}, pretext accuracy "
+                f"{p.last['accuracy']:.3f}, {seconds:.1f} s")
+        if p.last["loss"] > 100:  # the 3-way loss starts near 1.1, the mask loss near 0.7
+            run.log(f"warning: the loss ({p.last['loss']:.3g}) is diverging; retrain with a lower --lr")
+    p.epoch, p.step_in_epoch, p.seen, p.train_time_s = p.epoch + 1, 0, p.seen + p.count, p.train_time_s + seconds
+    p.loss_sum, p.hits, p.count, loop.perm = 0.0, 0.0, 0, None
+    save_state(run, loop)
+
+
+def fit_pretext(run: Run) -> dict:
+    """The pretext training loop; returns a summary of what it did (nothing with ``--epochs 0``).
+
+    The training state is saved at the end of every epoch and when SIGINT/SIGTERM arrives (after
+    the current step); with ``run.resume`` the loop continues exactly where that state left off.
+    """
+    cfg, loop = run.cfg, make_loop(run)
+    p, amp = loop.p, cfg.train.precision == "bf16"
+    log = EpochLog(run.out / "metrics.csv", append=run.resume is not None) if run.dist.main else None
+    synth, lr = None, cosine_lr(cfg.train.lr, max(p.step - 1, 0), loop.total_steps)
+    with StopSignals(run.log) as stop:
+        for epoch in range(p.epoch, cfg.train.epochs):
+            t0 = time.perf_counter()
+            synth, regen_s = regenerate(run, loop, epoch, synth)
+            if loop.perm is None:  # a fresh shuffle per epoch (a resumed epoch keeps its own)
+                loop.perm = torch.randperm(len(synth.labels), generator=loop.shuffle)
+            perm = loop.perm.to(run.device)
+            run.net.train()
+            steps = bar(range(p.step_in_epoch, loop.steps_per_epoch), f"epoch {epoch + 1}/{cfg.train.epochs}",
+                        enabled=run.dist.main, unit="step")
+            for i in steps:
+                idx = perm[i * loop.batch:(i + 1) * loop.batch]
+                lr = cosine_lr(cfg.train.lr, p.step, loop.total_steps)  # cosine per step
+                for group in loop.opt.param_groups:
+                    group["lr"] = lr
+                loss, correct = train_step(run.net, loop.opt, synth.images[idx], synth.labels[idx], synth.masks[idx],
+                                           amp, cfg.train.seg_weight)
+                loop.tally(loss, correct, len(idx))
+                p.step, p.step_in_epoch = p.step + 1, i + 1
+                if i % 10 == 0:  # a host sync every 10 steps only: catches divergence, feeds the bar
+                    loop.flush(run.out / TRAIN_STATE)
+                    steps.set_postfix(loss=f"{p.loss_sum / p.count:.3f}", acc=f"{p.hits / p.count:.3f}")
+                if stop_requested(stop, run):  # save mid-epoch, then stop with a pointer to --resume
+                    loop.flush(run.out / TRAIN_STATE)
+                    p.train_time_s += time.perf_counter() - t0
+                    save_state(run, loop)
+                    raise SsladError(f"stopped by {signal.Signals(stop.signal or signal.SIGTERM).name} in epoch "
+                                     f"{epoch + 1}; the training state is saved: continue with the same command "
+                                     "and --resume")
+            if run.device.type == "cuda":
+                torch.cuda.synchronize(run.device)
+            end_epoch(run, loop, log, lr, time.perf_counter() - t0, regen_s)
+    last = p.last or {"loss": math.nan, "accuracy": math.nan}
+    return {"epochs": cfg.train.epochs, "steps": p.step, "regen_index": p.regen_index, "train_images": len(run.fit),
+            "pretext_loss": last["loss"], "pretext_accuracy": last["accuracy"], "train_time_s": p.train_time_s,
+            "images_per_s": p.seen * run.dist.world / max(p.train_time_s, 1e-9), "regen_time_s": p.regen_time_s}
+
+
+def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig) -> Scorer:
+    """Density on the network outputs of the fit images; thresholds from the held-out ones."""
+    fit_out = infer_images(model, fit.images, progress="embed train")
+    hold = infer_images(model, holdout.images, progress="embed held-out") if holdout is not None else None
+    return Scorer(cfg.score).fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size,
+                                 holdout=None if hold is None else (hold.embeddings, hold.maps))
+
+
+def load_resume_state(out: Path, is_main: bool, overwrite: bool, resume: bool, data_path: str) -> dict | None:
+    """Rank 0 checks (and for ``--overwrite`` clears) the run folder; with ``--resume`` every rank reads the
+    training state, so every process continues from the same point."""
+    state = prepare_run_dir(out, data_path, overwrite, resume) if is_main else None
+    if resume and not is_main:
+        state = load_train_state(out / TRAIN_STATE)
+    world, saved = int(os.environ.get("WORLD_SIZE", "1")), len((state or {}).get("ranks") or [None])
+    if state is not None and saved != world:  # each rank's sample order and RNG belong to its own process
+        raise SsladError(f"the run was trained by {saved} process(es), this is {world}: resume it with the same "
+                         f"number of processes (torchrun --nproc-per-node {saved})")
+    return state
+
+
+def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
+              log: Callable[[str], None] = print) -> dict:
+    """Train the pretext model, fit the scorer, save, evaluate; returns ``metrics.json``'s content.
+
+    With ``resume``, the run in ``out_dir`` continues from its training state, with the settings
+    saved there (``cfg`` is not re-read).
+    """
+    out = Path(out_dir)
+    created = not out.exists()
+    cfg = cfg.resolved()
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    state = load_resume_state(out, is_main, overwrite, resume, cfg.data.path)
+    if state is not None:
+        cfg = RunConfig.from_dict(state["config"])
+        if is_main:
+            log(f"resuming the run in {out} with its saved settings (flags other than --out are not re-read)")
+    try:
+        run = setup(cfg, out, log, state)
+    except BaseException:
+        if created and is_main:  # a failed start leaves no empty run folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    cfg = run.cfg
+    stats = fit_pretext(run)
+    if run.dist.enabled:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+        tdist.destroy_process_group()
+    if not run.dist.main:
+        return {}
+    run.model.eval().to(memory_format=torch.contiguous_format)  # score as eval/predict will load it
+    scorer = fit_scorer(run.model, run.fit, run.holdout, cfg)
+    save_checkpoint(run.out / "model.pt", run.model, cfg.to_dict(), epoch=stats["epochs"],
+                    regen_index=stats["regen_index"], scorer_state=scorer.state_dict())
+    (run.out / TRAIN_STATE).unlink(missing_ok=True)  # finished: model.pt is the run's one artefact
+    summary = {"dataset": run.data.name, "backend": run.gen.renderer.name, "device": str(run.device),
+               "scar": cfg.synth.scar, "color": cfg.synth.color, "regen_every": cfg.synth.regen_every,
+               "precision": cfg.train.precision, "image_score": cfg.score.image_score, "seed": cfg.train.seed,
+               "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
+               "threshold_set": scorer.calibration["set"], **stats}
+    detector = Detector(run.model, scorer, cfg.data.image_size)
+    metrics = evaluate_set(detector, run.data.test, run.out, extra=summary)
+    log(results_table(metrics))
+    return metrics
+
+
+__all__ = ["RUN_FILES", "cosine_lr", "fit_pretext", "fit_scorer", "setup", "train_run", "train_step"]
