@@ -32,7 +32,8 @@ def trained(tiny_run):
 
 def test_train_writes_the_run_folder(trained):
     out, res = trained
-    for name in ("config.yaml", "metrics.csv", "metrics.json", "scores.csv", "model.pt", "pretext_samples.png"):
+    for name in ("config.yaml", "metrics.csv", "metrics.json", "scores.csv", "model.pt", "pretext_samples.png",
+                 "report.png"):
         assert (out / name).is_file(), name
     assert "image AUROC" in res
     cfg = yaml.safe_load((out / "config.yaml").read_text())
@@ -58,7 +59,9 @@ def test_checkpoint_is_self_describing(trained):
     assert ck["model_args"]["arch"] == "resnet18" and ck["model_args"]["seg_head"] is True
     assert ck["preprocessing"]["image_size"] == 32
     sc = ck["scorer"]
-    assert sc["density"]["type"] == "gde" and sc["density"]["mean"].shape == (512,) and sc["image_score"] == "embedding"
+    assert sc["density"]["type"] == "gde" and sc["density"]["mean"].shape == (512,)
+    # image_score auto: the mode with the best AUROC on synthetic anomalies of the held-out images is stored
+    assert set(sc["synthetic_auroc"]) == {"embedding", "map", "both"} and sc["image_score"] in sc["synthetic_auroc"]
     assert sc["calibration"] == {"set": "holdout", "images": 3} and sc["quantile"] == 0.99
     assert ck["config"]["synth"]["backend"] == "torch" and ck["epoch"] == 2 and ck["regen_index"] == 1
     assert ck["config"]["synth"]["color"] == "gray" and ck["config"]["train"]["lr"] == 3e-4  # resolved values

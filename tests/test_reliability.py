@@ -94,6 +94,26 @@ def torchrun_cmd(data: Path, out: Path, *extra: str) -> list[str]:
 DDP_ENV = {**ENV, "OMP_NUM_THREADS": "1"}
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every descendant at once (torchrun starts its workers in sessions of their own, so
+    killing its process group would leave them running): a machine losing power, as far as the run can tell."""
+    tree, frontier = [pid], [pid]
+    while frontier:
+        kids = []
+        for p in frontier:
+            for task in Path(f"/proc/{p}/task").glob("*"):
+                try:
+                    kids += [int(c) for c in (task / "children").read_text().split()]
+                except OSError:
+                    pass
+        tree, frontier = tree + kids, kids
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_torchrun_run_killed_and_resumed_equals_an_uninterrupted_one(tiles, tmp_path):
     """Every rank loads the training state and takes the same steps: SIGKILL to the whole torchrun process
     group mid-run, then ``--resume`` under torchrun, ends with the uninterrupted run's weights and metrics.
@@ -103,13 +123,14 @@ def test_torchrun_run_killed_and_resumed_equals_an_uninterrupted_one(tiles, tmp_
     assert res.returncode == 0, res.stderr[-2000:]
     out = tmp_path / "killed"
     proc = subprocess.Popen(torchrun_cmd(tiles, out), env=DDP_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True)
     log, deadline = out / "metrics.csv", time.monotonic() + 600
     while not (log.is_file() and len(log.read_text().splitlines()) > 2) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers, with no chance to save
+    kill_tree(proc.pid)  # torchrun and both workers, with no chance to save
     proc.wait()
+    time.sleep(0.5)
     assert not (out / "model.pt").exists() and (out / "train_state.pt").is_file()
     single = subprocess.run(train_cmd(tiles, out, "--resume"), env=ENV, capture_output=True, text=True, timeout=120)
     assert single.returncode != 0 and "trained by 2 process(es), this is 1" in single.stderr

@@ -109,13 +109,20 @@ def cli():
               help="none | imagenet | PATH to a torchvision state dict" + _d("train", "weights"))
 @click.option("--seg-weight", type=float, default=None,
               help="Weight of the per-pixel loss on the synthetic masks; 0: no maps" + _d("train", "seg_weight"))
+@click.option("--decoder", type=click.Choice(C.DECODERS), default=None,
+              help="Per-pixel head: U-Net decoder (1/2 resolution) or the light layer1-3 head" + _d("train", "decoder"))
+@click.option("--seg-loss", type=click.Choice(C.SEG_LOSSES), default=None,
+              help="Per-pixel loss (focal, class-balanced BCE, Dice + BCE, plain BCE)" + _d("train", "seg_loss"))
+@click.option("--min-steps", type=int, default=None,
+              help="Train at least this many optimiser steps (more epochs for small sets)" + _d("train", "min_steps"))
 @click.option("--precision", type=click.Choice(C.PRECISIONS), default=None,
               help="auto: bf16 autocast on CUDA and on CPUs with native bf16" + _d("train", "precision"))
 @click.option("--density", type=click.Choice(C.DENSITIES), default=None,
               help="Density fitted on the embeddings" + _d("score", "density"))
 @click.option("--knn-k", type=int, default=None, help="Neighbours for --density knn" + _d("score", "knn_k"))
 @click.option("--image-score", type=click.Choice(C.IMAGE_SCORES), default=None,
-              help="Image score: embedding density, map maximum, or both standardised" + _d("score", "image_score"))
+              help="Image score: auto (best on synthetic anomalies of held-out images), embedding density, map "
+              "maximum, or both standardised" + _d("score", "image_score"))
 @click.option("--threshold-quantile", type=float, default=None,
               help="Thresholds: this quantile of the held-out good images' scores" + _d("score", "threshold_quantile"))
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out (removes the files sslad wrote there).")

@@ -30,7 +30,9 @@ COLORS = ("auto", "gray", "rgb")
 OPTIMIZERS = ("adam", "sgd")
 ARCHS = ("resnet18", "resnet50")
 DENSITIES = ("gde", "knn")  # densities fitted on the embeddings (sslad.scoring.density)
-IMAGE_SCORES = ("embedding", "map", "both")
+IMAGE_SCORES = ("auto", "embedding", "map", "both")  # auto: the best on synthetic anomalies of held-out images
+DECODERS = ("unet", "light")  # per-pixel heads: U-Net decoder over the trunk, or the light layer1-3 head
+SEG_LOSSES = ("focal", "balanced", "dice", "bce")  # per-pixel losses made for tiny positive shares (bce: plain)
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 EXPORT_FORMATS = ("onnx", "torchscript")
@@ -79,6 +81,9 @@ class TrainConfig:
     arch: str = "resnet18"
     weights: str = "none"  # none | imagenet | PATH
     seg_weight: float = 1.0  # weight of the per-pixel loss on the synthetic masks; 0: no per-pixel head
+    decoder: str = "unet"  # the per-pixel head
+    seg_loss: str = "focal"  # the per-pixel loss
+    min_steps: int = 0  # a budget in optimiser steps: small sets get more epochs (epochs = max(epochs, needed))
     precision: str = "auto"  # auto: bf16 autocast on CUDA and on CPUs with native bf16, fp32 otherwise
     device: str = DEFAULT_DEVICE
     seed: int = 0
@@ -90,7 +95,7 @@ class ScoreConfig:
 
     density: str = "gde"  # gde (Gaussian, the CutPaste paper's) or knn
     knn_k: int = 5
-    image_score: str = "embedding"  # embedding density (measured best: README), map maximum, or both
+    image_score: str = "auto"  # chosen by AUROC on synthetic anomalies of the held-out images, or fixed
     threshold_quantile: float = 0.99  # of the held-out good images' scores
     holdout: float = 0.1  # share of train/good kept out of training and the fit, for the thresholds
     holdout_min: int = 10  # ... but at least this many (at most a quarter of train/good)
@@ -144,10 +149,13 @@ class RunConfig:
              f"unknown device {t.device!r} ({'|'.join(DEVICES)})"),
             one_of(t.precision, PRECISIONS, "precision"),
             (t.seg_weight >= 0, "--seg-weight cannot be negative"),
+            one_of(t.decoder, DECODERS, "decoder"),
+            one_of(t.seg_loss, SEG_LOSSES, "per-pixel loss"),
+            (t.min_steps >= 0, "--min-steps cannot be negative"),
             one_of(c.density, DENSITIES, "density"),
             (c.knn_k >= 1, "--knn-k must be at least 1"),
             one_of(c.image_score, IMAGE_SCORES, "image score"),
-            (c.image_score == "embedding" or t.seg_weight > 0,
+            (c.image_score in ("embedding", "auto") or t.seg_weight > 0,
              f"--image-score {c.image_score} needs the per-pixel head (--seg-weight > 0)"),
             (0 < c.threshold_quantile <= 1, "--threshold-quantile must lie in (0, 1]"),
             (0 <= c.holdout <= 0.5, "holdout must lie in [0, 0.5]"),
@@ -246,7 +254,7 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 
 __all__ = [
     "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE",
-    "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
+    "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
     "PREVIEW_COUNT", "RENDER_BATCH",
     "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml", "save_yaml",
 ]

@@ -10,12 +10,12 @@ from sslad.data import ImageSet
 from sslad.detector import Detector
 from sslad.errors import SsladError
 from sslad.files import make_output_dir
-from sslad.report import plot_scores, write_json, write_scores
+from sslad.report import save_report, write_json, write_scores
 from sslad.scoring import decision_metrics, image_metrics, pixel_metrics
 
 
 def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra: dict | None = None) -> dict:
-    """Score ``test`` and write ``metrics.json`` (+ ``scores.csv`` and ``scores.png``) into ``out_dir``.
+    """Score ``test`` and write ``metrics.json`` (+ ``scores.csv`` and ``report.png``) into ``out_dir``.
 
     ``metrics.json``: image AUROC (overall, per type), pixel AUROC (overall, per type) and AUPRO
     when the split has masks and the model maps, the stored thresholds, what the image threshold
@@ -33,10 +33,12 @@ def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra
             metrics.update(pixel_metrics(test.types, det.maps.numpy(), test.masks.numpy()))
         metrics.update(decision_metrics(test.types, det.scores, threshold))
         write_scores(out_dir / "scores.csv", test.paths, test.types, det.scores, threshold)
-        plot_scores(out_dir / "scores.png", test.types, det.scores, threshold)
     metrics.update({"threshold": threshold, "threshold_quantile": detector.scorer.quantile,
                     "pixel_threshold": detector.pixel_threshold, "map_range": detector.map_range})
     metrics.update(extra or {})
+    if test is not None and len(test) > 0:
+        save_report(out_dir / "report.png", metrics, test.types, det.scores, threshold, det.images, det.maps,
+                    detector.map_range, detector.pixel_threshold)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 

@@ -89,8 +89,13 @@ def results_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_scores(path: Path, types, scores, threshold: float | None = None) -> bool:
-    """Histogram of scores, good vs anomalous, and the ROC curve. False when matplotlib is missing."""
+def save_report(path: Path, metrics: dict, types, scores, threshold: float | None, images=None, maps=None,
+                map_range=None, pixel_threshold: float | None = None, per_row: int = 4) -> bool:
+    """One picture of a result (``report.png``): the per-type AUROC table, the ROC curve, score histograms
+    (good vs defective, log-scaled counts) with the threshold, and overlays, on the model's stored colour
+    scale, of the highest-scoring good images (false alarms first) and the lowest-scoring defective ones
+    (misses first). False when matplotlib is missing.
+    """
     try:
         import matplotlib
 
@@ -101,25 +106,56 @@ def plot_scores(path: Path, types, scores, threshold: float | None = None) -> bo
         return False
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.array([t != GOOD for t in types])
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    bins = np.linspace(scores.min(), scores.max(), 40)
-    ax[0].hist(scores[~labels], bins=bins, alpha=0.6, label="good")
-    ax[0].hist(scores[labels], bins=bins, alpha=0.6, label="anomalous")
-    if threshold is not None:
-        ax[0].axvline(threshold, color="k", ls="--", lw=1, label="threshold")
-    ax[0].set_xlabel("anomaly score")
-    ax[0].legend()
+    show = images is not None and maps is not None and map_range is not None
+    rows = 3 if show else 1
+    fig = plt.figure(figsize=(4 * per_row, 3.6 * rows))
+    grid = fig.add_gridspec(rows, per_row)
+    ax = fig.add_subplot(grid[0, 0])
+    ax.axis("off")
+    cells = [["image AUROC", _pct(metrics.get("image_auroc"))], ["pixel AUROC", _pct(metrics.get("pixel_auroc"))],
+             ["AUPRO", _pct(metrics.get("aupro"))], ["FPR at threshold", _pct(metrics.get("false_positive_rate"))],
+             ["recall at threshold", _pct(metrics.get("recall"))]]
+    cells += [[f"  {t}", _pct(v)] for t, v in sorted((metrics.get("per_type_auroc") or {}).items())]
+    table = ax.table(cellText=cells, loc="center", cellLoc="left")
+    table.scale(1, 1.3)
+    ax = fig.add_subplot(grid[0, 1])
     if labels.any() and (~labels).any():
         fpr, tpr, _ = roc_curve(labels, scores)
-        ax[1].plot(fpr, tpr)
-        ax[1].plot([0, 1], [0, 1], "k:", lw=1)
-    ax[1].set_xlabel("false positive rate")
-    ax[1].set_ylabel("true positive rate")
-    ax[1].set_title("ROC")
+        ax.plot(fpr, tpr)
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    ax = fig.add_subplot(grid[0, 2:])
+    positive = bool((scores > 0).all())
+    edges = (np.geomspace(scores.min(), scores.max(), 40) if positive and scores.max() > scores.min()
+             else np.linspace(scores.min(), scores.max() + 1e-9, 40))
+    ax.hist(scores[~labels], bins=edges, alpha=0.6, label="good")
+    ax.hist(scores[labels], bins=edges, alpha=0.6, label="defective")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", lw=1, label="threshold")
+    if positive:
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlabel="anomaly score", ylabel="images", title="scores")
+    ax.legend()
+    if show:
+        order = np.argsort(scores)
+        picks = [("good, highest", [i for i in order[::-1] if not labels[i]][:per_row]),
+                 ("defective, lowest", [i for i in order if labels[i]][:per_row])]
+        for r, (title, idx) in enumerate(picks, start=1):
+            for c, i in enumerate(idx):
+                ax = fig.add_subplot(grid[r, c])
+                rgb = images[i].permute(1, 2, 0).numpy()
+                ax.imshow(overlay(rgb, maps[i].numpy(), map_range, pixel_threshold))
+                ax.set_title(f"{title}: {types[i]} {scores[i]:.3g}", fontsize=8)
+                ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
 def save_grid(path: Path, images, ncol: int = 8) -> None:

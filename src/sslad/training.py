@@ -7,6 +7,7 @@ thresholds -> test scores and maps -> metrics and run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -38,19 +39,45 @@ from sslad.synth import CLASS_NAMES
 from sslad.synth.generator import PretextGenerator, Synthetic, is_grayscale
 
 
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "focal") -> torch.Tensor:
+    """Per-pixel loss of logits against soft 0..1 targets, for masks that cover a few per cent of the pixels.
+
+    * ``focal``: binary cross-entropy scaled by (1 - p_t)^2 (Lin et al.; DRAEM's choice): the many easy
+      normal pixels stop dominating.
+    * ``balanced``: the mean BCE over anomalous pixels and the mean over normal ones, averaged, so both
+      halves weigh the same whatever their share.
+    * ``dice``: BCE plus the soft Dice loss of the batch.
+    * ``bce``: plain mean BCE ("normal everywhere" is almost optimal for it: the ablation row).
+    """
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    if kind == "bce":
+        return bce.mean()
+    p = torch.sigmoid(logits)
+    if kind == "focal":
+        p_t = p * target + (1 - p) * (1 - target)
+        return ((1 - p_t) ** 2 * bce).mean()
+    if kind == "balanced":
+        pos, neg = target.sum(), (1 - target).sum()
+        return 0.5 * (bce * target).sum() / pos.clamp_min(1.0) + 0.5 * (bce * (1 - target)).sum() / neg.clamp_min(1.0)
+    if kind == "dice":
+        return bce.mean() + 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+    raise ValueError(f"unknown per-pixel loss {kind!r}")
+
+
 def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
-               mb: torch.Tensor | None, amp: bool, seg_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+               mb: torch.Tensor | None, amp: bool, seg_weight: float = 1.0,
+               seg_kind: str = "focal") -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on uint8 images, labels and 0/1 masks; returns (loss, correct count) on the device.
 
-    Loss: cross-entropy of the 3-way classes, plus ``seg_weight`` x binary cross-entropy of the
-    per-pixel logits against the masks averaged down to the logits' resolution (soft targets).
+    Loss: cross-entropy of the 3-way classes, plus ``seg_weight`` x :func:`seg_loss` of the per-pixel
+    logits against the masks averaged down to the logits' resolution (soft targets).
     """
     with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
         logits, _, seg = net(xb)
         loss = F.cross_entropy(logits.float(), yb)
         if seg is not None and mb is not None and seg_weight > 0:
             target = F.adaptive_avg_pool2d(mb[:, None].float(), seg.shape[-2:])
-            loss = loss + seg_weight * F.binary_cross_entropy_with_logits(seg.float(), target)
+            loss = loss + seg_weight * seg_loss(seg.float(), target, seg_kind)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -125,7 +152,7 @@ def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | 
     dist, device = init_distributed(device)
     cfg = cfg.override(train={"precision": resolve_precision(cfg.train.precision, device)})
     seed_everything(cfg.train.seed + dist.rank)
-    model = PretextNet(NetConfig(arch=cfg.train.arch, seg_head=cfg.train.seg_weight > 0))
+    model = PretextNet(NetConfig(arch=cfg.train.arch, seg_head=cfg.train.seg_weight > 0, decoder=cfg.train.decoder))
     source = load_trunk_weights(model, cfg.train.weights)
     model = model.to(device)
     data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device)
@@ -134,6 +161,7 @@ def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | 
         raise SsladError(f"{cfg.data.path}: need at least 2 good training images, found {len(data.train)}")
     if cfg.synth.color == "auto":
         cfg = cfg.override(synth={"color": "gray" if is_grayscale(fit.images) else "rgb"})
+    cfg = cfg.override(train={"epochs": budget_epochs(len(fit), cfg, dist.world)})
     # the padded base images, one synthetic set (3 per image and variant) and its masks
     check_memory(len(fit), cfg.data.image_size, copies=1.3 + 4 * cfg.synth.variants)
     renderer = make_renderer(cfg.synth.backend, cfg.data.image_size, device)
@@ -213,16 +241,29 @@ class Loop:
                              f"good state, if any epoch finished, is {state_path}; retrain with a lower --lr")
 
 
-def make_loop(run: Run) -> Loop:
-    """The schedule (every rank takes the same number of steps: DDP all-reduces each one, so whole
-    groups per rank are counted from the total, not from this rank's share) and, with ``run.resume``,
-    the exact point an interrupted run stopped at."""
-    cfg, dist = run.cfg, run.dist
-    samples = 3 * (len(run.fit) * cfg.synth.variants // dist.world)
+def schedule(n_images: int, cfg: RunConfig, world: int) -> tuple[int, int]:
+    """(samples per step per rank, steps per epoch). Every rank takes the same number of steps (DDP
+    all-reduces each one), so whole groups per rank are counted from the total, not this rank's share."""
+    samples = 3 * (n_images * cfg.synth.variants // world)
     if samples == 0:
-        raise SsladError(f"{len(run.fit)} training images are too few for {dist.world} processes")
-    batch = max(3, cfg.train.batch_size // dist.world)
-    steps_per_epoch = max(1, samples // batch)
+        raise SsladError(f"{n_images} training images are too few for {world} processes")
+    batch = max(3, cfg.train.batch_size // world)
+    return batch, max(1, samples // batch)
+
+
+def budget_epochs(n_images: int, cfg: RunConfig, world: int) -> int:
+    """The epochs a run trains: ``epochs``, or more where ``min_steps`` asks for them (a small set gets
+    the same number of optimiser steps as a large one); 0 stays 0 (the untrained baseline)."""
+    epochs = cfg.train.epochs
+    if epochs == 0 or cfg.train.min_steps == 0:
+        return epochs
+    return max(epochs, math.ceil(cfg.train.min_steps / schedule(n_images, cfg, world)[1]))
+
+
+def make_loop(run: Run) -> Loop:
+    """The schedule and, with ``run.resume``, the exact point an interrupted run stopped at."""
+    cfg, dist = run.cfg, run.dist
+    batch, steps_per_epoch = schedule(len(run.fit), cfg, dist.world)
     loop = Loop(steps_per_epoch, batch, steps_per_epoch * cfg.train.epochs, make_optimizer(cfg, run.net.parameters()),
                 torch.Generator().manual_seed(cfg.train.seed * 7919 + dist.rank))
     if run.resume is not None:
@@ -325,7 +366,7 @@ def fit_pretext(run: Run) -> dict:
                 for group in loop.opt.param_groups:
                     group["lr"] = lr
                 loss, correct = train_step(run.net, loop.opt, synth.images[idx], synth.labels[idx], synth.masks[idx],
-                                           amp, cfg.train.seg_weight)
+                                           amp, cfg.train.seg_weight, cfg.train.seg_loss)
                 loop.tally(loss, correct, len(idx))
                 p.step, p.step_in_epoch = p.step + 1, i + 1
                 if i % 10 == 0:  # a host sync every 10 steps only: catches divergence, feeds the bar
@@ -347,12 +388,32 @@ def fit_pretext(run: Run) -> dict:
             "images_per_s": p.seen * run.dist.world / max(p.train_time_s, 1e-9), "regen_time_s": p.regen_time_s}
 
 
-def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig) -> Scorer:
-    """Density on the network outputs of the fit images; thresholds from the held-out ones."""
+#: Regeneration index of the synthetic held-out set (its own seed, ``seed + this``: never a training set's).
+SYNTHETIC_HOLDOUT_K = 1_000_003
+
+
+def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunConfig) -> tuple:
+    """(embeddings, per-pixel probabilities, anomalous (N,) bool) of pretext samples rendered onto the held-out
+    good images with a seed of their own (about 200 samples whatever their number): the label-free
+    yardstick the ``auto`` image score is chosen by."""
+    variants = min(8, max(1, math.ceil(200 / (3 * len(holdout)))))
+    synth = dataclasses.replace(cfg.synth, variants=variants)
+    gen = PretextGenerator(holdout.images, renderer, synth, seed=cfg.train.seed)
+    data = gen.regenerate(SYNTHETIC_HOLDOUT_K)
+    out = infer_images(model, data.images, progress="score synthetic held-out")
+    return out.embeddings, out.maps, (data.labels > 0).cpu().numpy()
+
+
+def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig, renderer=None) -> Scorer:
+    """Density on the network outputs of the fit images; thresholds from the held-out ones; with
+    ``image_score: auto``, the image score chosen on synthetic anomalies of the held-out images."""
     fit_out = infer_images(model, fit.images, progress="embed train")
     hold = infer_images(model, holdout.images, progress="embed held-out") if holdout is not None else None
+    synthetic = None
+    if cfg.score.image_score == "auto" and holdout is not None and renderer is not None:
+        synthetic = synthetic_holdout(model, holdout, renderer, cfg)
     return Scorer(cfg.score).fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size,
-                                 holdout=None if hold is None else (hold.embeddings, hold.maps))
+                                 holdout=None if hold is None else (hold.embeddings, hold.maps), synthetic=synthetic)
 
 
 def load_resume_state(out: Path, is_main: bool, overwrite: bool, resume: bool, data_path: str) -> dict | None:
@@ -400,13 +461,15 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
     if not run.dist.main:
         return {}
     run.model.eval().to(memory_format=torch.contiguous_format)  # score as eval/predict will load it
-    scorer = fit_scorer(run.model, run.fit, run.holdout, cfg)
+    scorer = fit_scorer(run.model, run.fit, run.holdout, cfg, run.gen.renderer)
     save_checkpoint(run.out / "model.pt", run.model, cfg.to_dict(), epoch=stats["epochs"],
                     regen_index=stats["regen_index"], scorer_state=scorer.state_dict())
     (run.out / TRAIN_STATE).unlink(missing_ok=True)  # finished: model.pt is the run's one artefact
     summary = {"dataset": run.data.name, "backend": run.gen.renderer.name, "device": str(run.device),
                "scar": cfg.synth.scar, "color": cfg.synth.color, "regen_every": cfg.synth.regen_every,
-               "precision": cfg.train.precision, "image_score": cfg.score.image_score, "seed": cfg.train.seed,
+               "precision": cfg.train.precision, "image_score": cfg.score.image_score,
+               "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
+               "decoder": cfg.train.decoder, "seg_loss": cfg.train.seg_loss, "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
                "threshold_set": scorer.calibration["set"], **stats}
     detector = Detector(run.model, scorer, cfg.data.image_size)

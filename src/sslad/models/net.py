@@ -24,8 +24,9 @@ class NetConfig:
     arch: str = "resnet18"
     head_dims: tuple[int, ...] = (512, 512, 128)
     num_classes: int = 3
-    seg_head: bool = True  # the per-pixel head over layer1-3 (anomaly maps)
-    seg_width: int = 64
+    seg_head: bool = True  # a per-pixel head (anomaly maps)
+    seg_width: int = 64  # the light head's width; the U-Net decoder's widths scale from it
+    decoder: str = "unet"  # unet: skips from the stem and layer1-4 back to 1/2 resolution; light: layer1-3 at 1/4
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -36,7 +37,7 @@ class NetConfig:
     def from_dict(cls, d: dict) -> NetConfig:
         return cls(arch=str(d["arch"]), head_dims=tuple(int(x) for x in d["head_dims"]),
                    num_classes=int(d["num_classes"]), seg_head=bool(d.get("seg_head", False)),
-                   seg_width=int(d.get("seg_width", 64)))
+                   seg_width=int(d.get("seg_width", 64)), decoder=str(d.get("decoder", "light")))  # light: 0.1
 
 
 def _trunk(arch: str) -> tuple[nn.Module, int]:
@@ -74,9 +75,41 @@ class SegHead(nn.Module):
         return self.fuse(z)
 
 
+def _conv_block(cin: int, cout: int) -> nn.Sequential:
+    """Two 3x3 conv + BN + ReLU: the decoder's unit."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )
+
+
+class UNetDecoder(nn.Module):
+    """A U-Net decoder over the trunk: from layer4 (1/32) up through layer3, 2, 1 (1/16 .. 1/4) and the stem
+    (1/2), each step upsampling x2, concatenating the skip and applying a conv block; one logit per
+    location at half the input resolution. Widths shrink with the resolution to keep it cheap on a CPU
+    (DRAEM's discriminative network is a full U-Net; this one reuses the trunk as its encoder)."""
+
+    def __init__(self, skips: tuple[int, ...], deep: int, width: int = 64):
+        super().__init__()
+        widths = (2 * width, 2 * width, width, width // 2, width // 2)  # after layer3, 2, 1, stem; the last extra
+        self.blocks = nn.ModuleList()
+        cin = deep
+        for skip, cout in zip(reversed(skips), widths, strict=False):
+            self.blocks.append(_conv_block(cin + skip, cout))
+            cin = cout
+        self.out = nn.Conv2d(cin, 1, 1)
+
+    def forward(self, deep: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        z = deep
+        for block, skip in zip(self.blocks, reversed(skips), strict=True):
+            z = F.interpolate(z, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            z = block(torch.cat([z, skip], dim=1))
+        return self.out(z)
+
+
 class PretextNet(nn.Module):
     """ResNet trunk -> MLP projection head (Linear + BN + ReLU) -> linear 3-way classifier, and a
-    per-pixel head (:class:`SegHead`) over the trunk's layer1-3.
+    per-pixel head: a U-Net decoder (:class:`UNetDecoder`) or the light :class:`SegHead` over layer1-3.
 
     ``embed()`` returns the trunk's pooled features, the representation the density model is
     fitted on (as in the CutPaste paper). Inputs are uint8 or float images in 0..255; the
@@ -97,7 +130,12 @@ class PretextNet(nn.Module):
         self.classifier = nn.Linear(cfg.head_dims[-1], cfg.num_classes)
         if cfg.seg_head:
             widths = tuple(getattr(self.trunk, f"layer{i}")[0].conv1.in_channels for i in (2, 3, 4))  # layer1-3 out
-            self.seg = SegHead(widths, cfg.seg_width)
+            if cfg.decoder == "unet":
+                self.seg = UNetDecoder((self.trunk.conv1.out_channels, *widths), dim, cfg.seg_width)
+            elif cfg.decoder == "light":
+                self.seg = SegHead(widths, cfg.seg_width)
+            else:
+                raise ValueError(f"unknown decoder {cfg.decoder!r}")
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.embed_dim = dim
@@ -109,20 +147,24 @@ class PretextNet(nn.Module):
         return x
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(pooled trunk features (N, D), [layer1, layer2, layer3] feature maps)."""
+        """(pooled trunk features (N, D), [stem (1/2), layer1, layer2, layer3, layer4] feature maps)."""
         t = self.trunk
-        x = t.maxpool(t.relu(t.bn1(t.conv1(self.normalize(x)))))
-        l1 = t.layer1(x)
+        s = t.relu(t.bn1(t.conv1(self.normalize(x))))
+        l1 = t.layer1(t.maxpool(s))
         l2 = t.layer2(l1)
         l3 = t.layer3(l2)
-        return torch.flatten(t.avgpool(t.layer4(l3)), 1), [l1, l2, l3]
+        l4 = t.layer4(l3)
+        return torch.flatten(t.avgpool(l4), 1), [s, l1, l2, l3, l4]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Trunk features (N, D) of uint8/float 0..255 images (N, 3, H, W)."""
         return self.features(x)[0]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(class logits (N, 3), embeddings (N, D), per-pixel logits (N, 1, H/4, W/4) or None)."""
+        """(class logits (N, 3), embeddings (N, D), per-pixel logits (N, 1, H/2, W/2) for the U-Net decoder,
+        (N, 1, H/4, W/4) for the light head, or None)."""
         e, feats = self.features(x)
-        seg = self.seg(feats) if self.cfg.seg_head else None
+        seg = None
+        if self.cfg.seg_head:
+            seg = self.seg(feats[4], feats[:4]) if self.cfg.decoder == "unet" else self.seg(feats[1:4])
         return self.classifier(self.head(e)), e, seg

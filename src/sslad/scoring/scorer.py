@@ -12,7 +12,8 @@ network has seen (``sslad.data.holdout_split``):
 
 * image score (``image_score``): ``embedding`` (the density's score), ``map`` (the maximum of the
   smoothed anomaly map) or ``both`` (the sum of the two, each standardised by its mean and
-  standard deviation on the held-out images);
+  standard deviation on the held-out images); ``auto`` picks the one with the best AUROC on a
+  *synthetic* set: pretext anomalies rendered onto the held-out images (no test label is used);
 * image threshold: the ``quantile`` of the held-out image scores;
 * pixel threshold: the ``quantile`` of the held-out images' map maxima (a good image has no pixel
   above it with that probability), and the map display range ``[median held-out pixel, 2x the
@@ -47,10 +48,21 @@ class Scorer:
         self.pixel_threshold: float | None = None
         self.map_range: list[float] | None = None
         self.calibration = {"set": None, "images": 0}
+        self.synthetic_auroc: dict[str, float] = {}  # image-score mode -> AUROC on the synthetic held-out set
 
     @property
     def uses_maps(self) -> bool:
         return self.image_score in ("map", "both")
+
+    def _choose(self, parts: dict[str, torch.Tensor], anomalous: np.ndarray) -> str:
+        """The image-score mode with the highest AUROC on synthetic anomalies (ties: the simpler mode)."""
+        from sslad.scoring.metrics import auroc
+
+        modes = ["embedding", "map", "both"] if "map" in parts else ["embedding"]
+        for mode in modes:
+            self.image_score = mode
+            self.synthetic_auroc[mode] = auroc(anomalous, self._combine(parts).numpy())
+        return max(modes, key=lambda m: (np.nan_to_num(self.synthetic_auroc[m], nan=-1.0), -modes.index(m)))
 
     @staticmethod
     def maps(probs: torch.Tensor | None, size: int) -> torch.Tensor | None:
@@ -70,9 +82,14 @@ class Scorer:
         return parts[self.image_score]
 
     def fit(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
-            holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> Scorer:
+            holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+            synthetic: tuple[torch.Tensor, torch.Tensor | None, np.ndarray] | None = None) -> Scorer:
         """Density on ``embeddings``; standardisation and thresholds on ``holdout`` = (embeddings, probs)
-        of the held-out good images (on the fit images themselves when there are fewer than 2)."""
+        of the held-out good images (on the fit images themselves when there are fewer than 2).
+
+        ``synthetic`` = (embeddings, probs, anomalous (N,) bool) of pretext samples rendered onto the
+        held-out images: with ``image_score="auto"`` the mode with the best AUROC on them is kept
+        (``embedding`` when there is no synthetic set)."""
         if self.uses_maps and probs is None:
             raise ValueError(f"image score {self.image_score!r} needs a network with a per-pixel head")
         self.density.fit(embeddings)
@@ -82,6 +99,11 @@ class Scorer:
         maps = self.maps(cal_probs, size)
         parts = self._parts(cal_emb, maps)
         self.stats = {k: [float(v.mean()), float(max(float(v.std(unbiased=False)), 1e-12))] for k, v in parts.items()}
+        if self.image_score == "auto":
+            self.image_score = "embedding"
+            if synthetic is not None:
+                emb, sprobs, anomalous = synthetic
+                self.image_score = self._choose(self._parts(emb, self.maps(sprobs, size)), np.asarray(anomalous))
         self.threshold = quantile_threshold(self._combine(parts).numpy(), self.quantile)
         if maps is not None:
             self.pixel_threshold = quantile_threshold(parts["map"].numpy(), self.quantile)
@@ -116,7 +138,7 @@ class Scorer:
         return {"format": FORMAT, "density": self.density.state_dict(), "image_score": self.image_score,
                 "quantile": self.quantile, "stats": self.stats, "threshold": self.threshold,
                 "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
-                "calibration": self.calibration}
+                "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc}
 
     @classmethod
     def from_state(cls, state: dict, threshold: float | None = None) -> Scorer:
@@ -129,4 +151,5 @@ class Scorer:
         self.density = density_from_state(state["density"])
         for key in ("image_score", "quantile", "stats", "threshold", "pixel_threshold", "map_range", "calibration"):
             setattr(self, key, state[key])
+        self.synthetic_auroc = dict(state.get("synthetic_auroc") or {})
         return self
