@@ -22,7 +22,7 @@ from sslad.checkpoint import load_checkpoint
 from sslad.config import IMAGE_SCORES, RunConfig
 from sslad.data import holdout_split, load_dataset
 from sslad.models import infer_images
-from sslad.scoring import AnomalyScorer, decision_metrics, image_metrics
+from sslad.scoring import Scorer, decision_metrics, image_metrics
 
 
 def main(argv: list[str]) -> int:
@@ -37,11 +37,14 @@ def main(argv: list[str]) -> int:
     sets = {"fit": data.train.subset(fit_idx), "holdout": data.train.subset(hold_idx), "test": data.test}
     outs = {k: infer_images(model, s.images, progress=f"embed {k}") for k, s in sets.items()}
     rows = []
-    for mode in IMAGE_SCORES if model.cfg.seg_head else ("embedding",):
+    size = cfg.data.image_size
+    fixed = [m for m in IMAGE_SCORES if m != "auto"]
+    for mode in fixed if model.cfg.seg_head else ("embedding",):
         for source in ("holdout", "fit"):
-            sc = AnomalyScorer(replace(cfg.score, image_score=mode))
-            sc.fit(outs["fit"], outs["holdout"] if source == "holdout" else None, cfg.data.image_size)
-            scores, _ = sc.score(outs["test"])
+            sc = Scorer(replace(cfg.score, image_score=mode))
+            hold = (outs["holdout"].embeddings, outs["holdout"].maps) if source == "holdout" else None
+            sc.fit(outs["fit"].embeddings, outs["fit"].maps, size, holdout=hold)
+            scores, _ = sc.score(outs["test"].embeddings, outs["test"].maps, size)
             m = image_metrics(data.test.types, scores)
             d = decision_metrics(data.test.types, scores, sc.threshold)
             rows.append({"image_score": mode, "threshold_from": source, "image_auroc": m["image_auroc"],
