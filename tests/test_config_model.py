@@ -36,11 +36,13 @@ def test_validate_rejects_impossible_settings():
         RunConfig().override(train={"batch_size": 2}).validate()
 
 
-def test_network_shapes_and_embed():
-    net = PretextNet(NetConfig()).eval()
-    x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+@pytest.mark.parametrize("decoder, hw", [("unet", (24, 16)), ("light", (12, 8))])
+def test_network_shapes_and_embed(decoder, hw):
+    """The U-Net decoder maps at half the input's resolution, the light head at a quarter; any aspect."""
+    net = PretextNet(NetConfig(decoder=decoder)).eval()
+    x = torch.randint(0, 256, (2, 3, 48, 32), dtype=torch.uint8)
     logits, emb, seg = net(x)
-    assert logits.shape == (2, 3) and emb.shape == (2, 512) and seg.shape == (2, 1, 8, 8)
+    assert logits.shape == (2, 3) and emb.shape == (2, 512) and seg.shape == (2, 1, *hw)
     assert torch.allclose(net.embed(x), emb)
 
 
