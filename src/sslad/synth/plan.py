@@ -72,7 +72,9 @@ LINE_LENGTH = (0.1, 0.4)
 GRID = 8
 GRID_SIZE = (5, 8)
 BLOB_THRESHOLD = (0.3, 0.6)
-BLOB_SHARPNESS = 6.0
+#: Edge sharpness per pixel of grid cell: k = BLOB_SHARPNESS * (box side / cells), so the feather
+#: (0 < soft < 1) is about as wide in pixels whatever the box and grid size.
+BLOB_SHARPNESS = 4.0
 BLOB_OPACITY = (0.5, 1.0)
 #: The strong colour twist of "alter" rows: brightness darkens or brightens, contrast either way.
 ALTER_DARK = (0.5, 0.8)
@@ -382,7 +384,7 @@ def _irregular_rows(plan: Plan, g: torch.Generator, share: float, other_source: 
         cells = cells * (inner[:, :, None] & inner[:, None, :])
         peak = cells.flatten(1).argmax(1)
         cells.view(groups, -1)[torch.arange(groups), peak] = 1.0
-        blob = torch.stack([_u(g, groups, *BLOB_THRESHOLD), torch.full((groups,), BLOB_SHARPNESS),
+        blob = torch.stack([_u(g, groups, *BLOB_THRESHOLD), BLOB_SHARPNESS * (h * w).sqrt() / (size - 1),
                             _u(g, groups, *BLOB_OPACITY)], 1)
         if c == PretextClass.CUTPASTE:  # blend: another image's (or this one's) content, normally jittered
             colour = _jitter(g, groups, jitter)
