@@ -242,16 +242,14 @@ def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: to
     for c, paste in ((PretextClass.CUTPASTE, paste_cut), (PretextClass.SCAR, paste_scar)):
         sub = plan.of_class(c)
         irr = sub.irregular().to(a.device)
-        if bool(irr.all()):
-            pass
-        elif bool(irr.any()):  # the plain pastes see only their own rows
-            keep = (~irr).nonzero().flatten()
-            paste(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()))
-        else:
+        if not bool(irr.any()):
             paste(out, masks, rows + int(c), a, sub)
-        if bool(irr.any()):
-            keep = irr.nonzero().flatten()
-            paste_irregular(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()), padded)
+            continue
+        keep = (~irr).nonzero().flatten()
+        if len(keep):  # the plain pastes see only their own rows
+            paste(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()))
+        keep = irr.nonzero().flatten()
+        paste_irregular(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()), padded)
 
 
 def render(plan: Plan, padded: torch.Tensor, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
