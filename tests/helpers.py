@@ -51,6 +51,24 @@ def make_mvtec(root: Path, size: int = 40, n_train: int = 12, n_good: int = 6, n
     return root
 
 
+def base_images(n: int = 6, size: int = 48, seed: int = 0):
+    """uint8 (n, 3, size, size) renderer inputs: a diagonal gradient plus per-image noise (every pixel differs)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.linspace(0, 255, size)
+    grad = (0.5 * x[None, :, None] + 0.5 * x[None, None, :]).expand(3, size, size)
+    noise = torch.randint(0, 60, (n, 3, size, size), generator=g).float()
+    return (grad[None] * 0.7 + noise).clamp(0, 255).to(torch.uint8)
+
+
+def render_images(*args, **kw):
+    """The images of the torch ``render`` (which returns images and masks)."""
+    from sslad.synth import render
+
+    return render(*args, **kw)[0]
+
+
 def box_coords(plan, i: int, size: int):
     """Absolute local coordinates (|u|, |v|) of every pixel centre in row ``i``'s pasted box frame.
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sslad.synth import PretextClass, balanced_plan, inverse_affines, pad_for, sample_plan
+from sslad.synth import plan as P
 from sslad.synth.geometry import color_matrices, scar_windows, window_affines
 from sslad.synth.plan import CUTPASTE_AREA, CUTPASTE_ASPECT
 
@@ -65,7 +66,7 @@ def test_destination_inside_image(plan):
 
 def test_scar_ranges(plan):
     p, style = plan
-    sc = p.label == PretextClass.SCAR
+    sc = (p.label == PretextClass.SCAR) & (p.variant == 0)
     h, w, ang = p.box[sc, 2], p.box[sc, 3], p.angle[sc]
     k = S / 256
     if style == "patch":
@@ -88,7 +89,7 @@ def test_good_samples_have_no_paste(plan):
 
 def test_jitter_and_shift_ranges(plan):
     p, _ = plan
-    for j in (p.jitter, p.patch_jitter[p.label != PretextClass.GOOD]):
+    for j in (p.jitter, p.patch_jitter[(p.label != PretextClass.GOOD) & (p.variant == 0)]):
         assert j[:, :3].min() >= 0.9 and j[:, :3].max() <= 1.1
         assert j[:, 3].abs().max() <= 36.0
     pad = pad_for(S, 0.0625)
@@ -106,10 +107,75 @@ def test_plan_is_deterministic_per_seed():
 
 
 def test_plan_json_round_trip():
-    a = balanced_plan(4, 1, S, seed=1)
+    a = balanced_plan(4, 2, S, seed=1)
+    assert a.variant.any()
     b = type(a).from_json(a.to_json())
     assert torch.equal(a.label, b.label) and torch.equal(a.shift, b.shift)
     assert torch.allclose(a.box, b.box) and torch.allclose(a.angle, b.angle, atol=1e-5)
+    for k in ("variant", "grid", "grid_size", "blend_index", "blend_pos"):  # the grid is exact (1/256 steps)
+        assert torch.equal(getattr(a, k), getattr(b, k)), k
+    assert torch.allclose(a.blob, b.blob, atol=1e-5)
+
+
+def test_irregular_rows_ranges():
+    """Shares, blob boxes (cut-paste's sizes, inside the image), grids (zero ring, peak 1), blob and colour ranges."""
+    images = 50
+    p = balanced_plan(images, 20, S, seed=7, irregular=0.4, other_source=0.7)
+    p.validate()
+    irr = p.variant == 1
+    assert not irr[p.label == PretextClass.GOOD].any()
+    for c in (PretextClass.CUTPASTE, PretextClass.SCAR):
+        share = float(irr[p.label == c].float().mean())
+        assert abs(share - 0.4) < 0.05, (c, share)
+    y0, x0, h, w = p.box[irr].unbind(1)
+    assert y0.min() >= 0 and x0.min() >= 0 and (y0 + h).max() <= S and (x0 + w).max() <= S
+    assert h.min() >= 6 and w.min() >= 6 and torch.equal(p.box[irr], p.box[irr].round())
+    area = h * w / (S * S)
+    assert area.max() <= CUTPASTE_AREA[1] * 1.15 and area.min() < 0.04
+    assert torch.all(p.angle[irr] == 0) and torch.all(p.fill[irr] == 0)
+    n = p.grid_size[irr]
+    assert n.min() >= 3 and n.max() <= P.GRID_SIZE[1] and int(n.max()) == P.GRID_SIZE[1]
+    k = torch.arange(P.GRID)
+    for grid, size in zip(p.grid[irr], n.tolist(), strict=True):
+        inner = (k >= 1) & (k <= size - 2)
+        assert not grid[~(inner[:, None] & inner[None, :])].any()  # the zero ring (and unused cells)
+        assert float(grid.max()) == 1.0 and torch.equal(grid * 256, (grid * 256).round())
+    t, sharp, opacity = p.blob[irr].unbind(1)
+    assert t.min() >= P.BLOB_THRESHOLD[0] and t.max() <= P.BLOB_THRESHOLD[1] and sharp.min() > 0
+    assert opacity.min() >= P.BLOB_OPACITY[0] and opacity.max() <= P.BLOB_OPACITY[1]
+    assert not p.blob[~irr].any() and not p.grid[~irr].any() and not p.grid_size[~irr].any()
+    # Blend rows: another image for about other_source of them, inside the padded image.
+    blend = irr & (p.label == PretextClass.CUTPASTE)
+    other = p.blend_index[blend] != p.index[blend]
+    assert abs(float(other.float().mean()) - 0.7) < 0.08
+    assert p.blend_index.min() >= 0 and p.blend_index.max() < images
+    side = S + 2 * p.pad
+    assert p.blend_pos[blend].min() >= 0 and (p.blend_pos[blend] + p.box[blend, 2:].long()).max() <= side
+    assert torch.equal(p.blend_index[~blend], p.index[~blend])
+    # Alter rows: brightness outside the normal jitter, both ways; contrast in its range.
+    b = p.patch_jitter[irr & (p.label == PretextClass.SCAR), 0]
+    dark, bright = b < 1, b > 1
+    assert dark.any() and bright.any()
+    assert b[dark].min() >= P.ALTER_DARK[0] and b[dark].max() <= P.ALTER_DARK[1]
+    assert b[bright].min() >= P.ALTER_BRIGHT[0] and b[bright].max() <= P.ALTER_BRIGHT[1]
+    con = p.patch_jitter[irr & (p.label == PretextClass.SCAR), 1]
+    assert con.min() >= P.ALTER_CONTRAST[0] and con.max() <= P.ALTER_CONTRAST[1]
+
+
+def test_one_image_blends_with_itself():
+    p = balanced_plan(1, 30, S, seed=3, irregular=1.0, other_source=1.0)
+    assert torch.equal(p.blend_index, p.index)
+
+
+@pytest.mark.parametrize("key", ["irregular", "other_source"])
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_config_rejects_shares_outside_0_1(key, value):
+    from sslad.config import RunConfig, SynthConfig
+    from sslad.errors import SsladError
+
+    RunConfig(synth=SynthConfig(**{key: 1.0})).validate()
+    with pytest.raises(SsladError, match=key.replace("_", "-")):
+        RunConfig(synth=SynthConfig(**{key: value})).validate()
 
 
 def test_inverse_affine_maps_centre_to_source_centre():

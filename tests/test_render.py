@@ -5,24 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import box_coords
+from helpers import base_images, box_coords, render_images
 from sslad.synth import PretextClass, balanced_plan, reflect_pad, render
 from sslad.synth.torch_render import color_twist, crop_batch
 
 S = 48
-
-
-def render_images(*args, **kw):
-    """The images of ``render`` (which returns images and masks)."""
-    return render(*args, **kw)[0]
-
-
-def base_images(n=6, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.linspace(0, 255, S)
-    grad = (0.5 * x[None, :, None] + 0.5 * x[None, None, :]).expand(3, S, S)
-    noise = torch.randint(0, 60, (n, 3, S, S), generator=g).float()
-    return (grad[None] * 0.7 + noise).clamp(0, 255).to(torch.uint8)
 
 
 def dest_region(plan, i: int, dilate: float = 1.0) -> torch.Tensor:
@@ -69,7 +56,7 @@ def test_cutpaste_is_an_exact_copy_of_the_jittered_source():
     out = render_images(plan, padded)
     a = color_twist(crop_batch(padded, plan.index, plan.shift, S).float(), plan.jitter).round().clamp(0, 255)
     j = color_twist(a, plan.patch_jitter).round().clamp(0, 255)
-    for i in (plan.label == PretextClass.CUTPASTE).nonzero().flatten().tolist():
+    for i in ((plan.label == PretextClass.CUTPASTE) & (plan.variant == 0)).nonzero().flatten().tolist():
         y0, x0, h, w = (int(v) for v in plan.box[i].tolist())
         ty, tx = int(plan.center[i, 0] - h / 2), int(plan.center[i, 1] - w / 2)
         got = out[i, :, ty:ty + h, tx:tx + w].float()
@@ -109,14 +96,22 @@ def test_whole_image_translation_is_a_crop_of_the_reflected_image():
 
 
 def test_scar_line_uses_its_colour():
-    imgs = torch.zeros(2, 3, S, S, dtype=torch.uint8)
-    plan = balanced_plan(2, 1, S, seed=4, scar="line", jitter=0.0)
+    """Inside a line (0.75 px from its edges) every pixel is the line's colour.
+
+    At 256 px lines are 2-6 px wide, so every line has such a core (at 48 px they round to one
+    pixel and have none: the check would assert nothing).
+    """
+    size = 256
+    imgs = torch.zeros(3, 3, size, size, dtype=torch.uint8)
+    plan = balanced_plan(3, 2, size, seed=4, scar="line", jitter=0.0, irregular=0.0)
     out = render_images(plan, reflect_pad(imgs, plan.pad))
-    for i in (plan.label == PretextClass.SCAR).nonzero().flatten().tolist():
-        core = dest_region(plan, i, dilate=-0.75)
-        if core.any():
-            px = out[i][:, core].float().mean(1)
-            assert torch.allclose(px, plan.color[i], atol=1.0)
+    rows = (plan.label == PretextClass.SCAR).nonzero().flatten().tolist()
+    for i in rows:
+        _, _, h, w = plan.box[i].tolist()
+        u, v = box_coords(plan, i, size)
+        core = (u <= w / 2 - 0.75) & (v <= h / 2 - 0.75)
+        assert int(core.sum()) >= h / 2, f"line {i} has no core to check"
+        assert (out[i][:, core].float() - plan.color[i][:, None]).abs().max() <= 0.5, i
 
 
 @pytest.mark.parametrize("scar", ["patch", "line"])
@@ -124,12 +119,16 @@ def test_masks_mark_the_synthetic_anomalies(scar):
     """Class 0: empty; cut-paste: exactly the destination box; scar: the pasted region (alpha >= 0.5)."""
     imgs = base_images()
     plan = balanced_plan(len(imgs), 3, S, seed=12, scar=scar)
+    assert 0 < int(plan.variant.sum()) < int((plan.label != PretextClass.GOOD).sum())  # both kinds of rows
     out, masks = render(plan, reflect_pad(imgs, plan.pad))
     assert masks.dtype == torch.uint8 and masks.shape == (len(plan), S, S) and int(masks.max()) == 1
     for i in range(len(plan)):
         c = int(plan.label[i])
         if c == PretextClass.GOOD:
             assert not masks[i].any()
+        elif plan.variant[i] == 1:  # an irregular blob: inside its box, never empty
+            m = masks[i].bool()
+            assert not (m & ~dest_region(plan, i, dilate=0.0)).any() and m.any(), i
         elif c == PretextClass.CUTPASTE:
             _, _, h, w = (int(v) for v in plan.box[i].tolist())
             ty, tx = int(plan.center[i, 0] - h / 2), int(plan.center[i, 1] - w / 2)
@@ -151,3 +150,128 @@ def test_grayscale_plans_draw_grey_lines_on_grey_images():
     colour = balanced_plan(len(grey), 2, S, seed=3, scar="line", gray=False)
     assert not torch.equal(colour.color, plan.color) and torch.equal(colour.box, plan.box)  # same stream
     assert (render_images(colour, reflect_pad(grey, plan.pad))[:, 0] != out[:, 0]).any()
+
+
+# --- Irregular variants (soft blobs: class-1 blend, class-2 alter) ---------------------------------
+
+#: sha256 (first 16 hex digits) of the plain plan fields and of the torch rendering (images, then
+#: masks) of ``balanced_plan(6, 2, 48, seed=31, scar=..., irregular=0)`` on ``base_images()``,
+#: recorded with the renderer before the irregular variants existed.
+OLD_FIELDS = ("label", "index", "shift", "jitter", "patch_jitter", "box", "center", "angle", "color", "fill")
+GOLDEN = {"patch": ("d9fdb05b545c52df", "1fd5b12fa749f8d5"), "line": ("33e811c6fa12e2cb", "a4f08df89619a5c1")}
+
+
+def digest(*arrays: torch.Tensor) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(a.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("scar", ["patch", "line"])
+def test_share_zero_keeps_the_plain_plans_and_pixels(scar):
+    """irregular=0: the plan and every rendered pixel are those of the renderer before the variants."""
+    imgs = base_images()
+    plan = balanced_plan(len(imgs), 2, S, seed=31, scar=scar, irregular=0.0)
+    assert not plan.variant.any() and not plan.grid.any() and torch.equal(plan.blend_index, plan.index)
+    out, masks = render(plan, reflect_pad(imgs, plan.pad))
+    assert (digest(*(getattr(plan, k) for k in OLD_FIELDS)), digest(out, masks)) == GOLDEN[scar]
+    # A share only turns rows into blobs; every other row keeps all its plain values.
+    mixed = balanced_plan(len(imgs), 2, S, seed=31, scar=scar, irregular=0.5, other_source=1.0)
+    plain = mixed.variant == 0
+    assert 0 < int((~plain).sum())
+    for k in OLD_FIELDS:
+        assert torch.equal(getattr(mixed, k)[plain], getattr(plan, k)[plain]), k
+
+
+def reference_soft(plan, i: int) -> torch.Tensor:
+    """Row ``i``'s soft mask (S, S), float64, straight from its definition (no grid_sample, no affine).
+
+    Box pixel (r, c) reads the grid at cell coordinates y = (r + 0.5) (n - 1) / h, x = (c + 0.5) (n - 1) / w
+    (0 and n - 1: the centres of the first and last cells), bilinearly; soft = clamp((v - t) k + 0.5, 0, 1).
+    """
+    y0, x0, h, w = (int(v) for v in plan.box[i].tolist())
+    n = int(plan.grid_size[i])
+    grid = plan.grid[i].double()
+    ys = (torch.arange(h, dtype=torch.float64) + 0.5) * (n - 1) / h
+    xs = (torch.arange(w, dtype=torch.float64) + 0.5) * (n - 1) / w
+    y_lo, x_lo = ys.floor().long().clamp(max=n - 2), xs.floor().long().clamp(max=n - 2)
+    fy, fx = (ys - y_lo)[:, None], (xs - x_lo)[None, :]
+    g00, g01 = grid[y_lo][:, x_lo], grid[y_lo][:, x_lo + 1]
+    g10, g11 = grid[y_lo + 1][:, x_lo], grid[y_lo + 1][:, x_lo + 1]
+    v = (1 - fy) * ((1 - fx) * g00 + fx * g01) + fy * ((1 - fx) * g10 + fx * g11)
+    t, k, _ = plan.blob[i].double().tolist()
+    soft = torch.zeros(S, S, dtype=torch.float64)
+    soft[y0:y0 + h, x0:x0 + w] = ((v - t) * k + 0.5).clamp(0, 1)
+    return soft
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_irregular_masks_mark_the_pixels_that_change(seed):
+    """The mask is soft >= 0.5 of the plan's blob (recomputed here from its definition); only pixels with
+    soft > 0 change, and mask pixels (alpha >= opacity / 2 >= 0.25) do change.
+
+    Pixels of the feathered edge (0 < soft < 0.5) change too, by less than half the blend: about
+    6-12 % of the changed pixels, up to a few pixels from the mask where the noise is flat.
+    """
+    imgs = base_images()
+    plan = balanced_plan(len(imgs), 3, S, seed=seed, irregular=1.0)
+    out, masks = render(plan, reflect_pad(imgs, plan.pad))
+    marked = changed = 0
+    for i in (plan.variant == 1).nonzero().flatten().tolist():
+        twin = out[i - int(plan.label[i])]
+        diff = (out[i].int() - twin.int()).abs().amax(0) > 0
+        m = masks[i].bool()
+        soft = reference_soft(plan, i)
+        clear = (soft - 0.5).abs() > 1e-5  # float32 vs float64 may differ on an exact tie only
+        assert torch.equal(m[clear], (soft >= 0.5)[clear]), f"row {i}: mask is not soft >= 0.5"
+        assert not (diff & (soft <= 0)).any(), f"row {i}: changed a pixel outside the blob"
+        assert not (m & ~dest_region(plan, i, dilate=0.0)).any(), f"row {i}: mask outside its box"
+        marked += int(m.sum())
+        changed += int((diff & m).sum())
+    assert marked > 0 and changed >= 0.9 * marked
+
+
+def flat_images(values: list[int]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.uint8)[:, None, None, None].expand(-1, 3, S, S).contiguous()
+
+
+def test_blend_rows_take_the_content_of_the_other_image():
+    """Flat images of distinct grey levels: a blend moves each mask pixel from the base's level towards
+    exactly the source image's level (jitter 0), never past it."""
+    levels = [30, 90, 150, 210]
+    imgs = flat_images(levels)
+    plan = balanced_plan(len(imgs), 4, S, seed=2, jitter=0.0, irregular=1.0, other_source=1.0)
+    out, masks = render(plan, reflect_pad(imgs, plan.pad))
+    rows = ((plan.label == PretextClass.CUTPASTE) & (plan.variant == 1)).nonzero().flatten().tolist()
+    assert rows and all(int(plan.blend_index[i]) != int(plan.index[i]) for i in rows)
+    for i in rows:
+        a, b = levels[int(plan.index[i])], levels[int(plan.blend_index[i])]
+        px = out[i][:, masks[i].bool()].int()
+        lo, hi = min(a, b), max(a, b)
+        assert px.numel() and (px >= lo).all() and (px <= hi).all(), i
+        opacity = float(plan.blob[i, 2])
+        # The mask's core (soft = 1) is blended with the full opacity.
+        assert abs(int(px.max() if b > a else px.min()) - round(a + (b - a) * opacity)) <= 1, i
+    # other_source=0: the same image, taken at another place.
+    same = balanced_plan(len(imgs), 4, S, seed=2, jitter=0.0, irregular=1.0, other_source=0.0)
+    assert torch.equal(same.blend_index, same.index)
+
+
+def test_alter_rows_darken_or_brighten_their_blob():
+    """A flat mid-grey image: an alter row moves its mask pixels by the plan's strong brightness factor."""
+    imgs = flat_images([128, 128])
+    plan = balanced_plan(len(imgs), 6, S, seed=3, jitter=0.0, irregular=1.0)
+    out, masks = render(plan, reflect_pad(imgs, plan.pad))
+    rows = ((plan.label == PretextClass.SCAR) & (plan.variant == 1)).nonzero().flatten().tolist()
+    darker = brighter = 0
+    for i in rows:
+        b = float(plan.patch_jitter[i, 0])
+        px = out[i][:, masks[i].bool()].int()
+        target = 128 * b  # color_twist of a flat 128: contrast pivots on 128
+        assert px.numel() and (((px - 128) * (1 if b > 1 else -1)) > 0).all(), i
+        assert abs(int(px.max() if b > 1 else px.min()) - round(128 + (target - 128) * float(plan.blob[i, 2]))) <= 1
+        darker, brighter = darker + (b < 1), brighter + (b > 1)
+    assert darker and brighter

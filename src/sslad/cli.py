@@ -65,6 +65,10 @@ synth_options = _options(
                  help="Scar style: thin random-colour line, or CutPaste-Scar patch" + _d("synth", "scar")),
     click.option("--color", type=click.Choice(C.COLORS), default=None,
                  help="Colour space of the synthetic anomalies; auto: grey for grayscale data" + _d("synth", "color")),
+    click.option("--irregular", type=float, default=None,
+                 help="Share of cut-paste/scar samples drawn as irregular soft blobs" + _d("synth", "irregular")),
+    click.option("--other-source", type=float, default=None,
+                 help="Share of blob cut-pastes blending in another image" + _d("synth", "other_source")),
 )
 run_options = _options(
     click.option("--device", default=None, help=f"{' | '.join(C.DEVICES)}" + _d("train", "device")),

@@ -66,6 +66,8 @@ class SynthConfig:
     jitter: float = 0.1  # colour jitter strength (brightness, contrast, saturation, hue)
     translate: float = 0.0625  # whole-image translation, fraction of the image side
     color: str = "auto"  # colour space of the synthetic anomalies; auto: gray for grayscale data
+    irregular: float = 0.5  # share of class-1/2 rows drawn as irregular soft blobs (blend, alter)
+    other_source: float = 0.5  # share of blend rows whose content comes from another training image
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ class RunConfig:
             (s.regen_every >= 1, "--regen-every must be at least 1"),
             (0 <= s.jitter <= 0.5, "jitter must lie in [0, 0.5]"),
             (0 <= s.translate <= 0.25, "translate must lie in [0, 0.25]"),
+            (0 <= s.irregular <= 1, "--irregular must lie in [0, 1]"),
+            (0 <= s.other_source <= 1, "--other-source must lie in [0, 1]"),
             (t.epochs >= 0, "--epochs cannot be negative (0: the untrained baseline)"),
             (t.batch_size >= 3, "--batch-size must be at least 3 (one image per class)"),
             one_of(t.optimizer, OPTIMIZERS, "optimizer"),

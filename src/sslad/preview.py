@@ -44,6 +44,7 @@ def preview(cfg: RunConfig, out_dir: str | Path, count: int = PREVIEW_COUNT) -> 
         row["file"] = f"samples/{i:04d}_{row['class']}.png"
         row["mask"] = f"samples/{i:04d}_{row['class']}_mask.png"
         row["source"] = fit.paths[row["index"]]
+        row["blend_source"] = fit.paths[row["blend_index"]]  # where a blend row's blob content comes from
         Image.fromarray(images[i].permute(1, 2, 0).numpy()).save(out / row["file"])
         Image.fromarray(masks[i].numpy() * 255).save(out / row["mask"])
     (out / "plan.json").write_text(json.dumps(meta, indent=1) + "\n")

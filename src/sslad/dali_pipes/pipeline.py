@@ -12,10 +12,23 @@ per-sample shapes are made for:
     scar = multi_paste(A, cast(slice(A, window) * (1 - W_a) + W_rgb))        uint8  -> scar
     masks: multi_paste(0, 1 in the cut box) and multi_paste(0, W_a >= 0.5)   uint8 0/1 (H, W, 1)
 
+Irregular rows (``plan.variant == 1``) are then blended in their box, for both classes:
+
+    soft  = clamp((warp_affine(grid, box <- grid) - t) * k + 0.5, 0, 1)     bilinear upsample
+    C     = clamp(color_twist(slice(blend, pos) | slice(A, box), jitter))    blend (1) | alter (2)
+    out   = multi_paste(out, cast(out_box * (1 - opacity * soft) + C * opacity * soft))
+    mask  = multi_paste(mask, mask_box | (soft >= 0.5))
+
+The graph has no conditionals, so every group runs both parts and the plan's per-row flags
+(packed by :func:`pack_params`) make one of them a no-op: an irregular row's plain paste is a
+1x1 identity copy (cut-paste) or a zero-alpha warp (scar), and a plain row's blob has opacity 0
+and a 1x1 box.
+
 Inputs (fed per batch through ``external_source``, so the core is reader-free and testable):
 ``base`` is the reflect-padded base image of each group (HWC uint8, on the graph's device) and
-``params`` the group packed by :func:`pack_params` (float32, always on the CPU, since DALI
-takes per-sample arguments from the CPU).
+``blend`` the reflect-padded image a blend row takes its content from (the base image again for
+other groups), and ``params`` the group packed by :func:`pack_params` (float32, always on the
+CPU, since DALI takes per-sample arguments from the CPU).
 """
 
 from __future__ import annotations
@@ -25,14 +38,17 @@ import torch
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali import math as dmath
 
-from sslad.synth.geometry import scar_windows, window_affines
-from sslad.synth.plan import Plan, PretextClass
+from sslad.synth.geometry import grid_affines, scar_windows, window_affines
+from sslad.synth.plan import GRID, Plan, PretextClass
 
 _FIELDS = [
     ("shift", 2), ("jitter", 4),
     ("cut_jitter", 4), ("cut_box", 4), ("cut_shapes", 4), ("cut_anchors", 4),
     ("scar_jitter", 4), ("scar_box", 4), ("scar_window", 4), ("scar_affine", 6), ("color", 3), ("fill", 1),
-    ("scar_shapes", 4), ("scar_anchors", 4),
+    ("scar_shapes", 4), ("scar_anchors", 4), ("cut_keep", 1), ("scar_keep", 1),
+    *((f"{c}_irr_{name}", n) for c in ("cut", "scar") for name, n in (
+        ("win", 4), ("shapes", 4), ("anchors", 4), ("grid", GRID * GRID), ("affine", 6), ("blob", 4),
+        ("jitter", 4), ("pos", 2))),
 ]
 #: Layout of one packed group: name -> (start, stop).
 PARAM_SLICES: dict[str, tuple[int, int]] = {}
@@ -48,7 +64,8 @@ def pack_params(plan: Plan) -> np.ndarray:
     plan.validate()
     S = float(plan.image_size)
     shared = plan.of_class(PretextClass.GOOD)
-    cut, scar = plan.of_class(PretextClass.CUTPASTE), plan.of_class(PretextClass.SCAR)
+    cut_irr, scar_irr = plan.of_class(PretextClass.CUTPASTE), plan.of_class(PretextClass.SCAR)
+    cut, scar = _plain_part(cut_irr), _plain_part(scar_irr)
     g = plan.groups
     full = torch.tensor([S, S]).expand(g, 2)
     zero2 = torch.zeros(g, 2)
@@ -61,9 +78,42 @@ def pack_params(plan: Plan) -> np.ndarray:
         "scar_jitter": scar.patch_jitter, "scar_box": scar.box, "scar_window": win,
         "scar_affine": window_affines(scar, win).reshape(g, 6), "color": scar.color, "fill": scar.fill[:, None],
         "scar_shapes": torch.cat([full, win[:, 2:]], 1), "scar_anchors": torch.cat([zero2, win[:, :2]], 1),
+        "cut_keep": (~cut_irr.irregular()).float()[:, None], "scar_keep": (~scar_irr.irregular()).float()[:, None],
     }
+    for c, rows in (("cut", cut_irr), ("scar", scar_irr)):
+        irr = rows.irregular()
+        v = irr.float()[:, None]
+        blob_box = torch.where(irr[:, None], rows.box, torch.tensor([0.0, 0.0, 1.0, 1.0]))
+        blend = rows.blend_pos.float() if c == "cut" else blob_box[:, :2]  # where the content comes from
+        cols.update({
+            f"{c}_irr_win": blob_box,
+            f"{c}_irr_shapes": torch.cat([full, blob_box[:, 2:]], 1),
+            f"{c}_irr_anchors": torch.cat([zero2, blob_box[:, :2]], 1),
+            f"{c}_irr_grid": rows.grid.reshape(g, -1),
+            f"{c}_irr_affine": grid_affines(rows).reshape(g, 6),
+            f"{c}_irr_blob": torch.cat([rows.blob[:, :2], rows.blob[:, 2:3] * v, v], 1),
+            f"{c}_irr_jitter": torch.where(irr[:, None], rows.patch_jitter, torch.tensor([1.0, 1.0, 1.0, 0.0])),
+            f"{c}_irr_pos": torch.where(irr[:, None], blend, 0.0),
+        })
     out = torch.cat([cols[name].to(torch.float32) for name, _ in _FIELDS], dim=1)
     return out.contiguous().numpy()
+
+
+def _plain_part(rows: Plan) -> Plan:
+    """The rows of one class with each irregular row's plain paste made a 1x1 no-op at the corner.
+
+    Cut-paste copies pixel (0, 0) onto itself with the identity twist (exact for uint8); the scar
+    warps its 1x1 patch with alpha multiplied by ``scar_keep`` = 0, so it changes no pixel.
+    """
+    irr = rows.irregular()
+    if not bool(irr.any()):
+        return rows
+    out = rows.rows(slice(None))
+    out.box = torch.where(irr[:, None], torch.tensor([0.0, 0.0, 1.0, 1.0]), rows.box)
+    out.center = torch.where(irr[:, None], torch.tensor([0.5, 0.5]), rows.center)
+    out.angle = torch.where(irr, 0.0, rows.angle)
+    out.patch_jitter = torch.where(irr[:, None], torch.tensor([1.0, 1.0, 1.0, 0.0]), rows.patch_jitter)
+    return out
 
 
 @pipeline_def(enable_conditionals=False)
@@ -75,6 +125,7 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
     """
     size = int(image_size)
     base = fn.external_source(name="base", device=device, layout="HWC", dtype=types.UINT8)
+    blend = fn.external_source(name="blend", device=device, layout="HWC", dtype=types.UINT8)
     params = fn.external_source(name="params", device="cpu", dtype=types.FLOAT)
 
     def p(name):
@@ -104,17 +155,18 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
     patch = twist(fn.slice(a, start=box[0:2], shape=box[2:4], axis_names="HW"), "cut_jitter")
     shapes, anchors = ip("cut_shapes", [2, 2]), ip("cut_anchors", [2, 2])
     cut = fn.multi_paste(a, patch, shapes=shapes, out_anchors=anchors, output_size=[size, size])
-    ones = fn.slice(plane(1), start=[0, 0], shape=box[2:4], axis_names="HW")
+    ones = fn.cast(fn.slice(plane(1), start=[0, 0], shape=box[2:4], axis_names="HW") * here(p("cut_keep")),
+                   dtype=types.UINT8)
     cut_mask = fn.multi_paste(plane(0), ones, shapes=shapes, out_anchors=anchors, output_size=[size, size])
 
     # Scar: jittered patch (or one colour), warped into its window with premultiplied alpha.
     box = ip("scar_box")
     patch = dmath.clamp(twist(fn.slice(a, start=box[0:2], shape=box[2:4], axis_names="HW"), "scar_jitter",
                               types.FLOAT), 0.0, 255.0)
-    fill = here(p("fill"))
-    patch = patch * (1.0 - fill) + here(p("color")) * fill
+    fill, keep = here(p("fill")), here(p("scar_keep"))
+    patch = (patch * (1.0 - fill) + here(p("color")) * fill) * keep
     alpha = fn.slice(fn.constant(fdata=1.0, shape=[size, size, 1], dtype=types.FLOAT, layout="HWC", device=device),
-                     start=[0, 0], shape=box[2:4], axis_names="HW")
+                     start=[0, 0], shape=box[2:4], axis_names="HW") * keep
     win = ip("scar_window")
     warped = fn.warp_affine(fn.cat(patch, alpha, axis=2), matrix=fn.reshape(p("scar_affine"), shape=[2, 3]),
                             size=fn.cast(win[2:4], dtype=types.FLOAT), fill_value=0.0,
@@ -125,4 +177,27 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
     scar = fn.multi_paste(a, blended, shapes=shapes, out_anchors=anchors, output_size=[size, size])
     inside = fn.cast(warped[:, :, 3:4] >= 0.5, dtype=types.UINT8)
     scar_mask = fn.multi_paste(plane(0), inside, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+
+    def irregular(img, mask, source, c):
+        """Blend a soft blob of ``source``'s twisted content into ``img`` (no-op for plain rows)."""
+        win, pos, blob = ip(f"{c}_irr_win"), ip(f"{c}_irr_pos"), here(p(f"{c}_irr_blob"))
+        grid = here(fn.reshape(p(f"{c}_irr_grid"), shape=[GRID, GRID, 1], layout="HWC"))
+        noise = fn.warp_affine(grid, matrix=fn.reshape(p(f"{c}_irr_affine"), shape=[2, 3]),
+                               size=fn.cast(win[2:4], dtype=types.FLOAT), fill_value=0.0,
+                               interp_type=types.INTERP_LINEAR, inverse_map=True, dtype=types.FLOAT)
+        soft = dmath.clamp((noise - blob[0:1]) * blob[1:2] + 0.5, 0.0, 1.0)
+        alpha = soft * blob[2:3]
+        content = dmath.clamp(twist(fn.slice(source, start=pos, shape=win[2:4], axis_names="HW"), f"{c}_irr_jitter",
+                                    types.FLOAT), 0.0, 255.0)
+        under = fn.cast(fn.slice(img, start=win[0:2], shape=win[2:4], axis_names="HW"), dtype=types.FLOAT)
+        res = fn.cast(under * (1.0 - alpha) + content * alpha, dtype=types.UINT8)
+        shapes, anchors = ip(f"{c}_irr_shapes", [2, 2]), ip(f"{c}_irr_anchors", [2, 2])
+        img = fn.multi_paste(img, res, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+        marked = fn.cast(soft * blob[3:4] >= 0.5, dtype=types.UINT8) | fn.slice(
+            mask, start=win[0:2], shape=win[2:4], axis_names="HW")
+        mask = fn.multi_paste(mask, marked, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+        return img, mask
+
+    cut, cut_mask = irregular(cut, cut_mask, blend, "cut")
+    scar, scar_mask = irregular(scar, scar_mask, a, "scar")
     return a, cut, scar, cut_mask, scar_mask

@@ -77,6 +77,7 @@ class DaliRenderer:
         hwc = self._hwc(padded)
         params = pack_params(plan)
         index = plan.of_class(PretextClass.GOOD).index.to(padded.device)
+        blend = plan.of_class(PretextClass.CUTPASTE).blend_index.to(padded.device)  # the base where unused
         view = out.permute(0, 2, 3, 1).view(plan.groups, 3, s, s, 3)  # (group, class, H, W, C)
         masks = torch.zeros((len(plan), s, s), dtype=torch.uint8, device=padded.device)
         mview = masks.view(plan.groups, 3, s, s, 1)  # class 0 stays empty
@@ -85,6 +86,8 @@ class DaliRenderer:
             g1 = min(g0 + self.groups_per_batch, plan.groups)
             base = hwc.index_select(0, index[g0:g1])
             self.pipe.feed_input("base", base if gpu else base.numpy(), layout="HWC")
+            other = hwc.index_select(0, blend[g0:g1])
+            self.pipe.feed_input("blend", other if gpu else other.numpy(), layout="HWC")
             self.pipe.feed_input("params", params[g0:g1])
             outs = self.pipe.run(cuda_stream=stream) if gpu else self.pipe.run()
             for c, tl in enumerate(outs[:3]):

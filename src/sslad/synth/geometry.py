@@ -99,3 +99,19 @@ def inverse_affines(plan: Plan) -> torch.Tensor:
     m[:, 0, 2] = scx - (cos * cx - sin * cy)
     m[:, 1, 2] = scy - (sin * cx + cos * cy)
     return m
+
+
+def grid_affines(plan: Plan) -> torch.Tensor:
+    """(N, 2, 3) maps from blob-box pixel coordinates (x, y) to coordinates in the blob's noise grid.
+
+    Pixel centres are at ``i + 0.5`` on both sides; the box's ``w`` pixels span grid x from 0.5
+    to ``grid_size - 0.5`` (the centres of its first and last cells), so bilinear sampling stays
+    between cell centres and never reads past the grid: no border mode can make backends differ.
+    """
+    n = (plan.grid_size.to(torch.float32) - 1).clamp(min=0)
+    h, w = plan.box[:, 2].clamp(min=1), plan.box[:, 3].clamp(min=1)
+    m = torch.zeros(len(plan), 2, 3)
+    m[:, 0, 0] = n / w
+    m[:, 1, 1] = n / h
+    m[:, :, 2] = 0.5
+    return m

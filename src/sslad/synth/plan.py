@@ -15,6 +15,22 @@ centre + translation) and composited over the image with premultiplied alpha, th
 the bilinearly warped box indicator. Cut-paste boxes are unrotated and land on whole pixels, so
 they are exact copies; scars are rotated and interpolated.
 
+Irregular variants (``variant == 1``; a share ``irregular`` of the class-1 and class-2 rows):
+instead of a box or a line, a soft blob. A small random grid (``grid``, ``grid_size`` cells a
+side, a ring of zeros around random values) is upsampled bilinearly onto the destination
+``box``, thresholded with a feathered edge, ``soft = clamp((noise - t) * k + 0.5, 0, 1)``, and
+the ring makes it fade to 0 before the box border, so the blob stays local and irregular. Inside
+it, with ``alpha = opacity * soft`` and ``out = round(A * (1 - alpha) + C * alpha)``:
+
+* class 1 "blend": ``C`` is content of another training image (``blend_index``; or, for a share
+  ``1 - other_source``, the same image at another place), taken from the reflect-padded image at
+  ``blend_pos`` and colour jittered with ``patch_jitter`` (content *moved*, DRAEM/NSA style);
+* class 2 "alter": ``C`` is the image's own content under a strong colour twist
+  (``patch_jitter``, brightness and contrast outside the normal jitter range): content *altered*.
+
+The mask of an irregular row is ``soft >= 0.5``. Its random numbers are drawn after all the
+others, so with ``irregular = 0`` a plan's other fields are exactly the plain plan's.
+
 Same plan in, same pixels out (up to interpolation): each backend only renders.
 Colour maths follow DALI's ``color_twist`` (a linear map in YIQ space), so the torch renderer
 and the DALI graph agree to rounding.
@@ -51,6 +67,19 @@ CUTPASTE_ASPECT = (0.3, 3.3)
 #: Line scar ("line" style): thickness at 256 px and length as a fraction of the side.
 LINE_WIDTH_256 = (2.0, 6.0)
 LINE_LENGTH = (0.1, 0.4)
+#: Irregular blobs: the stored grid side (fixed shape; a row uses its top-left ``grid_size`` cells,
+#: a ring of zeros around (grid_size - 2)^2 random values), the threshold, edge sharpness and opacity.
+GRID = 8
+GRID_SIZE = (5, 8)
+BLOB_THRESHOLD = (0.3, 0.6)
+#: Edge sharpness per pixel of grid cell: k = BLOB_SHARPNESS * (box side / cells), so the feather
+#: (0 < soft < 1) is about as wide in pixels whatever the box and grid size.
+BLOB_SHARPNESS = 4.0
+BLOB_OPACITY = (0.5, 1.0)
+#: The strong colour twist of "alter" rows: brightness darkens or brightens, contrast either way.
+ALTER_DARK = (0.5, 0.8)
+ALTER_BRIGHT = (1.2, 1.6)
+ALTER_CONTRAST = (0.6, 1.5)
 
 
 @dataclass
@@ -69,6 +98,14 @@ class Plan:
         angle: float32 (N,), rotation of the pasted box about its centre, in degrees.
         color: float32 (N, 3), fill colour (0..255) for line scars.
         fill: float32 (N,), 1 where the box is filled with ``color`` instead of the patch.
+        variant: int64 (N,), 1 for the irregular variants (class 1 blend, class 2 alter), else 0.
+            For those rows ``box`` is the destination box of the blob (``center`` its centre,
+            ``angle`` 0) and ``patch_jitter`` the colour of the blended or altered content.
+        grid: float32 (N, GRID, GRID), the blob's low-resolution noise (zeros for other rows).
+        grid_size: int64 (N,), cells a side of ``grid`` in use (0 for other rows).
+        blob: float32 (N, 3), (threshold, sharpness, opacity) of the soft mask.
+        blend_index: int64 (N,), the image a blend row takes its content from (``index`` elsewhere).
+        blend_pos: int64 (N, 2), (y, x) of that content's top-left in the reflect-padded image.
     """
 
     label: torch.Tensor
@@ -81,6 +118,12 @@ class Plan:
     angle: torch.Tensor
     color: torch.Tensor
     fill: torch.Tensor
+    variant: torch.Tensor
+    grid: torch.Tensor
+    grid_size: torch.Tensor
+    blob: torch.Tensor
+    blend_index: torch.Tensor
+    blend_pos: torch.Tensor
     image_size: int = 0
     pad: int = 0
 
@@ -121,7 +164,16 @@ class Plan:
             raise ValueError("cut-paste rows must be unrotated and land on whole pixels")
         if bool((self.box[self.label == PretextClass.GOOD] != 0).any()):
             raise ValueError("class-0 rows paste nothing (empty box)")
+        irr = self.variant == 1
+        if bool((irr & (self.label == PretextClass.GOOD)).any()) or bool(((self.variant != 0) & ~irr).any()):
+            raise ValueError("variant is 0 or 1, and 0 for class-0 rows")
+        if bool((self.angle[irr] != 0).any()) or bool(((self.grid_size[irr] < 3) | (self.grid_size[irr] > GRID)).any()):
+            raise ValueError(f"irregular rows are unrotated, with grid sizes in [3, {GRID}]")
         return self
+
+    def irregular(self) -> torch.Tensor:
+        """bool (N,): the rows rendered as irregular blobs."""
+        return self.variant == 1
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("image_size", "pad")}
@@ -140,6 +192,10 @@ class Plan:
                 "angle": round(float(self.angle[i]), 6),
                 "color": [round(float(v), 4) for v in self.color[i]],
                 "fill": int(self.fill[i]),
+                "variant": int(self.variant[i]),
+                "grid": _grid_rows(self.grid[i], int(self.grid_size[i])),
+                "blob": [round(float(v), 6) for v in self.blob[i]],
+                "blend_index": int(self.blend_index[i]), "blend_pos": [int(v) for v in self.blend_pos[i]],
             })
         return {"image_size": self.image_size, "pad": self.pad, "samples": rows}
 
@@ -148,13 +204,27 @@ class Plan:
         rows = obj["samples"]
         def col(key, dtype):
             return torch.tensor([r[key] for r in rows], dtype=dtype)
+        grid = torch.zeros(len(rows), GRID, GRID)
+        for i, r in enumerate(rows):
+            if r["grid"]:
+                k = len(r["grid"])
+                grid[i, :k, :k] = torch.tensor(r["grid"], dtype=torch.float32)
         return cls(
             label=col("label", torch.int64), index=col("index", torch.int64), shift=col("shift", torch.int64),
             jitter=col("jitter", torch.float32), patch_jitter=col("patch_jitter", torch.float32),
             box=col("box", torch.float32), center=col("center", torch.float32), angle=col("angle", torch.float32),
             color=col("color", torch.float32), fill=col("fill", torch.float32),
+            variant=col("variant", torch.int64), grid=grid,
+            grid_size=torch.tensor([len(r["grid"]) for r in rows], dtype=torch.int64),
+            blob=col("blob", torch.float32), blend_index=col("blend_index", torch.int64),
+            blend_pos=col("blend_pos", torch.int64),
             image_size=int(obj["image_size"]), pad=int(obj["pad"]),
         )
+
+
+def _grid_rows(grid: torch.Tensor, size: int) -> list[list[float]]:
+    """The used ``size`` x ``size`` cells of a grid (multiples of 1/256: exact in JSON)."""
+    return [[float(v) for v in row[:size]] for row in grid[:size]]
 
 
 def pad_for(image_size: int, translate: float) -> int:
@@ -182,6 +252,9 @@ def sample_plan(
     jitter: float = SynthConfig.jitter,
     translate: float = SynthConfig.translate,
     gray: bool = False,
+    irregular: float = SynthConfig.irregular,
+    other_source: float = SynthConfig.other_source,
+    num_images: int | None = None,
 ) -> Plan:
     """Sample the parameters of ``len(indices)`` groups (3 rows each: good, cut-paste, scar).
 
@@ -198,6 +271,9 @@ def sample_plan(
             saturation and hue are left out (1 and 0), as they mean nothing for grey pixels and
             YIQ's rounded coefficients would tint them slightly. The random stream is the same
             either way, so every other parameter is unchanged.
+        irregular: share of the class-1 and class-2 rows drawn as irregular blobs (blend, alter).
+        other_source: share of the blend rows whose content comes from another image.
+        num_images: training images a blend may take content from (default: ``max(indices) + 1``).
     """
     if scar not in SCARS:
         raise ValueError(f"unknown scar style {scar!r}")
@@ -252,9 +328,10 @@ def sample_plan(
         return torch.stack([a, b, c], dim=1).reshape(groups * 3, *a.shape[1:])
 
     zeros = torch.zeros(groups)
-    return Plan(
+    index = indices.to(torch.int64).cpu()
+    plan = Plan(
         label=torch.tensor([int(c) for c in PretextClass]).repeat(groups),
-        index=indices.to(torch.int64).cpu().repeat_interleave(3),
+        index=index.repeat_interleave(3),
         shift=shift.repeat_interleave(3, dim=0),
         jitter=whole.repeat_interleave(3, dim=0),
         patch_jitter=rows(torch.tensor([1.0, 1.0, 1.0, 0.0]).expand(groups, 4), cp_jit, sc_jit),
@@ -264,13 +341,86 @@ def sample_plan(
         angle=rows(zeros, zeros, sc_angle),
         color=rows(torch.zeros(groups, 3), torch.zeros(groups, 3), color),
         fill=rows(zeros, zeros, fill),
+        variant=torch.zeros(groups * 3, dtype=torch.int64),
+        grid=torch.zeros(groups * 3, GRID, GRID),
+        grid_size=torch.zeros(groups * 3, dtype=torch.int64),
+        blob=torch.zeros(groups * 3, 3),
+        blend_index=index.repeat_interleave(3),
+        blend_pos=torch.zeros(groups * 3, 2, dtype=torch.int64),
         image_size=image_size, pad=pad,
     )
+    # Every draw below comes after all the plain plan's draws: they never change its other fields.
+    images = int(num_images) if num_images is not None else int(index.max()) + 1 if groups else 1
+    _irregular_rows(plan, g, irregular, other_source, images, jitter, gray)
+    return plan
+
+
+def _irregular_rows(plan: Plan, g: torch.Generator, share: float, other_source: float, num_images: int,
+                    jitter: float, gray: bool) -> None:
+    """Draw the irregular blobs and turn a share of the class-1/2 rows of ``plan`` into them (in place).
+
+    Every number is drawn whatever the shares, in a fixed order, so two plans that differ only in
+    the shares have the same blobs; rows not chosen keep their plain (box or line) parameters.
+    """
+    groups = plan.groups
+    S = float(plan.image_size)
+    base = plan.of_class(PretextClass.GOOD).index
+    for c in (PretextClass.CUTPASTE, PretextClass.SCAR):
+        chosen = torch.rand(groups, generator=g) < share
+        # The destination box: cut-paste's sizes (area 2-15 %, any aspect), at least 6 px a side.
+        area = _u(g, groups, *CUTPASTE_AREA) * S * S
+        aspect = _u(g, groups, math.log(CUTPASTE_ASPECT[0]), math.log(CUTPASTE_ASPECT[1])).exp()
+        w = (area * aspect).sqrt().round().clamp(6, S - 1)
+        h = (area / aspect).sqrt().round().clamp(6, S - 1)
+        y0 = (torch.rand(groups, generator=g) * (S - h + 1)).floor()
+        x0 = (torch.rand(groups, generator=g) * (S - w + 1)).floor()
+        # The noise: a ring of zeros around random multiples of 1/256, the largest set to 1 (a
+        # non-empty blob); at most one cell per two pixels of the box, so a peak is never missed.
+        size = torch.randint(GRID_SIZE[0], GRID_SIZE[1] + 1, (groups,), generator=g)
+        size = torch.minimum(size, (torch.minimum(h, w) / 2).floor().to(torch.int64) + 1).clamp(min=3)
+        cells = torch.randint(0, 257, (groups, GRID, GRID), generator=g).float() / 256
+        k = torch.arange(GRID)
+        inner = (k[None, :] >= 1) & (k[None, :] <= size[:, None] - 2)  # (G, GRID)
+        cells = cells * (inner[:, :, None] & inner[:, None, :])
+        peak = cells.flatten(1).argmax(1)
+        cells.view(groups, -1)[torch.arange(groups), peak] = 1.0
+        blob = torch.stack([_u(g, groups, *BLOB_THRESHOLD), BLOB_SHARPNESS * (h * w).sqrt() / (size - 1),
+                            _u(g, groups, *BLOB_OPACITY)], 1)
+        if c == PretextClass.CUTPASTE:  # blend: another image's (or this one's) content, normally jittered
+            colour = _jitter(g, groups, jitter)
+            other = (torch.rand(groups, generator=g) < other_source) & (num_images >= 2)
+            step = (torch.rand(groups, generator=g) * (num_images - 1)).floor().to(torch.int64) + 1
+            source = torch.where(other, (base + step) % max(num_images, 1), base)
+            side = S + 2 * plan.pad
+            pos = torch.stack([(torch.rand(groups, generator=g) * (side - h + 1)).floor(),
+                               (torch.rand(groups, generator=g) * (side - w + 1)).floor()], 1).to(torch.int64)
+        else:  # alter: the image's own content under a strong colour twist
+            colour = _jitter(g, groups, jitter)
+            dark = torch.rand(groups, generator=g) < 0.5
+            colour[:, 0] = torch.where(dark, _u(g, groups, *ALTER_DARK), _u(g, groups, *ALTER_BRIGHT))
+            colour[:, 1] = _u(g, groups, *ALTER_CONTRAST)
+            source, pos = base, torch.zeros(groups, 2, dtype=torch.int64)
+        if gray:
+            colour[:, 2:] = torch.tensor([1.0, 0.0])
+        rows = (torch.arange(groups) * 3 + int(c))[chosen]
+        plan.variant[rows] = 1
+        plan.box[rows] = torch.stack([y0, x0, h, w], 1)[chosen]
+        plan.center[rows] = torch.stack([y0 + h / 2, x0 + w / 2], 1)[chosen]
+        plan.angle[rows] = 0.0
+        plan.patch_jitter[rows] = colour[chosen]
+        plan.color[rows] = 0.0
+        plan.fill[rows] = 0.0
+        plan.grid[rows] = cells[chosen]
+        plan.grid_size[rows] = size[chosen]
+        plan.blob[rows] = blob[chosen]
+        plan.blend_index[rows] = source[chosen]
+        plan.blend_pos[rows] = pos[chosen]
 
 
 def balanced_plan(
     num_images: int, variants: int, image_size: int, seed: int, scar: str = SynthConfig.scar,
     jitter: float = SynthConfig.jitter, translate: float = SynthConfig.translate, gray: bool = False,
+    irregular: float = SynthConfig.irregular, other_source: float = SynthConfig.other_source,
 ) -> Plan:
     """One regeneration: ``variants`` groups (good, cut-paste, scar) per training image, seeded.
 
@@ -278,4 +428,5 @@ def balanced_plan(
     """
     g = torch.Generator().manual_seed(int(seed))
     idx = torch.arange(num_images).repeat(variants)
-    return sample_plan(idx, image_size, g, scar=scar, jitter=jitter, translate=translate, gray=gray)
+    return sample_plan(idx, image_size, g, scar=scar, jitter=jitter, translate=translate, gray=gray,
+                       irregular=irregular, other_source=other_source, num_images=num_images)

@@ -10,8 +10,16 @@ the pastes touch only their patch and destination window. The maths mirror the D
     W   = warp([P, 1], window <- patch affine)                         # bilinear, premultiplied
     scar = A with round(A_win * (1 - W_alpha) + W_rgb) in its window   # class 2
 
+Irregular rows (``plan.variant == 1``) skip those pastes and are blended instead, in their box:
+
+    soft = clamp((bilinear(grid) - t) * k + 0.5, 0, 1),  alpha = opacity * soft
+    C    = clamp(twist(padded[blend_index] at blend_pos, patch_jitter))  (class 1, blend)
+         | clamp(twist(A[box], patch_jitter))                            (class 2, alter)
+    out  = A with round(A_box * (1 - alpha) + C * alpha) in the box
+
 Each sample also gets its ground-truth mask (uint8 0/1): empty for class 0, the destination box
-for cut-paste, ``W_alpha >= 0.5`` for the scar: what a per-pixel head learns to find.
+for cut-paste, ``W_alpha >= 0.5`` for the scar, ``soft >= 0.5`` for an irregular row: what a
+per-pixel head learns to find.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sslad.synth.geometry import color_matrices, scar_windows, window_affines
+from sslad.synth.geometry import color_matrices, grid_affines, scar_windows, window_affines
 from sslad.synth.plan import Plan, PretextClass
 
 
@@ -169,6 +177,61 @@ def paste_scar(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: to
     masks.view(-1).index_copy_(0, dst.flatten(), (warped[:, 3:4] >= 0.5).to(torch.uint8).flatten())
 
 
+def blob_alpha(plan: Plan, top: torch.Tensor, left: torch.Tensor, h: int, w: int,
+               dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft masks of irregular rows on (h, w) windows at (top, left): (alpha, soft), float (N, 1, h, w).
+
+    The grid is upsampled with ``grid_sample`` (bilinear, ``align_corners=False``) through
+    :func:`~sslad.synth.geometry.grid_affines`, evaluated exactly as DALI's ``warp_affine`` evaluates
+    it (pixel centres ``i + 0.5`` of the box); window pixels outside the box get 0.
+    """
+    box = plan.box.to(dev)
+    aff = grid_affines(plan).to(dev)
+    oy, ox = box[:, 0] - top.to(dev), box[:, 1] - left.to(dev)  # the box inside the window
+    ys = torch.arange(h, device=dev, dtype=torch.float32)[None] - oy[:, None] + 0.5  # (N, h), box coordinates
+    xs = torch.arange(w, device=dev, dtype=torch.float32)[None] - ox[:, None] + 0.5
+    px = (aff[:, 0, 0, None] * xs + aff[:, 0, 2, None])[:, None, :].expand(-1, h, -1)
+    py = (aff[:, 1, 1, None] * ys + aff[:, 1, 2, None])[:, :, None].expand(-1, -1, w)
+    g = plan.grid.shape[-1]
+    grid = torch.stack([px * (2.0 / g) - 1.0, py * (2.0 / g) - 1.0], dim=-1)
+    noise = F.grid_sample(plan.grid.to(dev)[:, None], grid, mode="bilinear", padding_mode="zeros",
+                          align_corners=False)
+    inside = (((ys > 0) & (ys < box[:, 2, None]))[:, :, None] & ((xs > 0) & (xs < box[:, 3, None]))[:, None, :])
+    blob = plan.blob.to(dev)
+    soft = ((noise - blob[:, 0, None, None, None]) * blob[:, 1, None, None, None] + 0.5).clamp_(0, 1)
+    soft = soft * inside[:, None].float()
+    return soft * blob[:, 2, None, None, None], soft
+
+
+def paste_irregular(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan,
+                    padded: torch.Tensor) -> None:
+    """Irregular rows of one class: blend (class 1) or alter (class 2) inside a soft blob; ``soft >= 0.5`` masks.
+
+    ``out[rows]`` hold ``a`` (no other paste touched them). Windows share one size, grown from
+    each box and kept inside the image, so every written pixel is written once.
+    """
+    dev = a.device
+    S = plan.image_size
+    box = plan.box.to(torch.int64)
+    wh, ww = int(box[:, 2].max()), int(box[:, 3].max())
+    top, left = box[:, 0].clamp(max=S - wh), box[:, 1].clamp(max=S - ww)
+    alpha, soft = blob_alpha(plan, top, left, wh, ww, dev)
+    groups = torch.arange(len(a), device=dev)
+    under = a.take(window_index(a.shape, groups, top, left, wh, ww)).float()
+    if bool((plan.label == PretextClass.CUTPASTE).all()):  # blend: content of the planned image and place
+        pos = plan.blend_pos.to(torch.int64)
+        src = gather_windows(padded, plan.blend_index, pos[:, 0] - (box[:, 0] - top), pos[:, 1] - (box[:, 1] - left),
+                             wh, ww).float()
+    else:  # alter: the image's own content
+        src = under
+    content = color_twist(src, plan.patch_jitter).clamp_(0, 255)
+    res = to_uint8(under * (1 - alpha) + content * alpha)
+    dst = window_index(out.shape, rows.to(dev), top, left, wh, ww)
+    out.view(-1).index_copy_(0, dst.flatten(), res.flatten())
+    dst = window_index(masks[:, None].shape, rows.to(dev), top, left, wh, ww)
+    masks.view(-1).index_copy_(0, dst.flatten(), (soft >= 0.5).to(torch.uint8).flatten())
+
+
 def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: torch.Tensor) -> None:
     """Render whole groups of ``plan`` into contiguous uint8 ``out`` (N, 3, S, S) and zeroed ``masks`` (N, S, S)."""
     a = augment(plan, padded)
@@ -177,7 +240,16 @@ def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: to
         view[:, c] = a
     rows = torch.arange(plan.groups, device=a.device) * 3
     for c, paste in ((PretextClass.CUTPASTE, paste_cut), (PretextClass.SCAR, paste_scar)):
-        paste(out, masks, rows + int(c), a, plan.of_class(c))
+        sub = plan.of_class(c)
+        irr = sub.irregular().to(a.device)
+        if not bool(irr.any()):
+            paste(out, masks, rows + int(c), a, sub)
+            continue
+        keep = (~irr).nonzero().flatten()
+        if len(keep):  # the plain pastes see only their own rows
+            paste(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()))
+        keep = irr.nonzero().flatten()
+        paste_irregular(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()), padded)
 
 
 def render(plan: Plan, padded: torch.Tensor, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
