@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from helpers import auroc_of_scores_csv, base_images, box_coords, render_images
+from sslad.backends import make_renderer
 from sslad.synth import PretextClass, balanced_plan, reflect_pad, render
-from sslad.synth.backends import make_renderer
 
 S = 48
 

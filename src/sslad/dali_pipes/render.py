@@ -12,6 +12,7 @@ import os
 
 import torch
 
+from sslad.config import RENDER_BATCH
 from sslad.dali_pipes.pipeline import pack_params, pretext_pipeline
 from sslad.runtime import torch_threads
 from sslad.synth.plan import Plan, PretextClass
@@ -31,7 +32,7 @@ class DaliRenderer:
             next to a training job should cost. Raise it to regenerate faster on idle cores.
     """
 
-    def __init__(self, image_size: int, device: torch.device | str = "cpu", batch_size: int = 256,
+    def __init__(self, image_size: int, device: torch.device | str = "cpu", batch_size: int = RENDER_BATCH,
                  num_threads: int | None = None):
         device = torch.device(device)
         gpu = device.type == "cuda"
