@@ -97,16 +97,6 @@ def test_predict_scores_a_folder(trained, tiles, tmp_path):
     assert "6 images scored" in res.output
 
 
-def test_training_learns_the_pretext_task(tiles, tmp_path):
-    """Fails if training stops learning: pretext accuracy must end clearly above chance (1/3)."""
-    out = tmp_path / "learn"
-    run(["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "10", "--batch-size", "24",
-         "--variants", "4", "--lr", "1e-3", "--device", "cpu", "--seed", "0"])
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
-    acc = [float(r["accuracy"]) for r in rows]
-    assert acc[-1] > 0.55 and acc[-1] > acc[0] + 0.15, acc
-
-
 def test_regen_every_n_reuses_the_set_between_regenerations(tiles, tmp_path):
     out = tmp_path / "regen2"
     res = run(["train", str(tiles), "--out", str(out), *TINY[:2], "--epochs", "5", "--batch-size", "12",
