@@ -119,6 +119,8 @@ def cli():
               help="Per-pixel loss (focal, class-balanced BCE, Dice + BCE, plain BCE)" + _d("train", "seg_loss"))
 @click.option("--min-steps", type=int, default=None,
               help="Train at least this many optimiser steps (more epochs for small sets)" + _d("train", "min_steps"))
+@click.option("--crop", type=int, default=None,
+              help="Train on crops of this side of the --image-size images; 0: whole images" + _d("train", "crop"))
 @click.option("--precision", type=click.Choice(C.PRECISIONS), default=None,
               help="auto: bf16 autocast on CUDA and on CPUs with native bf16" + _d("train", "precision"))
 @click.option("--density", type=click.Choice(C.DENSITIES), default=None,

@@ -86,6 +86,7 @@ class TrainConfig:
     decoder: str = "unet"  # the per-pixel head
     seg_loss: str = "focal"  # the per-pixel loss
     min_steps: int = 0  # a budget in optimiser steps: small sets get more epochs (epochs = max(epochs, needed))
+    crop: int = 0  # train on crop x crop windows of the image_size images (0: whole images); scoring sees it all
     precision: str = "auto"  # auto: bf16 autocast on CUDA and on CPUs with native bf16, fp32 otherwise
     device: str = DEFAULT_DEVICE
     seed: int = 0
@@ -156,6 +157,8 @@ class RunConfig:
             one_of(t.decoder, DECODERS, "decoder"),
             one_of(t.seg_loss, SEG_LOSSES, "per-pixel loss"),
             (t.min_steps >= 0, "--min-steps cannot be negative"),
+            (t.crop == 0 or MIN_IMAGE_SIZE <= t.crop <= d.image_size,
+             f"--crop must be 0 (whole images) or lie in [{MIN_IMAGE_SIZE}, --image-size {d.image_size}]"),
             one_of(c.density, DENSITIES, "density"),
             (c.knn_k >= 1, "--knn-k must be at least 1"),
             one_of(c.image_score, IMAGE_SCORES, "image score"),

@@ -36,6 +36,7 @@ from sslad.report import EpochLog, results_table, save_class_grid
 from sslad.runtime import Dist, StopSignals, init_distributed, resolve_device, resolve_precision, seed_everything
 from sslad.scoring import Scorer
 from sslad.synth import CLASS_NAMES
+from sslad.synth.crops import crop_offsets, take_crops
 from sslad.synth.generator import PretextGenerator, Synthetic, is_grayscale
 
 
@@ -223,6 +224,7 @@ class Loop:
     shuffle: torch.Generator
     p: Progress = field(default_factory=Progress)
     perm: torch.Tensor | None = None  # this epoch's sample order, this rank
+    crops: torch.Tensor | None = None  # (N, 2) crop windows of the current regeneration (--crop)
     pending: list = field(default_factory=list)  # per-step (loss x n, hits) still on the device
 
     def tally(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
@@ -307,13 +309,21 @@ def stop_requested(stop: StopSignals, run: Run) -> bool:
     return bool(t.item())
 
 
+#: Offset of the crop windows' seed from the regeneration's (crops of regeneration k use seed + k + this).
+CROP_SEED = 7_777_777
+
+
 def regenerate(run: Run, loop: Loop, epoch: int, synth: Synthetic | None) -> tuple[Synthetic, float]:
-    """The synthetic set for ``epoch``: regeneration k = epoch // N (seed + k) when due, else the last one."""
-    every = run.cfg.synth.regen_every
+    """The synthetic set for ``epoch``: regeneration k = epoch // N (seed + k) when due, else the last one;
+    with ``--crop``, its crop windows too (drawn once per regeneration, so a resumed run takes the same)."""
+    every, crop = run.cfg.synth.regen_every, run.cfg.train.crop
     if synth is not None and epoch % every != 0:
         return synth, 0.0
     k = epoch // every
     synth = run.gen.regenerate(k)
+    if crop and crop < run.cfg.data.image_size:
+        g = torch.Generator().manual_seed(run.cfg.train.seed + k + CROP_SEED)
+        loop.crops = crop_offsets(synth.masks, crop, g)
     loop.p.regen_index, loop.p.regen_time_s = k, loop.p.regen_time_s + synth.seconds
     if run.dist.main:
         run.log(f"regeneration {k}: {len(synth.labels)} samples in {synth.seconds:.2f} s "
@@ -365,8 +375,11 @@ def fit_pretext(run: Run) -> dict:
                 lr = cosine_lr(cfg.train.lr, p.step, loop.total_steps)  # cosine per step
                 for group in loop.opt.param_groups:
                     group["lr"] = lr
-                loss, correct = train_step(run.net, loop.opt, synth.images[idx], synth.labels[idx], synth.masks[idx],
-                                           amp, cfg.train.seg_weight, cfg.train.seg_loss)
+                xb, mb = synth.images[idx], synth.masks[idx]
+                if loop.crops is not None:  # patch-level: P-pixel steps on S-pixel detail
+                    xb, mb = take_crops(xb, mb, loop.crops[idx.cpu()], cfg.train.crop)
+                loss, correct = train_step(run.net, loop.opt, xb, synth.labels[idx], mb, amp, cfg.train.seg_weight,
+                                           cfg.train.seg_loss)
                 loop.tally(loss, correct, len(idx))
                 p.step, p.step_in_epoch = p.step + 1, i + 1
                 if i % 10 == 0:  # a host sync every 10 steps only: catches divergence, feeds the bar
@@ -469,7 +482,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "scar": cfg.synth.scar, "color": cfg.synth.color, "regen_every": cfg.synth.regen_every,
                "precision": cfg.train.precision, "image_score": cfg.score.image_score,
                "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
-               "decoder": cfg.train.decoder, "seg_loss": cfg.train.seg_loss, "seed": cfg.train.seed,
+               "decoder": cfg.train.decoder, "seg_loss": cfg.train.seg_loss, "crop": cfg.train.crop,
+               "irregular": cfg.synth.irregular, "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
                "threshold_set": scorer.calibration["set"], **stats}
     detector = Detector(run.model, scorer, cfg.data.image_size)
