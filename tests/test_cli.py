@@ -62,7 +62,9 @@ def test_checkpoint_is_self_describing(trained):
     assert sc["density"]["type"] == "gde" and sc["density"]["mean"].shape == (512,)
     # image_score auto: the mode with the best AUROC on synthetic anomalies of the held-out images is stored
     assert set(sc["synthetic_auroc"]) == {"embedding", "map", "both"} and sc["image_score"] in sc["synthetic_auroc"]
-    assert sc["calibration"] == {"set": "holdout", "images": 3} and sc["quantile"] == 0.99
+    # 3 held-out images are few: their augmented good views (one synthetic group per variant) join them
+    assert sc["calibration"]["set"] == "holdout" and sc["calibration"]["images"] == 3 and sc["quantile"] == 0.99
+    assert sc["calibration"]["views"] == 3 * 8
     assert ck["config"]["synth"]["backend"] == "torch" and ck["epoch"] == 2 and ck["regen_index"] == 1
     assert ck["config"]["synth"]["color"] == "gray" and ck["config"]["train"]["lr"] == 3e-4  # resolved values
     assert "threshold" not in ck and math.isfinite(sc["threshold"])  # stored once, in the scorer

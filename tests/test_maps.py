@@ -71,3 +71,21 @@ def test_auto_image_score_picks_the_best_mode_on_synthetic_anomalies():
     sc = Scorer(ScoreConfig(image_score="auto")).fit(*fit, 32, holdout=hold, synthetic=(far, flat, anomalous))
     assert sc.image_score == "embedding" and sc.synthetic_auroc["map"] < 0.8
     assert Scorer(ScoreConfig(image_score="auto")).fit(*fit, 32, holdout=hold).image_score == "embedding"  # no set
+
+
+def test_few_held_out_images_take_their_augmented_views_into_the_threshold():
+    """Below ``views_below`` held-out images the threshold is the quantile of the held-out scores and of the
+    synthetic set's good rows together; above it, of the held-out scores alone."""
+    from sslad.config import ScoreConfig
+    from sslad.scoring import Scorer
+
+    g = torch.Generator().manual_seed(1)
+    fit = (torch.randn(40, 8, generator=g), None)
+    hold = (torch.randn(12, 8, generator=g), None)
+    synth = (torch.randn(30, 8, generator=g) * 2.0, None, np.array([False] * 10 + [True] * 20))
+    few = Scorer(ScoreConfig(image_score="embedding", views_below=50)).fit(*fit, 32, holdout=hold, synthetic=synth)
+    both = np.concatenate([few.density.score(hold[0]).numpy(), few.density.score(synth[0][:10]).numpy()])
+    assert few.calibration["views"] == 10 and few.threshold == pytest.approx(float(np.quantile(both, 0.99)))
+    many = Scorer(ScoreConfig(image_score="embedding", views_below=5)).fit(*fit, 32, holdout=hold, synthetic=synth)
+    assert "views" not in many.calibration
+    assert many.threshold == pytest.approx(float(np.quantile(many.density.score(hold[0]).numpy(), 0.99)))

@@ -102,6 +102,7 @@ class ScoreConfig:
     threshold_quantile: float = 0.99  # of the held-out good images' scores
     holdout: float = 0.1  # share of train/good kept out of training and the fit, for the thresholds
     holdout_min: int = 10  # ... but at least this many (at most a quarter of train/good)
+    views_below: int = 50  # fewer held-out images than this: their augmented views join them for the thresholds
 
 
 SECTIONS = {"data": DataConfig, "synth": SynthConfig, "train": TrainConfig, "score": ScoreConfig}
@@ -167,6 +168,7 @@ class RunConfig:
             (0 < c.threshold_quantile <= 1, "--threshold-quantile must lie in (0, 1]"),
             (0 <= c.holdout <= 0.5, "holdout must lie in [0, 0.5]"),
             (c.holdout_min >= 0, "holdout_min cannot be negative"),
+            (c.views_below >= 0, "views_below cannot be negative"),
         ]
         for ok, msg in checks:
             if not ok:

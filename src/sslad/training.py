@@ -418,12 +418,14 @@ def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunCo
 
 
 def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig, renderer=None) -> Scorer:
-    """Density on the network outputs of the fit images; thresholds from the held-out ones; with
-    ``image_score: auto``, the image score chosen on synthetic anomalies of the held-out images."""
+    """Density on the network outputs of the fit images; thresholds from the held-out ones (and their augmented
+    views when they are few); with ``image_score: auto``, the image score chosen on synthetic anomalies of the
+    held-out images."""
     fit_out = infer_images(model, fit.images, progress="embed train")
     hold = infer_images(model, holdout.images, progress="embed held-out") if holdout is not None else None
     synthetic = None
-    if cfg.score.image_score == "auto" and holdout is not None and renderer is not None:
+    wanted = cfg.score.image_score == "auto" or (holdout is not None and len(holdout) < cfg.score.views_below)
+    if wanted and holdout is not None and renderer is not None:
         synthetic = synthetic_holdout(model, holdout, renderer, cfg)
     return Scorer(cfg.score).fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size,
                                  holdout=None if hold is None else (hold.embeddings, hold.maps), synthetic=synthetic)

@@ -43,6 +43,7 @@ class Scorer:
         self.density = make_density(cfg)
         self.image_score = cfg.image_score
         self.quantile = cfg.threshold_quantile
+        self.views_below = cfg.views_below
         self.stats: dict[str, list[float]] = {}
         self.threshold: float | None = None
         self.pixel_threshold: float | None = None
@@ -89,7 +90,10 @@ class Scorer:
 
         ``synthetic`` = (embeddings, probs, anomalous (N,) bool) of pretext samples rendered onto the
         held-out images: with ``image_score="auto"`` the mode with the best AUROC on them is kept
-        (``embedding`` when there is no synthetic set)."""
+        (``embedding`` when there is no synthetic set). When fewer than ``views_below`` images are held
+        out (their 99th percentile is little more than their maximum), the synthetic set's good rows,
+        augmented views of the same images, join them for the thresholds: more views, a steadier tail.
+        """
         if self.uses_maps and probs is None:
             raise ValueError(f"image score {self.image_score!r} needs a network with a per-pixel head")
         self.density.fit(embeddings)
@@ -104,10 +108,16 @@ class Scorer:
             if synthetic is not None:
                 emb, sprobs, anomalous = synthetic
                 self.image_score = self._choose(self._parts(emb, self.maps(sprobs, size)), np.asarray(anomalous))
+        lo = None if maps is None else float(maps.median())
+        if synthetic is not None and use_holdout and len(cal_emb) < self.views_below:
+            good = ~torch.as_tensor(np.asarray(synthetic[2]))
+            view_probs = None if synthetic[1] is None else synthetic[1][good]
+            views = self._parts(synthetic[0][good], self.maps(view_probs, size))
+            parts = {k: torch.cat([v, views[k]]) for k, v in parts.items()}
+            self.calibration["views"] = int(good.sum())
         self.threshold = quantile_threshold(self._combine(parts).numpy(), self.quantile)
         if maps is not None:
             self.pixel_threshold = quantile_threshold(parts["map"].numpy(), self.quantile)
-            lo = float(maps.median())
             self.map_range = [lo, lo + 2 * max(self.pixel_threshold - lo, 1e-6)]
         return self
 
