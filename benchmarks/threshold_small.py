@@ -57,7 +57,8 @@ def main(argv: list[str]) -> int:
         res = {"alone": [], "with_views": []}
         for _ in range(draws if n < len(real) else 1):
             sel = rng.choice(len(real), n, replace=False)
-            for rule, s in (("alone", real[sel]), ("with_views", np.concatenate([real[sel], views[np.isin(view_of, sel)]]))):
+            with_views = np.concatenate([real[sel], views[np.isin(view_of, sel)]])
+            for rule, s in (("alone", real[sel]), ("with_views", with_views)):
                 t = quantile_threshold(s, det.scorer.quantile)
                 res[rule].append(((test[good] > t).mean(), (test[~good] > t).mean()))
         for rule, v in res.items():
