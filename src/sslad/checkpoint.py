@@ -18,7 +18,7 @@ from sslad import __version__
 from sslad.config import DEFAULT_DEVICE
 from sslad.errors import SsladError
 from sslad.files import atomic_torch_save, load_torch_file
-from sslad.models import MEAN, STD, NetConfig, PretextNet
+from sslad.models import MEAN, STD, build_network
 from sslad.scoring import Scorer
 
 FORMAT = "sslad-checkpoint"
@@ -27,7 +27,7 @@ TRAIN_STATE_FORMAT = "sslad-train-state"
 FORMAT_VERSION = 3  # 3: thresholds only in the scorer, preprocessing only at the top; 1 and 2 still load
 
 
-def save_checkpoint(path: Path, model: PretextNet, config: dict, *, epoch: int, regen_index: int,
+def save_checkpoint(path: Path, model: torch.nn.Module, config: dict, *, epoch: int, regen_index: int,
                     scorer_state: dict | None, extra: dict | None = None) -> None:
     """Write weights, model args, resolved config, preprocessing and the fitted scorer (which holds the
     thresholds: each fact is stored once)."""
@@ -71,7 +71,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     if missing or not isinstance(ckpt["preprocessing"].get("image_size"), int):
         raise SsladError(f"{p} is an incomplete sslad checkpoint (missing {', '.join(missing) or 'the image size'})")
     try:
-        model = PretextNet(NetConfig.from_dict(ckpt["model_args"]))
+        model = build_network(ckpt["model_args"])
         model.load_state_dict(ckpt["state_dict"])
     except Exception as exc:
         raise SsladError(f"{p}: weights do not match the stored model args ({exc.__class__.__name__})") from exc

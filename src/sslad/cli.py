@@ -142,6 +142,31 @@ def train(data, out_dir, overwrite, resume, **kw):
     _log(f"run folder: {out_dir}")
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--arch", type=click.Choice(C.STUDENT_ARCHS), default=C.DistillConfig.arch, show_default=True,
+              help="Student trunk: the teacher's own, a one-block-per-stage ResNet, or MobileNetV3-Small.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Student run folder.")
+@click.option("--epochs", type=int, default=C.DistillConfig.epochs, show_default=True, help="Distillation epochs.")
+@click.option("--min-steps", type=int, default=C.DistillConfig.min_steps, show_default=True,
+              help="At least this many optimiser steps.")
+@click.option("--lr", type=float, default=C.DistillConfig.lr, show_default=True,
+              help="Adam learning rate, one cosine cycle.")
+@click.option("--image-size", type=int, default=None, help="Must be the teacher's (checked) [the teacher's].")
+@click.option("--seed", type=int, default=C.DistillConfig.seed, show_default=True,
+              help="Seed of the augmented sets and the student's initialisation.")
+@click.option("--device", default=C.DEFAULT_DEVICE, show_default=True, help=" | ".join(C.DEVICES))
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out (removes the files sslad wrote there).")
+@friendly
+def distill(run_dir, arch, out_dir, epochs, min_steps, lr, image_size, seed, device, overwrite):
+    """Distil RUN_DIR's pretext network into a new, equal or smaller network on its real good images."""
+    from sslad.distill import distill_run
+
+    dc = C.DistillConfig(arch=arch, epochs=epochs, min_steps=min_steps, lr=lr, seed=seed, device=device)
+    distill_run(run_dir, out_dir, dc, image_size=image_size, overwrite=overwrite, log=_log)
+    _log(f"student run folder: {out_dir}")
+
+
 @cli.command(name="eval")
 @click.argument("run_dir", type=click.Path())
 @click.argument("data")

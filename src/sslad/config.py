@@ -105,6 +105,34 @@ class ScoreConfig:
     views_below: int = 50  # fewer held-out images than this: their augmented views join them for the thresholds
 
 
+STUDENT_ARCHS = ("resnet18", "resnet10", "mobilenet_v3_small")  # the downstream transfer's trunks
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """The downstream transfer (``sslad distill``): what it adds to its teacher's config (stored in the
+    student's checkpoint, ``extra.distill``)."""
+
+    arch: str = "resnet10"  # about half the teacher's weights; mobilenet_v3_small about a twelfth
+    epochs: int = 10
+    min_steps: int = 200  # small sets still get this many optimiser steps
+    lr: float = 1e-3  # Adam, one cosine cycle
+    seed: int = 0
+    device: str = DEFAULT_DEVICE
+    seg_weight: float = 1.0  # weight of the per-pixel mimicry (the student's own maps)
+
+    def validate(self) -> DistillConfig:
+        checks = [(self.arch in STUDENT_ARCHS, f"unknown student arch {self.arch!r} ({'|'.join(STUDENT_ARCHS)})"),
+                  (self.epochs >= 1, "--epochs must be at least 1"),
+                  (self.min_steps >= 0, "--min-steps cannot be negative"),
+                  (0 < self.lr < math.inf, "--lr must be a positive, finite number"),
+                  (self.seg_weight >= 0, "seg_weight cannot be negative")]
+        for ok, msg in checks:
+            if not ok:
+                raise SsladError(msg)
+        return self
+
+
 SECTIONS = {"data": DataConfig, "synth": SynthConfig, "train": TrainConfig, "score": ScoreConfig}
 
 
@@ -264,6 +292,6 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 __all__ = [
     "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE",
     "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
-    "PREVIEW_COUNT", "RENDER_BATCH",
+    "PREVIEW_COUNT", "RENDER_BATCH", "STUDENT_ARCHS", "DistillConfig",
     "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml", "save_yaml",
 ]

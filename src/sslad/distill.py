@@ -1,0 +1,214 @@
+"""``sslad distill``: the downstream transfer, the pretext network's knowledge moved into a new, equal or smaller
+network on the real good training images.
+
+teacher run -> its data and held-out split -> augmented good images (+ the pretext anomalies drawn on
+them) every epoch -> the student learns the teacher's layer1-3 features (cosine, per location, on the
+good rows only: it learns normal appearance) and its per-pixel probabilities (on every row, so it
+maps anomalies without the teacher) -> a density and thresholds fitted on the student's own outputs
+-> a run folder that ``eval``, ``predict`` and ``export`` read like any other.
+
+Where student and teacher disagree on a test image is a second anomaly map (the *discrepancy map*:
+the student only ever matched normal features); its pixel AUROC and AUPRO are reported beside the
+student's and the teacher's maps in ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from sslad.backends import make_renderer
+from sslad.checkpoint import load_checkpoint, run_folder, save_checkpoint
+from sslad.config import DistillConfig, RunConfig, save_yaml
+from sslad.data import load_dataset, split_train
+from sslad.detector import Detector
+from sslad.errors import SsladError
+from sslad.evaluate import evaluate_set
+from sslad.models import PretextNet, StudentConfig, StudentNet
+from sslad.progress import bar
+from sslad.report import EpochLog, results_table
+from sslad.runtime import resolve_device, resolve_precision, seed_everything
+from sslad.scoring import image_metrics, pixel_metrics, to_image_maps
+from sslad.synth.generator import PretextGenerator
+from sslad.training import cosine_lr, fit_scorer, prepare_run_dir
+
+#: Regenerations of the distillation use seed + this + k: never the teacher's training sets.
+DISTILL_SEED = 2_000_003
+
+
+def teacher_features(teacher: PretextNet, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """The teacher's layer1-3 maps and per-pixel probabilities (or None), without gradients."""
+    with torch.no_grad():
+        _, feats = teacher.features(x)
+        seg = None
+        if teacher.cfg.seg_head:
+            seg = teacher.seg(feats[4], feats[:4]) if teacher.cfg.decoder == "unet" else teacher.seg(feats[1:4])
+            seg = torch.sigmoid(seg.float())
+    return [f.float() for f in feats[1:4]], seg
+
+
+def feature_distance(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Per scale, 1 - cosine similarity of student and teacher features at each location: (N, h, w) each."""
+    return [1 - F.cosine_similarity(s.float(), t, dim=1) for s, t in zip(student, teacher, strict=True)]
+
+
+def distill_loss(student: StudentNet, teacher: PretextNet, x: torch.Tensor, good: torch.Tensor,
+                 seg_weight: float) -> torch.Tensor:
+    """Feature loss on the good rows (mean per-location cosine distance over the three scales) plus
+    ``seg_weight`` x BCE of the student's per-pixel logits against the teacher's probabilities (all rows)."""
+    t_feats, t_seg = teacher_features(teacher, x)
+    s_feats, s_seg = student.distill_features(x)
+    dist = feature_distance(s_feats, t_feats)
+    loss = sum(d[good].mean() for d in dist) / len(dist) if bool(good.any()) else x.new_zeros(())
+    if s_seg is not None and t_seg is not None and seg_weight > 0:
+        target = F.adaptive_avg_pool2d(t_seg, s_seg.shape[-2:])
+        loss = loss + seg_weight * F.binary_cross_entropy_with_logits(s_seg.float(), target)
+    return loss
+
+
+@torch.no_grad()
+def discrepancy_maps(student: StudentNet, teacher: PretextNet, images: torch.Tensor, size: int,
+                     batch: int = 32) -> torch.Tensor:
+    """float32 (N, S, S): the mean over the three scales of the student-teacher feature distance, upsampled
+    and smoothed like every anomaly map."""
+    out = []
+    student.eval()
+    for i in range(0, len(images), batch):
+        x = images[i:i + batch]
+        t_feats, _ = teacher_features(teacher, x)
+        dist = feature_distance(student.distill_features(x)[0], t_feats)
+        hw = dist[0].shape[-2:]
+        mean = sum(F.interpolate(d[:, None], size=hw, mode="bilinear", align_corners=False) for d in dist) / 3
+        out.append(to_image_maps(mean, size))
+    return torch.cat(out)
+
+
+def load_teacher(run_dir: str | Path, device: torch.device) -> tuple[PretextNet, dict]:
+    """The teacher network (eval, frozen) and its checkpoint; a student or a broken file is one clear line."""
+    model, _, ckpt = load_checkpoint(run_folder(run_dir), device)
+    if not isinstance(model, PretextNet):
+        raise SsladError(f"{run_dir} holds a student; distil from a pretext run (sslad train)")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval(), ckpt
+
+
+def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig | None = None, *,
+                image_size: int | None = None, overwrite: bool = False,
+                log: Callable[[str], None] = print) -> dict:
+    """Distil the run in ``teacher_dir`` into a ``dc.arch`` student written to ``out_dir``; returns its metrics."""
+    dc = (dc or DistillConfig()).validate()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SsladError("sslad distill runs in one process; start it without torchrun")
+    device = resolve_device(dc.device)
+    teacher, ckpt = load_teacher(teacher_dir, device)
+    cfg = RunConfig.from_dict(ckpt["config"])
+    size = cfg.data.image_size
+    if image_size is not None and image_size != size:
+        raise SsladError(f"the teacher in {teacher_dir} takes {size} px images, not --image-size {image_size}: "
+                         "a student learns the teacher's features at the teacher's input size")
+    out = Path(out_dir)
+    created = not out.exists()
+    prepare_run_dir(out, cfg.data.path, overwrite, resume=False)
+    try:
+        cfg = cfg.override(train={"seed": dc.seed, "device": str(device), "lr": dc.lr,
+                                  "precision": resolve_precision("auto", device)})
+        data = load_dataset(cfg.data.path, cfg.data.category, size, device=device)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
+    seed_everything(dc.seed)
+    channels = tuple(teacher_features(teacher, fit.images[:1])[0][i].shape[1] for i in range(3))
+    student = StudentNet(StudentConfig(arch=dc.arch, teacher_channels=channels)).to(device)
+    renderer = make_renderer(cfg.synth.backend, size, device)
+    gen = PretextGenerator(fit.images, renderer, cfg.synth, seed=dc.seed + DISTILL_SEED)
+    save_yaml(cfg, out / "config.yaml")
+    log(f"distil: teacher {teacher_dir} ({cfg.train.arch}, {size} px) -> student {dc.arch}, {len(fit)} good images")
+    stats = _fit(student, teacher, gen, cfg, dc, out, log)
+    student.eval()
+    scorer = fit_scorer(student, fit, holdout, cfg, renderer)
+    teacher_metrics = _read_json(Path(run_folder(teacher_dir)) / "metrics.json")
+    extra = {"teacher": {"path": str(run_folder(teacher_dir)), "config": ckpt["config"], "metrics": teacher_metrics},
+             "distill": dataclasses.asdict(dc)}
+    save_checkpoint(out / "model.pt", student, cfg.to_dict(), epoch=stats["epochs"], regen_index=-1,
+                    scorer_state=scorer.state_dict(), extra=extra)
+    summary = {"dataset": data.name, "student": dc.arch, "teacher_dir": str(run_folder(teacher_dir)),
+               "teacher_image_auroc": teacher_metrics.get("image_auroc"),
+               "teacher_pixel_auroc": teacher_metrics.get("pixel_auroc"), "image_score_chosen": scorer.image_score,
+               "synthetic_auroc": scorer.synthetic_auroc, "seed": dc.seed,
+               "parameters": sum(p.numel() for p in student.parameters()), **stats}
+    if data.test is not None and len(data.test) and data.test.masks is not None:
+        summary.update(_discrepancy_metrics(student, teacher, data.test, size))
+    metrics = evaluate_set(Detector(student, scorer, size), data.test, out, extra=summary)
+    log(results_table(metrics))
+    return metrics
+
+
+def _fit(student: StudentNet, teacher: PretextNet, gen: PretextGenerator, cfg: RunConfig, dc: DistillConfig,
+         out: Path, log: Callable[[str], None]) -> dict:
+    """The distillation loop: a fresh augmented set every epoch (seeded), cosine learning rate, Adam."""
+    batch = max(3, cfg.train.batch_size)
+    steps_per_epoch = max(1, 3 * gen.num_images * cfg.synth.variants // batch)
+    epochs = dc.epochs if dc.min_steps == 0 else max(dc.epochs, math.ceil(dc.min_steps / steps_per_epoch))
+    total = steps_per_epoch * epochs
+    opt = torch.optim.Adam(student.parameters(), lr=dc.lr)
+    shuffle = torch.Generator().manual_seed(dc.seed * 7919)
+    amp = cfg.train.precision == "bf16"
+    epoch_log, step, seconds = EpochLog(out / "metrics.csv"), 0, 0.0
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        synth = gen.regenerate(epoch)
+        perm = torch.randperm(len(synth.labels), generator=shuffle).to(synth.images.device)
+        student.train()
+        losses = []
+        for i in bar(range(steps_per_epoch), f"distil {epoch + 1}/{epochs}", unit="step"):
+            idx = perm[i * batch:(i + 1) * batch]
+            lr = cosine_lr(dc.lr, step, total)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            with torch.autocast(synth.images.device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = distill_loss(student, teacher, synth.images[idx], synth.labels[idx] == 0, dc.seg_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+            step += 1
+        mean = float(torch.stack(losses).mean())
+        if not math.isfinite(mean):
+            raise SsladError(f"distillation diverged in epoch {epoch + 1}; retry with a lower --lr")
+        dt = time.perf_counter() - t0
+        seconds += dt
+        epoch_log.add(epoch=epoch + 1, regen_index=epoch, loss=mean, lr=lr, epoch_s=dt, regen_s=synth.seconds,
+                      images_per_s=len(synth.labels) / dt)
+        log(f"epoch {epoch + 1}/{epochs}: distillation loss {mean:.4f}, {dt:.1f} s")
+    return {"epochs": epochs, "steps": step, "train_time_s": seconds, "distill_loss": mean}
+
+
+def _discrepancy_metrics(student: StudentNet, teacher: PretextNet, test, size: int) -> dict:
+    """Pixel AUROC, AUPRO and image AUROC (map maximum) of the discrepancy map on the test split."""
+    maps = discrepancy_maps(student, teacher, test.images.to(next(student.parameters()).device), size).numpy()
+    pix = pixel_metrics(test.types, maps, test.masks.numpy())
+    return {"discrepancy_pixel_auroc": pix["pixel_auroc"], "discrepancy_aupro": pix["aupro"],
+            "discrepancy_image_auroc": image_metrics(test.types, maps.reshape(len(maps), -1).max(1))["image_auroc"]}
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+__all__ = ["DistillConfig", "discrepancy_maps", "distill_loss", "distill_run"]

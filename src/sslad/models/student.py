@@ -1,0 +1,117 @@
+"""The student network of the downstream transfer: an equal or smaller torchvision trunk that learns to
+reproduce the pretext network's (the teacher's) multi-scale features and per-pixel output. No I/O.
+
+It answers like :class:`~sslad.models.net.PretextNet` (``forward`` -> (logits, embedding, per-pixel
+logits); ``embed``; ``cfg.seg_head``), so the scorer, the detector, ``predict`` and ``export`` treat a
+student run as any run; ``distill_features`` adds what distillation compares: the student's maps at
+1/4, 1/8 and 1/16 of the input, projected (1x1 conv) to the teacher's channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from sslad.models.net import MEAN, STD, SegHead
+
+#: Student trunks, built without downloads, and their channels at strides 4, 8, 16, 32: the teacher's own
+#: (equal), a ResNet with one block per stage (about half the weights), MobileNetV3-Small (about a twelfth).
+TAP_CHANNELS = {"resnet18": (64, 128, 256, 512), "resnet10": (64, 128, 256, 512),
+                "mobilenet_v3_small": (16, 24, 48, 576)}
+STUDENT_ARCHS = tuple(TAP_CHANNELS)  # == sslad.config.STUDENT_ARCHS (checked by a test)
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Architecture arguments, stored in checkpoints (``model_args``, ``kind: student``) to rebuild it."""
+
+    arch: str = "resnet10"
+    teacher_channels: tuple[int, ...] = (64, 128, 256)  # the teacher's layer1-3
+    seg_width: int = 32
+    seg_head: bool = True  # mimics the teacher's per-pixel probabilities (maps without the teacher)
+    kind: str = "student"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["teacher_channels"] = list(self.teacher_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StudentConfig:
+        return cls(arch=str(d["arch"]), teacher_channels=tuple(int(c) for c in d["teacher_channels"]),
+                   seg_width=int(d["seg_width"]), seg_head=bool(d["seg_head"]))
+
+
+class _Taps(nn.Module):
+    """A torchvision trunk cut into stages: outputs at strides 4, 8, 16 and 32."""
+
+    def __init__(self, arch: str):
+        super().__init__()
+        from torchvision import models
+        from torchvision.models.resnet import BasicBlock, ResNet
+
+        if arch in ("resnet18", "resnet10"):
+            net = models.resnet18(weights=None) if arch == "resnet18" else ResNet(BasicBlock, [1, 1, 1, 1])
+            self.stages = nn.ModuleList([
+                nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1), net.layer2, net.layer3,
+                net.layer4])
+        elif arch == "mobilenet_v3_small":
+            f = models.mobilenet_v3_small(weights=None).features
+            self.stages = nn.ModuleList([f[:2], f[2:4], f[4:9], f[9:]])
+        else:
+            raise ValueError(f"unknown student arch {arch!r} ({'|'.join(STUDENT_ARCHS)})")
+        self.channels = TAP_CHANNELS[arch]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+
+class StudentNet(nn.Module):
+    """Trunk taps -> 1x1 adapters to the teacher's layer1-3 channels; pooled deepest tap as the embedding; a
+    light per-pixel head over the first three taps."""
+
+    def __init__(self, cfg: StudentConfig = StudentConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.trunk = _Taps(cfg.arch)
+        self.adapters = nn.ModuleList(nn.Conv2d(c, t, 1) for c, t in zip(self.trunk.channels[:3],
+                                                                          cfg.teacher_channels, strict=True))
+        if cfg.seg_head:
+            self.seg = SegHead(self.trunk.channels[:3], cfg.seg_width)
+        self.embed_dim = self.trunk.channels[3]
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255.0, persistent=False)
+
+    def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.trunk((x.float() - self.mean) / self.std)
+
+    def distill_features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """(adapted maps at 1/4, 1/8, 1/16 with the teacher's channels, per-pixel logits at 1/4 or None)."""
+        taps = self._taps(x)
+        adapted = [a(t) for a, t in zip(self.adapters, taps[:3], strict=True)]
+        return adapted, (self.seg(taps[:3]) if self.cfg.seg_head else None)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self._taps(x)[3].mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(no class logits: an empty (N, 0) tensor, embeddings (N, D), per-pixel logits (N, 1, H/4, W/4))."""
+        taps = self._taps(x)
+        seg = self.seg(taps[:3]) if self.cfg.seg_head else None
+        emb = taps[3].mean((2, 3))
+        return emb.new_zeros((emb.shape[0], 0)), emb, seg
+
+
+def build_network(model_args: dict) -> nn.Module:
+    """The network a checkpoint's ``model_args`` describe: a student, or the pretext network."""
+    from sslad.models.net import NetConfig, PretextNet
+
+    if model_args.get("kind") == "student":
+        return StudentNet(StudentConfig.from_dict(model_args))
+    return PretextNet(NetConfig.from_dict(model_args))
