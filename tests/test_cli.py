@@ -225,6 +225,7 @@ def test_preview_writes_plan_samples_and_grids(tiles, tmp_path):
     (["--epochs", "-1"], "--epochs cannot be negative"),
     (["--regen-every", "0"], "--regen-every must be at least 1"),
     (["--variants", "0"], "--variants must be at least 1"),
+    (["--cracks", "2"], "--cracks must lie in [0, 1]"),
     (["--weights", "/no/such/file.pt"], "no such file"),
 ])
 def test_bad_flags_give_one_clear_line(tiles, tmp_path, args, message, monkeypatch):

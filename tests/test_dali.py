@@ -96,9 +96,33 @@ def test_dali_cpu_matches_torch_on_irregular_rows(dali, scar, tmp_path):
         assert int(ref_masks[irr].flatten(1).amax(1).min()) == 1  # every blob marks something
 
 
+@pytest.mark.parametrize("size, seed", [(S, 0), (S, 1), (256, 2)])
+def test_dali_cpu_matches_torch_on_crack_rows(dali, size, seed, tmp_path):
+    """Cracks among plain scars and blobs: the same pixels (<= 1 grey level) and bit-equal masks.
+
+    Measured: every pixel equal on the crack rows (max 0), masks bit-equal (each segment is one
+    warp_affine of a box of ones vs one grid_sample of the same box, as for the line scar); max 1
+    grey level elsewhere (the blobs' rounding).
+    """
+    imgs = base_images(4, size)
+    plan = balanced_plan(len(imgs), 3, size, seed=seed, irregular=0.5, cracks=1.0)
+    crack = plan.cracks()
+    assert bool(crack.any()) and bool((plan.variant[plan.label == PretextClass.SCAR] == 1).any())
+    padded = reflect_pad(imgs, plan.pad)
+    ref, ref_masks = render(plan, padded)
+    got, got_masks = make_renderer("dali", size, torch.device("cpu"), batch_size=9).render(plan, padded)
+    diff = (got.int() - ref.int()).abs()
+    if int(diff.max()) > 1 or int(diff[crack].max()) > 1:
+        where = save_pair(f"cpu_crack_{size}_{seed}", ref, got, tmp_path)
+        raise AssertionError(f"DALI and torch cracks differ by {int(diff.max())}; both saved in {where}")
+    assert float(diff.float().mean()) <= 1e-3
+    assert torch.equal(got_masks, ref_masks)
+    assert int(ref_masks[crack].flatten(1).amax(1).min()) == 1  # every crack marks something
+
+
 @pytest.mark.parametrize("scar", ["patch", "line"])
 def test_dali_cpu_share_zero_keeps_the_plain_pixels(dali, scar):
-    """irregular=0: the DALI graph renders the pixels it rendered before the variants existed.
+    """irregular=0, cracks=0: the DALI graph renders the pixels it rendered before the variants existed.
 
     sha256 (16 hex digits) of images (NCHW) and masks, recorded before the change, for the plan of
     tests/test_render.py::test_share_zero_keeps_the_plain_plans_and_pixels.
@@ -107,7 +131,7 @@ def test_dali_cpu_share_zero_keeps_the_plain_pixels(dali, scar):
 
     golden = {"patch": "a2b1262efc6390a2", "line": "9294edc37675d556"}
     imgs = base_images(6, S)
-    plan = balanced_plan(len(imgs), 2, S, seed=31, scar=scar, irregular=0.0)
+    plan = balanced_plan(len(imgs), 2, S, seed=31, scar=scar, irregular=0.0, cracks=0.0)
     out, masks = dali_renderer(torch.device("cpu")).render(plan, reflect_pad(imgs, plan.pad))
     h = hashlib.sha256(out.contiguous().numpy().tobytes() + masks.numpy().tobytes()).hexdigest()[:16]
     assert h == golden[scar]
@@ -166,15 +190,15 @@ def test_dali_training_runs_end_to_end(dali, tiles, tmp_path):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("scar", ["patch", "line"])
-@pytest.mark.parametrize("irregular", [0.5, 1.0])
-def test_dali_gpu_matches_torch(dali, scar, irregular, tmp_path):
+@pytest.mark.parametrize("irregular, cracks", [(0.5, 0.25), (1.0, 0.25), (0.5, 1.0)])
+def test_dali_gpu_matches_torch(dali, scar, irregular, cracks, tmp_path):
     imgs = base_images(5, S).cuda()
-    plan = balanced_plan(len(imgs), 3, S, seed=21, scar=scar, irregular=irregular)
+    plan = balanced_plan(len(imgs), 3, S, seed=21, scar=scar, irregular=irregular, cracks=cracks)
     padded = reflect_pad(imgs, plan.pad)
     ref, ref_masks = render(plan, padded.cpu())
     got, got_masks = dali_renderer(torch.device("cuda")).render(plan, padded)
     assert got.is_cuda and got_masks.is_cuda  # stays on the device: no host round trip
-    compare(plan, ref, got, f"gpu_{scar}_{irregular}", tmp_path)
+    compare(plan, ref, got, f"gpu_{scar}_{irregular}_{cracks}", tmp_path)
     assert torch.equal(got_masks.cpu(), ref_masks)
 
 

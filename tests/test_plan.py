@@ -143,7 +143,8 @@ def test_irregular_rows_ranges():
     t, sharp, opacity = p.blob[irr].unbind(1)
     assert t.min() >= P.BLOB_THRESHOLD[0] and t.max() <= P.BLOB_THRESHOLD[1] and sharp.min() > 0
     assert opacity.min() >= P.BLOB_OPACITY[0] and opacity.max() <= P.BLOB_OPACITY[1]
-    assert not p.blob[~irr].any() and not p.grid[~irr].any() and not p.grid_size[~irr].any()
+    crack = p.variant == 2  # cracks keep their opacity in blob[2]
+    assert not p.blob[~irr & ~crack].any() and not p.grid[~irr].any() and not p.grid_size[~irr].any()
     # Blend rows: another image for about other_source of them, inside the padded image.
     blend = irr & (p.label == PretextClass.CUTPASTE)
     other = p.blend_index[blend] != p.index[blend]
@@ -167,7 +168,7 @@ def test_one_image_blends_with_itself():
     assert torch.equal(p.blend_index, p.index)
 
 
-@pytest.mark.parametrize("key", ["irregular", "other_source"])
+@pytest.mark.parametrize("key", ["irregular", "other_source", "cracks"])
 @pytest.mark.parametrize("value", [-0.1, 1.5])
 def test_config_rejects_shares_outside_0_1(key, value):
     from sslad.config import RunConfig, SynthConfig
@@ -222,3 +223,91 @@ def test_scar_windows_hold_the_rotated_box_and_stay_inside():
     px = aff[:, 0, 0] * lx + aff[:, 0, 1] * ly + aff[:, 0, 2]
     py = aff[:, 1, 0] * lx + aff[:, 1, 1] * ly + aff[:, 1, 2]
     assert torch.allclose(px, sc.box[:, 3] / 2, atol=1e-3) and torch.allclose(py, sc.box[:, 2] / 2, atol=1e-3)
+
+
+# --- Cracks (class-2 variant 2: thin meandering polylines) ------------------------------------------
+
+
+def test_crack_rows_ranges():
+    """Shares (only among the non-blob scars), segment counts, widths, lengths, turns, joints, window, colour."""
+    size = 256
+    p = balanced_plan(40, 10, size, seed=5, irregular=0.3, cracks=0.5)
+    p.validate()
+    crack = p.variant == 2
+    scar = p.label == PretextClass.SCAR
+    assert not crack[~scar].any()
+    share = float(crack[scar & (p.variant != 1)].float().mean())
+    assert abs(share - 0.5) < 0.06, share
+    assert abs(float((p.variant[scar] == 1).float().mean()) - 0.3) < 0.06  # the blobs' share is untouched
+    n = p.crack_segments[crack]
+    assert int(n.min()) == P.CRACK_SEGMENTS[0] and int(n.max()) == P.CRACK_SEGMENTS[1]
+    assert not p.crack_segments[~crack].any() and not p.crack[~crack].any()
+    k = size / 256
+    for i in crack.nonzero().flatten().tolist():
+        m = int(p.crack_segments[i])
+        cy, cx, h, w, ang = p.crack[i, :m].double().unbind(1)
+        assert not p.crack[i, m:].any()
+        assert w.min() >= 1 and w.max() <= round(P.CRACK_WIDTH_256[1] * k)
+        length = h - w  # each box is its segment's length plus its width (overlapping joints)
+        assert length.min() >= 2
+        total = float(length.sum())
+        assert P.CRACK_LENGTH[0] * size - m <= total <= P.CRACK_LENGTH[1] * size + m, (i, total)
+        turn = (ang[1:] - ang[:-1] + 180) % 360 - 180
+        assert turn.abs().max() <= P.CRACK_TURN + 1e-3, i
+        # Joints: each segment ends where the next starts.
+        rad = ang * math.pi / 180
+        dy, dx = rad.cos() * length / 2, rad.sin() * length / 2
+        assert torch.allclose(cy[:-1] + dy[:-1], cy[1:] - dy[1:], atol=1e-3)
+        assert torch.allclose(cx[:-1] + dx[:-1], cx[1:] - dx[1:], atol=1e-3)
+        # The window (the row's box) is inside the image and holds every rotated segment box.
+        y0, x0, bh, bw = p.box[i].tolist()
+        assert y0 >= 0 and x0 >= 0 and y0 + bh <= size and x0 + bw <= size
+        hh = (h * rad.cos().abs() + w * rad.sin().abs()) / 2
+        hw = (h * rad.sin().abs() + w * rad.cos().abs()) / 2
+        assert (cy - hh).min() >= y0 and (cy + hh).max() <= y0 + bh and (cx - hw).min() >= x0
+        assert (cx + hw).max() <= x0 + bw
+    assert int(p.crack[crack][:, :, 3].max()) == round(P.CRACK_WIDTH_256[1] * k)  # the width range is used
+    assert torch.all(p.angle[crack] == 0) and torch.all(p.fill[crack] == 0) and not p.color[crack].any()
+    b = p.patch_jitter[crack, 0]
+    dark = b < 1
+    assert b[dark].min() >= P.CRACK_DARK[0] and b[dark].max() <= P.CRACK_DARK[1]
+    assert b[~dark].min() >= P.CRACK_BRIGHT[0] and b[~dark].max() <= P.CRACK_BRIGHT[1]
+    assert 0.5 < float(dark.float().mean()) < 0.9  # mostly dark, like real cracks
+    assert torch.equal(p.patch_jitter[crack, 1:], torch.tensor([1.0, 1.0, 0.0]).expand(int(crack.sum()), 3))
+    opacity = p.blob[crack, 2]
+    assert opacity.min() >= P.CRACK_OPACITY[0] and opacity.max() <= P.CRACK_OPACITY[1]
+    assert not p.blob[crack, :2].any()
+
+
+def test_cracks_change_only_their_rows():
+    """Crack draws come after every other: a share only turns plain scars into cracks, nothing else moves."""
+    for irregular in (0.0, 0.5):
+        base = balanced_plan(30, 2, S, seed=8, irregular=irregular, cracks=0.0)
+        mixed = balanced_plan(30, 2, S, seed=8, irregular=irregular, cracks=0.6)
+        crack = mixed.variant == 2
+        assert crack.any() and not base.crack.any()
+        assert torch.equal(base.variant[crack], torch.zeros(int(crack.sum()), dtype=torch.int64))  # plain scars
+        for k, v in base.tensors().items():
+            assert torch.equal(getattr(mixed, k)[~crack], v[~crack]), k
+
+
+def test_crack_plan_json_round_trip():
+    a = balanced_plan(6, 3, S, seed=2, cracks=1.0)
+    assert a.cracks().any()
+    obj = a.to_json()
+    row = next(r for r in obj["samples"] if r["variant"] == 2)
+    assert 3 <= len(row["crack"]) <= 6 and len(row["crack"][0]) == 5
+    b = type(a).from_json(obj).validate()
+    assert torch.equal(a.crack_segments, b.crack_segments) and torch.equal(a.variant, b.variant)
+    assert torch.allclose(a.crack, b.crack, atol=1e-4)
+    for r in obj["samples"]:  # plan.json files written before cracks load as plans without any
+        del r["crack"]
+    old = type(a).from_json(obj)
+    assert not old.crack.any() and not old.crack_segments.any()
+
+
+def test_plan_validate_rejects_cracks_outside_class_2():
+    p = balanced_plan(3, 1, S, seed=1, cracks=1.0)
+    p.variant[1] = 2
+    with pytest.raises(ValueError, match="cracks"):
+        p.validate()

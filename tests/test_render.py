@@ -126,7 +126,7 @@ def test_masks_mark_the_synthetic_anomalies(scar):
         c = int(plan.label[i])
         if c == PretextClass.GOOD:
             assert not masks[i].any()
-        elif plan.variant[i] == 1:  # an irregular blob: inside its box, never empty
+        elif plan.variant[i] != 0:  # an irregular blob or a crack: inside its box, never empty
             m = masks[i].bool()
             assert not (m & ~dest_region(plan, i, dilate=0.0)).any() and m.any(), i
         elif c == PretextClass.CUTPASTE:
@@ -172,10 +172,11 @@ def digest(*arrays: torch.Tensor) -> str:
 
 @pytest.mark.parametrize("scar", ["patch", "line"])
 def test_share_zero_keeps_the_plain_plans_and_pixels(scar):
-    """irregular=0: the plan and every rendered pixel are those of the renderer before the variants."""
+    """irregular=0, cracks=0: the plan and every rendered pixel are those of the renderer before the variants."""
     imgs = base_images()
-    plan = balanced_plan(len(imgs), 2, S, seed=31, scar=scar, irregular=0.0)
+    plan = balanced_plan(len(imgs), 2, S, seed=31, scar=scar, irregular=0.0, cracks=0.0)
     assert not plan.variant.any() and not plan.grid.any() and torch.equal(plan.blend_index, plan.index)
+    assert not plan.crack.any() and not plan.crack_segments.any()
     out, masks = render(plan, reflect_pad(imgs, plan.pad))
     assert (digest(*(getattr(plan, k) for k in OLD_FIELDS)), digest(out, masks)) == GOLDEN[scar]
     # A share only turns rows into blobs; every other row keeps all its plain values.
@@ -275,3 +276,67 @@ def test_alter_rows_darken_or_brighten_their_blob():
         assert abs(int(px.max() if b > 1 else px.min()) - round(128 + (target - 128) * float(plan.blob[i, 2]))) <= 1
         darker, brighter = darker + (b < 1), brighter + (b > 1)
     assert darker and brighter
+
+
+# --- Cracks (class-2 variant 2: thin meandering polylines) ------------------------------------------
+
+
+def reference_crack_alpha(plan, i: int, size: int) -> torch.Tensor:
+    """Row ``i``'s crack alpha (size, size), float64, from its definition: the maximum over its segments of
+    the bilinear sample of a segment's h x w box indicator (zero outside) at each pixel centre, mapped into
+    the segment's frame by the inverse rotation about its centre. Separable in that frame:
+    f_n(t) = clamp(min(t + 1/2, n + 1/2 - t), 0, 1) along each side."""
+    import math
+
+    ys = torch.arange(size, dtype=torch.float64) + 0.5
+    gy, gx = torch.meshgrid(ys, ys, indexing="ij")
+    alpha = torch.zeros(size, size, dtype=torch.float64)
+    for cy, cx, h, w, ang in plan.crack[i, :int(plan.crack_segments[i])].double().tolist():
+        a = math.radians(ang)
+        dx, dy = gx - cx, gy - cy
+        sx = math.cos(a) * dx - math.sin(a) * dy + w / 2  # src = R(-a) (dst - c) + box centre
+        sy = math.sin(a) * dx + math.cos(a) * dy + h / 2
+        fx = torch.minimum(sx + 0.5, w + 0.5 - sx).clamp(0, 1)
+        fy = torch.minimum(sy + 0.5, h + 0.5 - sy).clamp(0, 1)
+        alpha = torch.maximum(alpha, fx * fy)
+    return alpha
+
+
+def textured(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Grey stripe textures (values ~70-190), where darkening and brightening both show."""
+    import numpy as np
+
+    from helpers import texture
+
+    rng = np.random.default_rng(seed)
+    return torch.stack([torch.from_numpy(texture(rng, size)).permute(2, 0, 1) for _ in range(n)]).contiguous()
+
+
+@pytest.mark.parametrize("size", [48, 256])
+def test_crack_masks_mark_the_pixels_that_change(size):
+    """The mask is (max over segments of the warped box) >= 0.5, recomputed here from the definition;
+    changed pixels lie in the mask dilated by 1 px, mask pixels change (darker or brighter as planned),
+    and grey images stay grey."""
+    imgs = textured(4, size)
+    plan = balanced_plan(len(imgs), 3, size, seed=4, jitter=0.0, irregular=0.5, cracks=1.0)
+    rows = plan.cracks().nonzero().flatten().tolist()
+    assert len(rows) >= 3
+    out, masks = render(plan, reflect_pad(imgs, plan.pad))
+    for i in rows:
+        twin = out[i - 2]
+        delta = out[i].int() - twin.int()
+        diff = delta.abs().amax(0) > 0
+        m = masks[i].bool()
+        ref = reference_crack_alpha(plan, i, size)
+        clear = (ref - 0.5).abs() > 1e-4  # float32 vs float64 may differ on a near tie only
+        assert torch.equal(m[clear], (ref >= 0.5)[clear]), f"row {i}: mask is not alpha >= 0.5"
+        assert m.any() and not (diff & (ref <= 0)).any(), f"row {i}: changed a pixel outside the crack"
+        near = torch.nn.functional.max_pool2d(m[None, None].float(), 3, 1, 1)[0, 0].bool()
+        assert not (diff & ~near).any(), f"row {i}: changed a pixel more than 1 px from the mask"
+        assert diff[m].all(), f"row {i}: a mask pixel did not change"
+        sign = 1 if float(plan.patch_jitter[i, 0]) > 1 else -1
+        assert ((delta[:, m] * sign) > 0).all(), f"row {i}: not {'brighter' if sign > 0 else 'darker'}"
+        assert torch.equal(out[i, 0], out[i, 1]) and torch.equal(out[i, 1], out[i, 2]), f"row {i}: not grey"
+    if size == 256:  # thin lines: 1-4 px wide, so the mask is about length x width
+        widths = plan.crack[plan.cracks()][:, :, 3]
+        assert int(widths.max()) >= 3

@@ -69,6 +69,8 @@ synth_options = _options(
                  help="Share of cut-paste/scar samples drawn as irregular soft blobs" + _d("synth", "irregular")),
     click.option("--other-source", type=float, default=None,
                  help="Share of blob cut-pastes blending in another image" + _d("synth", "other_source")),
+    click.option("--cracks", type=float, default=None,
+                 help="Share of the non-blob scars drawn as thin meandering cracks" + _d("synth", "cracks")),
 )
 run_options = _options(
     click.option("--device", default=None, help=f"{' | '.join(C.DEVICES)}" + _d("train", "device")),

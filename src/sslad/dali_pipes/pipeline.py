@@ -19,10 +19,18 @@ Irregular rows (``plan.variant == 1``) are then blended in their box, for both c
     out   = multi_paste(out, cast(out_box * (1 - opacity * soft) + C * opacity * soft))
     mask  = multi_paste(mask, mask_box | (soft >= 0.5))
 
-The graph has no conditionals, so every group runs both parts and the plan's per-row flags
-(packed by :func:`pack_params`) make one of them a no-op: an irregular row's plain paste is a
-1x1 identity copy (cut-paste) or a zero-alpha warp (scar), and a plain row's blob has opacity 0
-and a 1x1 box.
+Crack rows (``plan.variant == 2``, class 2) then darken or brighten the scar output under the
+maximum of their segments' warped box indicators, in the crack's window:
+
+    a     = max_k warp_affine(slice(ones, segment k's h x w), window <- segment k)
+    out   = multi_paste(out, cast(out_win * (1 - opacity a) + clamp(color_twist(out_win)) * opacity a))
+    mask  = multi_paste(mask, mask_win | (a >= 0.5))
+
+The graph has no conditionals, so every group runs every part and the plan's per-row flags
+(packed by :func:`pack_params`) make all but one a no-op: an irregular or crack row's plain paste
+is a 1x1 identity copy (cut-paste) or a zero-alpha warp (scar), and the other rows' blob and crack
+have opacity 0 and a 1x1 window. A crack of fewer than ``CRACK_MAX`` segments repeats its first
+(the maximum does not change).
 
 Inputs (fed per batch through ``external_source``, so the core is reader-free and testable):
 ``base`` is the reflect-padded base image of each group (HWC uint8, on the graph's device) and
@@ -38,8 +46,8 @@ import torch
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali import math as dmath
 
-from sslad.synth.geometry import grid_affines, scar_windows, window_affines
-from sslad.synth.plan import GRID, Plan, PretextClass
+from sslad.synth.geometry import crack_affines, crack_segments, grid_affines, scar_windows, window_affines
+from sslad.synth.plan import CRACK_MAX, GRID, Plan, PretextClass
 
 _FIELDS = [
     ("shift", 2), ("jitter", 4),
@@ -49,6 +57,8 @@ _FIELDS = [
     *((f"{c}_irr_{name}", n) for c in ("cut", "scar") for name, n in (
         ("win", 4), ("shapes", 4), ("anchors", 4), ("grid", GRID * GRID), ("affine", 6), ("blob", 4),
         ("jitter", 4), ("pos", 2))),
+    ("crack_win", 4), ("crack_shapes", 4), ("crack_anchors", 4), ("crack_jitter", 4), ("crack_blob", 2),
+    *((f"crack_{name}{k}", n) for k in range(CRACK_MAX) for name, n in (("seg", 2), ("affine", 6))),
 ]
 #: Layout of one packed group: name -> (start, stop).
 PARAM_SLICES: dict[str, tuple[int, int]] = {}
@@ -78,7 +88,7 @@ def pack_params(plan: Plan) -> np.ndarray:
         "scar_jitter": scar.patch_jitter, "scar_box": scar.box, "scar_window": win,
         "scar_affine": window_affines(scar, win).reshape(g, 6), "color": scar.color, "fill": scar.fill[:, None],
         "scar_shapes": torch.cat([full, win[:, 2:]], 1), "scar_anchors": torch.cat([zero2, win[:, :2]], 1),
-        "cut_keep": (~cut_irr.irregular()).float()[:, None], "scar_keep": (~scar_irr.irregular()).float()[:, None],
+        "cut_keep": (cut_irr.variant == 0).float()[:, None], "scar_keep": (scar_irr.variant == 0).float()[:, None],
     }
     for c, rows in (("cut", cut_irr), ("scar", scar_irr)):
         irr = rows.irregular()
@@ -95,17 +105,39 @@ def pack_params(plan: Plan) -> np.ndarray:
             f"{c}_irr_jitter": torch.where(irr[:, None], rows.patch_jitter, torch.tensor([1.0, 1.0, 1.0, 0.0])),
             f"{c}_irr_pos": torch.where(irr[:, None], blend, 0.0),
         })
+    cols.update(_crack_part(scar_irr))
     out = torch.cat([cols[name].to(torch.float32) for name, _ in _FIELDS], dim=1)
     return out.contiguous().numpy()
 
 
+def _crack_part(rows: Plan) -> dict[str, torch.Tensor]:
+    """The crack columns of the class-2 rows: a 1x1 window with opacity 0 for rows that are not cracks."""
+    g = len(rows)
+    crack = rows.cracks()
+    v = crack.float()[:, None]
+    win = torch.where(crack[:, None], rows.box, torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    seg = crack_segments(rows)
+    size = torch.where(crack[:, None, None], seg[:, :, 2:4], 1.0)  # (G, K, 2): each segment's h x w box
+    aff = crack_affines(rows, win)
+    cols = {
+        "crack_win": win, "crack_shapes": torch.cat([torch.full((g, 2), float(rows.image_size)), win[:, 2:]], 1),
+        "crack_anchors": torch.cat([torch.zeros(g, 2), win[:, :2]], 1),
+        "crack_jitter": torch.where(crack[:, None], rows.patch_jitter, torch.tensor([1.0, 1.0, 1.0, 0.0])),
+        "crack_blob": torch.cat([rows.blob[:, 2:3] * v, v], 1),
+    }
+    for k in range(CRACK_MAX):
+        cols[f"crack_seg{k}"] = size[:, k]
+        cols[f"crack_affine{k}"] = aff[:, k].reshape(g, 6)
+    return cols
+
+
 def _plain_part(rows: Plan) -> Plan:
-    """The rows of one class with each irregular row's plain paste made a 1x1 no-op at the corner.
+    """The rows of one class with each irregular or crack row's plain paste made a 1x1 no-op at the corner.
 
     Cut-paste copies pixel (0, 0) onto itself with the identity twist (exact for uint8); the scar
     warps its 1x1 patch with alpha multiplied by ``scar_keep`` = 0, so it changes no pixel.
     """
-    irr = rows.irregular()
+    irr = rows.variant != 0
     if not bool(irr.any()):
         return rows
     out = rows.rows(slice(None))
@@ -200,4 +232,25 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
 
     cut, cut_mask = irregular(cut, cut_mask, blend, "cut")
     scar, scar_mask = irregular(scar, scar_mask, a, "scar")
+
+    # Cracks: the image darkened or brightened under the maximum of the segments' warped boxes.
+    win, blob = ip("crack_win"), here(p("crack_blob"))
+    ones = fn.constant(fdata=1.0, shape=[size, size, 1], dtype=types.FLOAT, layout="HWC", device=device)
+    comp = None
+    for k in range(CRACK_MAX):
+        seg = fn.slice(ones, start=[0, 0], shape=ip(f"crack_seg{k}"), axis_names="HW")
+        warped = fn.warp_affine(seg, matrix=fn.reshape(p(f"crack_affine{k}"), shape=[2, 3]),
+                                size=fn.cast(win[2:4], dtype=types.FLOAT), fill_value=0.0,
+                                interp_type=types.INTERP_LINEAR, inverse_map=True, dtype=types.FLOAT)
+        comp = warped if comp is None else dmath.max(comp, warped)
+    alpha = comp * blob[0:1]
+    under = fn.cast(fn.slice(scar, start=win[0:2], shape=win[2:4], axis_names="HW"), dtype=types.FLOAT)
+    content = dmath.clamp(twist(fn.slice(scar, start=win[0:2], shape=win[2:4], axis_names="HW"), "crack_jitter",
+                                types.FLOAT), 0.0, 255.0)
+    res = fn.cast(under * (1.0 - alpha) + content * alpha, dtype=types.UINT8)
+    shapes, anchors = ip("crack_shapes", [2, 2]), ip("crack_anchors", [2, 2])
+    scar = fn.multi_paste(scar, res, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+    marked = fn.cast(comp * blob[1:2] >= 0.5, dtype=types.UINT8) | fn.slice(
+        scar_mask, start=win[0:2], shape=win[2:4], axis_names="HW")
+    scar_mask = fn.multi_paste(scar_mask, marked, shapes=shapes, out_anchors=anchors, output_size=[size, size])
     return a, cut, scar, cut_mask, scar_mask

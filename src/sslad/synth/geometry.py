@@ -72,10 +72,16 @@ def window_affines(plan: Plan, windows: torch.Tensor) -> torch.Tensor:
     Patch coordinates are relative to the source box's top-left corner; both use pixel centres
     at ``i + 0.5`` (DALI's ``warp_affine`` convention with ``inverse_map=True``).
     """
-    m = inverse_affines(plan)
+    return box_window_affines(plan.box, plan.center, plan.angle, windows)
+
+
+def box_window_affines(box: torch.Tensor, center: torch.Tensor, angle: torch.Tensor,
+                       windows: torch.Tensor) -> torch.Tensor:
+    """:func:`window_affines` of (M, 4) boxes landing at (M, 2) centres, rotated by (M,) angles."""
+    m = box_affines(box, center, angle)
     wy, wx = windows[:, 0].to(torch.float32), windows[:, 1].to(torch.float32)
     t = m[:, :, 2] + m[:, :, 0] * wx[:, None] + m[:, :, 1] * wy[:, None]
-    t = t - torch.stack([plan.box[:, 1], plan.box[:, 0]], 1)
+    t = t - torch.stack([box[:, 1], box[:, 0]], 1)
     return torch.cat([m[:, :, :2], t[:, :, None]], dim=2)
 
 
@@ -85,13 +91,18 @@ def inverse_affines(plan: Plan) -> torch.Tensor:
     Coordinates are continuous with pixel centres at ``i + 0.5`` (DALI's ``warp_affine``
     convention with ``inverse_map=True``). The box rotates about its own centre.
     """
-    y0, x0, h, w = plan.box.unbind(1)
+    return box_affines(plan.box, plan.center, plan.angle)
+
+
+def box_affines(box: torch.Tensor, center: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """:func:`inverse_affines` of (M, 4) boxes landing at (M, 2) centres, rotated by (M,) angles."""
+    y0, x0, h, w = box.unbind(1)
     scy, scx = y0 + h / 2, x0 + w / 2
-    cy, cx = plan.center.unbind(1)
-    a = plan.angle * (math.pi / 180.0)
+    cy, cx = center.unbind(1)
+    a = angle * (math.pi / 180.0)
     cos, sin = a.cos(), a.sin()
     # src = R(-a) (dst - c) + sc, in (x, y); R(a) rotates counter-clockwise on screen (y down).
-    m = torch.zeros(len(plan), 2, 3)
+    m = torch.zeros(len(box), 2, 3)
     m[:, 0, 0] = cos
     m[:, 0, 1] = -sin
     m[:, 1, 0] = sin
@@ -99,6 +110,31 @@ def inverse_affines(plan: Plan) -> torch.Tensor:
     m[:, 0, 2] = scx - (cos * cx - sin * cy)
     m[:, 1, 2] = scy - (sin * cx + cos * cy)
     return m
+
+
+def crack_segments(plan: Plan) -> torch.Tensor:
+    """float32 (N, K, 5) segments (cy, cx, h, w, angle) of each row, unused ones a copy of segment 0.
+
+    A crack's alpha is the maximum over its segments, so a repeated segment changes nothing and
+    every row can warp the same number of segments (the DALI graph has one fixed set of ops).
+    """
+    seg = plan.crack
+    used = torch.arange(seg.shape[1])[None, :] < plan.crack_segments[:, None]
+    return torch.where(used[:, :, None], seg, seg[:, :1])
+
+
+def crack_affines(plan: Plan, windows: torch.Tensor) -> torch.Tensor:
+    """(N, K, 2, 3) maps from window pixel coordinates (x, y) to each segment's box coordinates (x, y).
+
+    A segment is a box of ``h`` x ``w`` pixels at (0, 0) landing at (cy, cx), rotated by its angle,
+    like a line scar; the maps read :func:`crack_segments` (unused segments repeat segment 0).
+    """
+    seg = crack_segments(plan)
+    n, k = seg.shape[:2]
+    flat = seg.reshape(n * k, 5)
+    box = torch.cat([torch.zeros(n * k, 2), flat[:, 2:4]], 1)
+    win = windows.repeat_interleave(k, dim=0)
+    return box_window_affines(box, flat[:, :2], flat[:, 4], win).reshape(n, k, 2, 3)
 
 
 def grid_affines(plan: Plan) -> torch.Tensor:

@@ -31,6 +31,19 @@ it, with ``alpha = opacity * soft`` and ``out = round(A * (1 - alpha) + C * alph
 The mask of an irregular row is ``soft >= 0.5``. Its random numbers are drawn after all the
 others, so with ``irregular = 0`` a plan's other fields are exactly the plain plan's.
 
+Cracks (``variant == 2``; a share ``cracks`` of the class-2 rows that are *not* blobs, so a row
+is never both and the blobs' choice is untouched): a thin meandering polyline like a crack in a
+tile or a solar cell. ``crack_segments`` (3-6) segments of ``crack`` (``cy, cx, h, w, angle`` each,
+a thin box whose long side ``h`` runs along the polyline, 1-4 px wide at 256 px, each turning up
+to ``CRACK_TURN`` degrees from the previous one, ``CRACK_LENGTH`` of the side in all). Each
+segment's alpha is the bilinearly warped box indicator, exactly as a line scar's; the crack's
+alpha is the maximum over its segments, ``alpha = opacity * max_k a_k`` (opacity in ``blob[2]``),
+and inside ``box`` (the window that holds every segment) the image is darkened or brightened,
+``out = round(A * (1 - alpha) + clamp(twist(A, patch_jitter)) * alpha)``: the local texture stays,
+which is what real cracks look like, and grey images stay grey. The mask is ``max_k a_k >= 0.5``.
+Its numbers are drawn after the blobs' (all of them, whatever the shares), so ``cracks = 0``
+leaves every plan byte-identical.
+
 Same plan in, same pixels out (up to interpolation): each backend only renders.
 Colour maths follow DALI's ``color_twist`` (a linear map in YIQ space), so the torch renderer
 and the DALI graph agree to rounding.
@@ -80,6 +93,18 @@ BLOB_OPACITY = (0.5, 1.0)
 ALTER_DARK = (0.5, 0.8)
 ALTER_BRIGHT = (1.2, 1.6)
 ALTER_CONTRAST = (0.6, 1.5)
+#: Cracks: segments per crack (the ``crack`` tensor holds CRACK_MAX), width of a segment at 256 px
+#: (scaled with the side, at least 1 px), total length as a fraction of the side, the largest turn
+#: between segments (degrees), the share drawn dark, the brightness factors and the opacity.
+CRACK_SEGMENTS = (3, 6)
+CRACK_MAX = CRACK_SEGMENTS[1]
+CRACK_WIDTH_256 = (1.0, 4.0)
+CRACK_LENGTH = (0.1, 0.4)
+CRACK_TURN = 40.0
+CRACK_DARK_SHARE = 0.7
+CRACK_DARK = (0.3, 0.7)
+CRACK_BRIGHT = (1.3, 1.8)
+CRACK_OPACITY = (0.7, 1.0)
 
 
 @dataclass
@@ -98,14 +123,18 @@ class Plan:
         angle: float32 (N,), rotation of the pasted box about its centre, in degrees.
         color: float32 (N, 3), fill colour (0..255) for line scars.
         fill: float32 (N,), 1 where the box is filled with ``color`` instead of the patch.
-        variant: int64 (N,), 1 for the irregular variants (class 1 blend, class 2 alter), else 0.
-            For those rows ``box`` is the destination box of the blob (``center`` its centre,
-            ``angle`` 0) and ``patch_jitter`` the colour of the blended or altered content.
+        variant: int64 (N,), 1 for the irregular variants (class 1 blend, class 2 alter), 2 for
+            cracks (class 2), else 0. For those rows ``box`` is the destination box of the blob or
+            the window holding the crack (``center`` its centre, ``angle`` 0) and ``patch_jitter``
+            the colour of the blended or altered content.
         grid: float32 (N, GRID, GRID), the blob's low-resolution noise (zeros for other rows).
         grid_size: int64 (N,), cells a side of ``grid`` in use (0 for other rows).
-        blob: float32 (N, 3), (threshold, sharpness, opacity) of the soft mask.
+        blob: float32 (N, 3), (threshold, sharpness, opacity) of the soft mask; (0, 0, opacity) for cracks.
         blend_index: int64 (N,), the image a blend row takes its content from (``index`` elsewhere).
         blend_pos: int64 (N, 2), (y, x) of that content's top-left in the reflect-padded image.
+        crack: float32 (N, CRACK_MAX, 5), a crack's segments (cy, cx, h, w, angle°), each a thin box
+            (long side h) rotated about its centre like a line scar; zeros past ``crack_segments``.
+        crack_segments: int64 (N,), segments in use (0 for other rows).
     """
 
     label: torch.Tensor
@@ -124,6 +153,8 @@ class Plan:
     blob: torch.Tensor
     blend_index: torch.Tensor
     blend_pos: torch.Tensor
+    crack: torch.Tensor
+    crack_segments: torch.Tensor
     image_size: int = 0
     pad: int = 0
 
@@ -165,15 +196,24 @@ class Plan:
         if bool((self.box[self.label == PretextClass.GOOD] != 0).any()):
             raise ValueError("class-0 rows paste nothing (empty box)")
         irr = self.variant == 1
-        if bool((irr & (self.label == PretextClass.GOOD)).any()) or bool(((self.variant != 0) & ~irr).any()):
-            raise ValueError("variant is 0 or 1, and 0 for class-0 rows")
+        if bool(((self.variant != 0) & (self.label == PretextClass.GOOD)).any()) or bool((self.variant > 2).any()) \
+                or bool((self.variant < 0).any()):
+            raise ValueError("variant is 0, 1 or 2, and 0 for class-0 rows")
         if bool((self.angle[irr] != 0).any()) or bool(((self.grid_size[irr] < 3) | (self.grid_size[irr] > GRID)).any()):
             raise ValueError(f"irregular rows are unrotated, with grid sizes in [3, {GRID}]")
+        crack, n = self.variant == 2, self.crack_segments
+        if bool((crack & (self.label != PretextClass.SCAR)).any()) or bool((self.angle[crack] != 0).any()) \
+                or bool(((n[crack] < 1) | (n[crack] > CRACK_MAX)).any()) or bool(n[~crack].any()):
+            raise ValueError(f"cracks are unrotated class-2 rows of 1 to {CRACK_MAX} segments")
         return self
 
     def irregular(self) -> torch.Tensor:
         """bool (N,): the rows rendered as irregular blobs."""
         return self.variant == 1
+
+    def cracks(self) -> torch.Tensor:
+        """bool (N,): the rows rendered as cracks."""
+        return self.variant == 2
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("image_size", "pad")}
@@ -196,6 +236,7 @@ class Plan:
                 "grid": _grid_rows(self.grid[i], int(self.grid_size[i])),
                 "blob": [round(float(v), 6) for v in self.blob[i]],
                 "blend_index": int(self.blend_index[i]), "blend_pos": [int(v) for v in self.blend_pos[i]],
+                "crack": [[round(float(v), 4) for v in seg] for seg in self.crack[i, :int(self.crack_segments[i])]],
             })
         return {"image_size": self.image_size, "pad": self.pad, "samples": rows}
 
@@ -209,6 +250,10 @@ class Plan:
             if r["grid"]:
                 k = len(r["grid"])
                 grid[i, :k, :k] = torch.tensor(r["grid"], dtype=torch.float32)
+        crack = torch.zeros(len(rows), CRACK_MAX, 5)
+        for i, r in enumerate(rows):  # plan.json files written before cracks have none
+            if r.get("crack"):
+                crack[i, :len(r["crack"])] = torch.tensor(r["crack"], dtype=torch.float32)
         return cls(
             label=col("label", torch.int64), index=col("index", torch.int64), shift=col("shift", torch.int64),
             jitter=col("jitter", torch.float32), patch_jitter=col("patch_jitter", torch.float32),
@@ -217,7 +262,8 @@ class Plan:
             variant=col("variant", torch.int64), grid=grid,
             grid_size=torch.tensor([len(r["grid"]) for r in rows], dtype=torch.int64),
             blob=col("blob", torch.float32), blend_index=col("blend_index", torch.int64),
-            blend_pos=col("blend_pos", torch.int64),
+            blend_pos=col("blend_pos", torch.int64), crack=crack,
+            crack_segments=torch.tensor([len(r.get("crack", [])) for r in rows], dtype=torch.int64),
             image_size=int(obj["image_size"]), pad=int(obj["pad"]),
         )
 
@@ -255,6 +301,7 @@ def sample_plan(
     irregular: float = SynthConfig.irregular,
     other_source: float = SynthConfig.other_source,
     num_images: int | None = None,
+    cracks: float = SynthConfig.cracks,
 ) -> Plan:
     """Sample the parameters of ``len(indices)`` groups (3 rows each: good, cut-paste, scar).
 
@@ -274,6 +321,7 @@ def sample_plan(
         irregular: share of the class-1 and class-2 rows drawn as irregular blobs (blend, alter).
         other_source: share of the blend rows whose content comes from another image.
         num_images: training images a blend may take content from (default: ``max(indices) + 1``).
+        cracks: share of the class-2 rows that are not blobs drawn as cracks (thin meandering lines).
     """
     if scar not in SCARS:
         raise ValueError(f"unknown scar style {scar!r}")
@@ -347,11 +395,14 @@ def sample_plan(
         blob=torch.zeros(groups * 3, 3),
         blend_index=index.repeat_interleave(3),
         blend_pos=torch.zeros(groups * 3, 2, dtype=torch.int64),
+        crack=torch.zeros(groups * 3, CRACK_MAX, 5),
+        crack_segments=torch.zeros(groups * 3, dtype=torch.int64),
         image_size=image_size, pad=pad,
     )
     # Every draw below comes after all the plain plan's draws: they never change its other fields.
     images = int(num_images) if num_images is not None else int(index.max()) + 1 if groups else 1
     _irregular_rows(plan, g, irregular, other_source, images, jitter, gray)
+    _crack_rows(plan, g, cracks)  # after the blobs' draws: cracks never change a blob
     return plan
 
 
@@ -417,10 +468,74 @@ def _irregular_rows(plan: Plan, g: torch.Generator, share: float, other_source: 
         plan.blend_pos[rows] = pos[chosen]
 
 
+def _crack_rows(plan: Plan, g: torch.Generator, share: float) -> None:
+    """Draw a crack per group and turn a share of the plain class-2 rows of ``plan`` into them (in place).
+
+    Every number is drawn whatever the share, so plans that differ only in shares have the same
+    cracks. A polyline starts at 0, heads in a uniform direction and turns by up to ``CRACK_TURN``
+    degrees per segment; each segment's box is its length plus its width long (the overlap closes
+    the joints) and is rotated so that its long side runs from one point to the next. The whole
+    crack is then moved to a uniform place where its window (every segment's rotated box + 1 px
+    of bilinear fringe) lies inside the image; the window becomes the row's ``box``.
+    """
+    groups = plan.groups
+    S = float(plan.image_size)
+    K = CRACK_MAX
+    chosen = torch.rand(groups, generator=g) < share
+    count = torch.randint(CRACK_SEGMENTS[0], CRACK_SEGMENTS[1] + 1, (groups,), generator=g)
+    used = torch.arange(K)[None, :] < count[:, None]  # (G, K)
+    total = _u(g, groups, *CRACK_LENGTH) * S
+    parts = (0.5 + torch.rand(groups, K, generator=g)) * used  # lengths vary 1:3 between segments
+    length = (total[:, None] * parts / parts.sum(1, keepdim=True)).round().clamp(min=2)
+    width = ((CRACK_WIDTH_256[0] + (CRACK_WIDTH_256[1] - CRACK_WIDTH_256[0]) * torch.rand(groups, K, generator=g))
+             * (S / 256.0)).round().clamp(min=1)
+    start = torch.rand(groups, generator=g) * 360.0
+    turn = (torch.rand(groups, K, generator=g) * 2 - 1) * CRACK_TURN
+    turn[:, 0] = 0.0
+    angle = start[:, None] + turn.cumsum(1)  # direction (dx, dy) = (sin, cos): a box's long side at that angle
+    rad = angle * (math.pi / 180.0)
+    step_y, step_x = length * rad.cos(), length * rad.sin()
+    end_y, end_x = step_y.cumsum(1), step_x.cumsum(1)
+    cy, cx = end_y - step_y / 2, end_x - step_x / 2  # segment midpoints, the polyline starting at (0, 0)
+    h = length + width
+    angle = (angle + 180.0) % 360.0 - 180.0
+    hh, hw = rotated_half_extent(h, width, angle)
+    big = torch.tensor(float("inf"))
+    lo_y = torch.where(used, cy - hh - 1, big).amin(1)
+    lo_x = torch.where(used, cx - hw - 1, big).amin(1)
+    hi_y = torch.where(used, cy + hh + 1, -big).amax(1)
+    hi_x = torch.where(used, cx + hw + 1, -big).amax(1)
+    oy = -lo_y + torch.rand(groups, generator=g) * (S - (hi_y - lo_y)).clamp(min=0)
+    ox = -lo_x + torch.rand(groups, generator=g) * (S - (hi_x - lo_x)).clamp(min=0)
+    cy, cx = cy + oy[:, None], cx + ox[:, None]
+    top, left = (lo_y + oy).floor().clamp(0, S), (lo_x + ox).floor().clamp(0, S)
+    bottom, right = (hi_y + oy).ceil().clamp(0, S), (hi_x + ox).ceil().clamp(0, S)
+    dark = torch.rand(groups, generator=g) < CRACK_DARK_SHARE
+    bright = torch.where(dark, _u(g, groups, *CRACK_DARK), _u(g, groups, *CRACK_BRIGHT))
+    opacity = _u(g, groups, *CRACK_OPACITY)
+    segs = torch.stack([cy, cx, h, width, angle], 2) * used[:, :, None]
+
+    chosen = chosen & (plan.of_class(PretextClass.SCAR).variant == 0)  # blobs keep their rows
+    rows = (torch.arange(groups) * 3 + int(PretextClass.SCAR))[chosen]
+    box = torch.stack([top, left, bottom - top, right - left], 1)[chosen]
+    plan.variant[rows] = 2
+    plan.box[rows] = box
+    plan.center[rows] = box[:, :2] + box[:, 2:] / 2
+    plan.angle[rows] = 0.0
+    one = torch.ones_like(bright)
+    plan.patch_jitter[rows] = torch.stack([bright, one, one, torch.zeros_like(bright)], 1)[chosen]
+    plan.color[rows] = 0.0
+    plan.fill[rows] = 0.0
+    plan.blob[rows] = torch.stack([torch.zeros_like(opacity), torch.zeros_like(opacity), opacity], 1)[chosen]
+    plan.crack[rows] = segs[chosen]
+    plan.crack_segments[rows] = count[chosen]
+
+
 def balanced_plan(
     num_images: int, variants: int, image_size: int, seed: int, scar: str = SynthConfig.scar,
     jitter: float = SynthConfig.jitter, translate: float = SynthConfig.translate, gray: bool = False,
     irregular: float = SynthConfig.irregular, other_source: float = SynthConfig.other_source,
+    cracks: float = SynthConfig.cracks,
 ) -> Plan:
     """One regeneration: ``variants`` groups (good, cut-paste, scar) per training image, seeded.
 
@@ -429,4 +544,4 @@ def balanced_plan(
     g = torch.Generator().manual_seed(int(seed))
     idx = torch.arange(num_images).repeat(variants)
     return sample_plan(idx, image_size, g, scar=scar, jitter=jitter, translate=translate, gray=gray,
-                       irregular=irregular, other_source=other_source, num_images=num_images)
+                       irregular=irregular, other_source=other_source, num_images=num_images, cracks=cracks)

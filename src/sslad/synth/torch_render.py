@@ -17,9 +17,15 @@ Irregular rows (``plan.variant == 1``) skip those pastes and are blended instead
          | clamp(twist(A[box], patch_jitter))                            (class 2, alter)
     out  = A with round(A_box * (1 - alpha) + C * alpha) in the box
 
+Crack rows (``plan.variant == 2``, class 2) warp each segment's box indicator into the crack's
+window like a line scar's alpha, and darken or brighten the image under their maximum:
+
+    a    = max_k warp([1 in segment box k], window <- segment k)           bilinear, zero outside
+    out  = A with round(A_win * (1 - opacity a) + clamp(twist(A_win, patch_jitter)) * opacity a)
+
 Each sample also gets its ground-truth mask (uint8 0/1): empty for class 0, the destination box
-for cut-paste, ``W_alpha >= 0.5`` for the scar, ``soft >= 0.5`` for an irregular row: what a
-per-pixel head learns to find.
+for cut-paste, ``W_alpha >= 0.5`` for the scar, ``soft >= 0.5`` for an irregular row, ``a >= 0.5``
+for a crack: what a per-pixel head learns to find.
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sslad.synth.geometry import color_matrices, grid_affines, scar_windows, window_affines
+from sslad.synth.geometry import (
+    color_matrices,
+    crack_affines,
+    crack_segments,
+    grid_affines,
+    scar_windows,
+    window_affines,
+)
 from sslad.synth.plan import Plan, PretextClass
 
 
@@ -232,6 +245,53 @@ def paste_irregular(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, 
     masks.view(-1).index_copy_(0, dst.flatten(), (soft >= 0.5).to(torch.uint8).flatten())
 
 
+def crack_alpha(plan: Plan, top: torch.Tensor, left: torch.Tensor, h: int, w: int,
+                dev: torch.device) -> torch.Tensor:
+    """Crack alphas on (h, w) windows at (top, left): float (N, 1, h, w), the maximum over the segments.
+
+    Each segment's alpha is its box indicator warped with ``grid_sample`` (bilinear, zero outside),
+    as :func:`paste_scar` warps a line's: what DALI's ``warp_affine`` of a box of ones gives.
+    """
+    seg = crack_segments(plan)
+    n, k = seg.shape[:2]
+    aff = crack_affines(plan, torch.stack([top, left], 1).cpu()).reshape(n * k, 2, 3).to(dev)
+    sh, sw = seg[:, :, 2].reshape(-1).to(torch.int64), seg[:, :, 3].reshape(-1).to(torch.int64)
+    hmax, wmax = max(1, int(sh.max())), max(1, int(sw.max()))
+    valid = ((torch.arange(hmax)[None, :, None] < sh[:, None, None])
+             & (torch.arange(wmax)[None, None, :] < sw[:, None, None]))[:, None].float().to(dev)
+    ys = torch.arange(h, device=dev, dtype=torch.float32) + 0.5
+    xs = torch.arange(w, device=dev, dtype=torch.float32) + 0.5
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    px = aff[:, 0, 0, None, None] * gx + aff[:, 0, 1, None, None] * gy + aff[:, 0, 2, None, None]
+    py = aff[:, 1, 0, None, None] * gx + aff[:, 1, 1, None, None] * gy + aff[:, 1, 2, None, None]
+    grid = torch.stack([px * (2.0 / wmax) - 1.0, py * (2.0 / hmax) - 1.0], dim=-1)
+    warped = F.grid_sample(valid, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warped.view(n, k, h, w).amax(1, keepdim=True)
+
+
+def paste_crack(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
+    """Crack rows: the image darkened or brightened under the crack's alpha; ``a >= 0.5`` masks.
+
+    ``out[rows]`` hold ``a``. Windows share one size, grown from each crack's ``box`` (which holds
+    every segment with its fringe) and kept inside the image, so every written pixel is written once.
+    """
+    dev = a.device
+    S = plan.image_size
+    box = plan.box.to(torch.int64)
+    wh, ww = int(box[:, 2].max()), int(box[:, 3].max())
+    top, left = box[:, 0].clamp(max=S - wh), box[:, 1].clamp(max=S - ww)
+    comp = crack_alpha(plan, top, left, wh, ww, dev)
+    alpha = comp * plan.blob[:, 2].to(dev)[:, None, None, None]
+    groups = torch.arange(len(a), device=dev)
+    under = a.take(window_index(a.shape, groups, top, left, wh, ww)).float()
+    content = color_twist(under, plan.patch_jitter).clamp_(0, 255)
+    res = to_uint8(under * (1 - alpha) + content * alpha)
+    dst = window_index(out.shape, rows.to(dev), top, left, wh, ww)
+    out.view(-1).index_copy_(0, dst.flatten(), res.flatten())
+    dst = window_index(masks[:, None].shape, rows.to(dev), top, left, wh, ww)
+    masks.view(-1).index_copy_(0, dst.flatten(), (comp >= 0.5).to(torch.uint8).flatten())
+
+
 def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: torch.Tensor) -> None:
     """Render whole groups of ``plan`` into contiguous uint8 ``out`` (N, 3, S, S) and zeroed ``masks`` (N, S, S)."""
     a = augment(plan, padded)
@@ -239,17 +299,19 @@ def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: to
     for c in range(3):
         view[:, c] = a
     rows = torch.arange(plan.groups, device=a.device) * 3
+    def irregular(out, masks, rows, a, sub):
+        paste_irregular(out, masks, rows, a, sub, padded)
+
     for c, paste in ((PretextClass.CUTPASTE, paste_cut), (PretextClass.SCAR, paste_scar)):
         sub = plan.of_class(c)
-        irr = sub.irregular().to(a.device)
-        if not bool(irr.any()):
+        variant = sub.variant.to(a.device)
+        if not bool(variant.any()):
             paste(out, masks, rows + int(c), a, sub)
             continue
-        keep = (~irr).nonzero().flatten()
-        if len(keep):  # the plain pastes see only their own rows
-            paste(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()))
-        keep = irr.nonzero().flatten()
-        paste_irregular(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()), padded)
+        for v, kind in ((0, paste), (1, irregular), (2, paste_crack)):  # each paste sees only its own rows
+            keep = (variant == v).nonzero().flatten()
+            if len(keep):
+                kind(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()))
 
 
 def render(plan: Plan, padded: torch.Tensor, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
