@@ -45,23 +45,27 @@ timeout 180 $SSLAD bench --backends dali,torch,pil --device cuda --image-size 25
   --repeats 1 --warmup 5 --workers 16 --training --train-steps 100 --json "$OUT/bench_gpu_training.json" \
   2>&1 | tail -n 12
 
-# 4. The GPU recipe (configs/gpu.yaml: 256 px, masks + per-pixel head, maps) per backend, same seed.
+# 4. The GPU recipe (configs/gpu.yaml: 256 px, U-Net decoder, blobs and cracks, maps) per backend, same seed,
+#    then the downstream transfer of the DALI run into a MobileNetV3-Small student.
 DATA=.carry/magnetic_tile
 [ -d "$DATA" ] || DATA=../shared/data/magnetic_tile
 for b in dali torch; do
   /usr/bin/time -f "%e s wall" timeout 200 $SSLAD train "$DATA" --config configs/gpu.yaml --backend "$b" \
     --epochs 20 --seed 0 --out "$OUT/train_$b" --overwrite 2>&1 | tail -n 12
 done
+timeout 120 $SSLAD distill "$OUT/train_dali" --arch mobilenet_v3_small --out "$OUT/train_student" --device cuda \
+  --overwrite 2>&1 | tail -n 8
 python3 - "$OUT" <<'PY'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
 summary = {}
-for b in ("dali", "torch"):
+for b in ("dali", "torch", "student"):
     m = out / f"train_{b}" / "metrics.json"
     if m.is_file():
         d = json.loads(m.read_text())
         summary[b] = {k: d.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "false_positive_rate",
-                                            "train_time_s", "images_per_s", "regen_time_s", "backend")}
+                                            "train_time_s", "images_per_s", "regen_time_s", "backend",
+                                            "discrepancy_pixel_auroc")}
 (out / "summary.json").write_text(json.dumps(summary, indent=1))
 print(json.dumps(summary, indent=1))
 PY

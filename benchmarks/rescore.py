@@ -12,12 +12,11 @@ for each combination, plus machine info.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 
-from sslad.bench import metadata
+from common import save_record
+
 from sslad.checkpoint import load_checkpoint
 from sslad.config import IMAGE_SCORES, RunConfig
 from sslad.data import holdout_split, load_dataset
@@ -52,10 +51,8 @@ def main(argv: list[str]) -> int:
                          "false_positive_rate": d["false_positive_rate"], "recall": d["recall"]})
             print(f"{mode:<10} {source:<8} AUROC {m['image_auroc']:.4f}  FPR {d['false_positive_rate']:.3f}  "
                   f"recall {d['recall']:.3f}")
-    record = {"name": name, "run_dir": str(run_dir), "config": ckpt["config"], "rows": rows, "metadata": metadata()}
-    dest = Path(__file__).parent / "results" / f"{name}.json"
-    dest.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"-> {dest}")
+    record = {"name": name, "run_dir": str(run_dir), "config": ckpt["config"], "rows": rows}
+    save_record(name, record)
     return 0
 
 

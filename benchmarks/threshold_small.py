@@ -13,15 +13,13 @@ and the mean recall on its defective ones. Writes ``benchmarks/results/NAME.json
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import save_record
 
 from sslad.backends import make_renderer
-from sslad.bench import metadata
 from sslad.config import RunConfig
 from sslad.data import load_dataset, split_train
 from sslad.detector import Detector
@@ -68,10 +66,8 @@ def main(argv: list[str]) -> int:
             print(f"n={n:<4} {rule:<11} FPR {100 * rows[-1]['fpr_mean']:5.1f} % (90th pct "
                   f"{100 * rows[-1]['fpr_p90']:5.1f} %), recall {100 * rows[-1]['recall_mean']:5.1f} %")
     record = {"name": name, "run_dir": str(run_dir), "image_score": det.scorer.image_score, "draws": draws,
-              "quantile": det.scorer.quantile, "rows": rows, "metadata": metadata()}
-    dest = Path(__file__).parent / "results" / f"{name}.json"
-    dest.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"-> {dest}")
+              "quantile": det.scorer.quantile, "rows": rows}
+    save_record(name, record)
     return 0
 
 

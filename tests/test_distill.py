@@ -20,18 +20,35 @@ def distil(teacher, out, *args):
 
 
 @pytest.fixture(scope="module")
-def student(tiny_run, tmp_path_factory):
-    return distil(tiny_run[0], tmp_path_factory.mktemp("stu") / "mnv3", "--arch", "mobilenet_v3_small")
+def pair(tiles, tmp_path_factory):
+    """(teacher run, its student): ``sslad train ... --student mobilenet_v3_small``, the transfer as a final stage."""
+    from conftest import TINY
+
+    out = tmp_path_factory.mktemp("pair") / "run"
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), *TINY, "--student", "mobilenet_v3_small"])
+    assert res.exit_code == 0, res.output
+    assert "student run folder" in res.output
+    return out, out / "student"
 
 
-def test_student_learns_the_teachers_features(student, tiny_run, tiles):
+@pytest.fixture(scope="module")
+def student(pair):
+    return pair[1]
+
+
+@pytest.fixture(scope="module")
+def teacher(pair):
+    return pair[0]
+
+
+def test_student_learns_the_teachers_features(student, teacher, tiles):
     """Fails if distillation does not learn: on the training images the distilled student's feature distance to
     the teacher is well below that of the same student untrained."""
     from sslad.data import load_dataset
     from sslad.distill import feature_distance, load_teacher, teacher_features
     from sslad.models import StudentConfig, StudentNet
 
-    teacher, _ = load_teacher(tiny_run[0], torch.device("cpu"))
+    teacher, _ = load_teacher(teacher, torch.device("cpu"))
     trained = sslad.load(student).model
     fresh = StudentNet(StudentConfig(arch="mobilenet_v3_small")).eval()
     x = load_dataset(str(tiles), None, 32, splits=("train",)).train.images
@@ -42,11 +59,11 @@ def test_student_learns_the_teachers_features(student, tiny_run, tiles):
     assert err[0] < 0.8 * err[1], err
 
 
-def test_discrepancy_is_higher_inside_a_planted_defect(student, tiny_run, tiles):
+def test_discrepancy_is_higher_inside_a_planted_defect(student, teacher, tiles):
     from sslad.data import load_dataset
     from sslad.distill import discrepancy_maps, load_teacher
 
-    teacher, _ = load_teacher(tiny_run[0], torch.device("cpu"))
+    teacher, _ = load_teacher(teacher, torch.device("cpu"))
     test = load_dataset(str(tiles), None, 32, splits=("test",)).test
     bad = [i for i, t in enumerate(test.types) if t != "good"]
     maps = discrepancy_maps(sslad.load(student).model, teacher, test.images[bad], 32)
@@ -83,9 +100,9 @@ def test_student_export_matches_predict(student, tiles, tmp_path):
     np.testing.assert_allclose(maps, det.maps.numpy(), rtol=1e-3, atol=1e-4)
 
 
-def test_distillation_is_reproducible_bit_for_bit(tiny_run, tmp_path):
-    a = distil(tiny_run[0], tmp_path / "a", "--arch", "resnet10", "--epochs", "1")
-    b = distil(tiny_run[0], tmp_path / "b", "--arch", "resnet10", "--epochs", "1")
+def test_distillation_is_reproducible_bit_for_bit(teacher, tmp_path):
+    a = distil(teacher, tmp_path / "a", "--arch", "resnet10", "--min-steps", "20")
+    b = distil(teacher, tmp_path / "b", "--arch", "resnet10", "--min-steps", "20")
     sa, sb = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b))
     assert all(torch.equal(v, sb[k]) for k, v in sa.items())
     assert (a / "scores.csv").read_bytes() == (b / "scores.csv").read_bytes()
@@ -96,8 +113,8 @@ def test_distillation_is_reproducible_bit_for_bit(tiny_run, tmp_path):
     ("corrupt", "not a readable sslad checkpoint"),
     ("student teacher", "holds a student"),
 ])
-def test_bad_teachers_are_one_line(case, message, tiny_run, student, tmp_path):
-    teacher, extra = tiny_run[0], []
+def test_bad_teachers_are_one_line(case, message, teacher, student, tmp_path):
+    extra = []
     if case == "other size":
         extra = ["--image-size", "64"]
     elif case == "corrupt":

@@ -170,7 +170,7 @@ def test_resume_without_an_unfinished_run(tiles, tmp_path, reference):
 def test_overwrite_removes_what_sslad_wrote_and_only_that(tiles, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    exports = ("model.onnx", "model.onnx.json", "model.torchscript.pt", "model.torchscript.pt.json")
+    exports = ("model.onnx", "model.onnx.json", "model.onnx.data", "model.torchscript.pt", "model.torchscript.pt.json")
     for name in ("model.pt", "scores.csv", "scores.png", "predictions.csv", "metrics.json", *exports):
         (out / name).write_text("stale")
     (out / "eval").mkdir()

@@ -8,6 +8,7 @@ training: ``torchrun ... -m sslad.cli train ...``.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import click
@@ -133,15 +134,26 @@ def cli():
               "maximum, or both standardised" + _d("score", "image_score"))
 @click.option("--threshold-quantile", type=float, default=None,
               help="Thresholds: this quantile of the held-out good images' scores" + _d("score", "threshold_quantile"))
+@click.option("--student", type=click.Choice(C.STUDENT_ARCHS), default=None,
+              help="Then distil the run into a student of this trunk, in RUN_DIR/student (see sslad distill).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out (removes the files sslad wrote there).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its training state.")
 @friendly
-def train(data, out_dir, overwrite, resume, **kw):
+def train(data, out_dir, student, overwrite, resume, **kw):
     """Train on DATA's good images, fit the scorer, evaluate the test split, write the run folder."""
     from sslad.api import train as train_api
 
-    train_api(build_config(data, kw), out_dir, overwrite=overwrite, resume=resume, log=_log)
+    cfg = build_config(data, kw)
+    train_api(cfg, out_dir, overwrite=overwrite, resume=resume, log=_log)
     _log(f"run folder: {out_dir}")
+    if student and int(os.environ.get("RANK", "0")) == 0:
+        from pathlib import Path
+
+        from sslad.distill import distill_run
+
+        dc = C.DistillConfig(arch=student, seed=cfg.train.seed, device=cfg.train.device)
+        distill_run(out_dir, Path(out_dir) / "student", dc, overwrite=overwrite, log=_log)
+        _log(f"student run folder: {Path(out_dir) / 'student'}")
 
 
 @cli.command()

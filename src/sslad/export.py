@@ -28,6 +28,8 @@ from sslad.files import check_output_file, writing
 
 #: Default file name of each format (RUN_DIR/<name>); ``sslad.training.RUN_FILES`` lists them for --overwrite.
 EXPORT_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+#: What an export writes beside FILE: the JSON sidecar, and ONNX's external weights (torch's exporter).
+EXPORT_SIDECARS = (".json", ".data")
 
 
 def export_run(run_dir: str, fmt: str, out_file: str | None = None) -> dict:

@@ -28,7 +28,7 @@ from sslad.data.io import check_memory
 from sslad.detector import Detector
 from sslad.errors import SsladError
 from sslad.evaluate import evaluate_set
-from sslad.export import EXPORT_FILES
+from sslad.export import EXPORT_FILES, EXPORT_SIDECARS
 from sslad.files import make_output_dir
 from sslad.models import NetConfig, PretextNet, infer_images, load_trunk_weights
 from sslad.progress import bar
@@ -110,8 +110,8 @@ class Run:
 #: What sslad writes into a run folder (train, eval, predict, export): all that --overwrite removes, and only that.
 RUN_FILES = ("config.yaml", "metrics.csv", "metrics.json", "scores.csv", "scores.png", "pretext_samples.png",
              "model.pt", TRAIN_STATE, "predictions.csv", "report.png",
-             *EXPORT_FILES.values(), *(f"{name}.json" for name in EXPORT_FILES.values()))
-RUN_DIRS = ("eval", "maps")
+             *EXPORT_FILES.values(), *(f"{name}{ext}" for name in EXPORT_FILES.values() for ext in EXPORT_SIDECARS))
+RUN_DIRS = ("eval", "maps", "student")
 
 
 def prepare_run_dir(out: Path, data_path: str, overwrite: bool, resume: bool) -> dict | None:

@@ -133,6 +133,18 @@ def _ragged_boxes(h: torch.Tensor, w: torch.Tensor, dev) -> tuple[torch.Tensor, 
     return n, r // wn, r % wn
 
 
+def composite(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, window: tuple, blended: torch.Tensor,
+              inside: torch.Tensor) -> None:
+    """Write float ``blended`` (rounded and saturated) and the bool mask ``inside``, both (N, C, h, w), into the
+    per-row windows ``(top, left, h, w)`` of ``out[rows]`` and ``masks[rows]``."""
+    top, left, h, w = window
+    dev = blended.device
+    dst = window_index(out.shape, rows.to(dev), top, left, h, w)
+    out.view(-1).index_copy_(0, dst.flatten(), to_uint8(blended).flatten())
+    dst = window_index(masks[:, None].shape, rows.to(dev), top, left, h, w)
+    masks.view(-1).index_copy_(0, dst.flatten(), inside.to(torch.uint8).flatten())
+
+
 def paste_cut(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
     """Class 1: exact jittered copies, written into ``out[rows]`` (which already hold ``a``); box masks.
 
@@ -183,11 +195,8 @@ def paste_scar(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: to
     warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     groups = torch.arange(len(a), device=dev)
     a_win = a.take(window_index(a.shape, groups, grown[:, 0], grown[:, 1], wh, ww)).float()
-    res = to_uint8(a_win * (1 - warped[:, 3:4]) + warped[:, :3])
-    dst = window_index(out.shape, rows.to(dev), grown[:, 0], grown[:, 1], wh, ww)
-    out.view(-1).index_copy_(0, dst.flatten(), res.flatten())
-    dst = window_index(masks[:, None].shape, rows.to(dev), grown[:, 0], grown[:, 1], wh, ww)
-    masks.view(-1).index_copy_(0, dst.flatten(), (warped[:, 3:4] >= 0.5).to(torch.uint8).flatten())
+    composite(out, masks, rows, (grown[:, 0], grown[:, 1], wh, ww), a_win * (1 - warped[:, 3:4]) + warped[:, :3],
+              warped[:, 3:4] >= 0.5)
 
 
 def blob_alpha(plan: Plan, top: torch.Tensor, left: torch.Tensor, h: int, w: int,
@@ -238,11 +247,7 @@ def paste_irregular(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, 
     else:  # alter: the image's own content
         src = under
     content = color_twist(src, plan.patch_jitter).clamp_(0, 255)
-    res = to_uint8(under * (1 - alpha) + content * alpha)
-    dst = window_index(out.shape, rows.to(dev), top, left, wh, ww)
-    out.view(-1).index_copy_(0, dst.flatten(), res.flatten())
-    dst = window_index(masks[:, None].shape, rows.to(dev), top, left, wh, ww)
-    masks.view(-1).index_copy_(0, dst.flatten(), (soft >= 0.5).to(torch.uint8).flatten())
+    composite(out, masks, rows, (top, left, wh, ww), under * (1 - alpha) + content * alpha, soft >= 0.5)
 
 
 def crack_alpha(plan: Plan, top: torch.Tensor, left: torch.Tensor, h: int, w: int,
@@ -285,11 +290,7 @@ def paste_crack(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: t
     groups = torch.arange(len(a), device=dev)
     under = a.take(window_index(a.shape, groups, top, left, wh, ww)).float()
     content = color_twist(under, plan.patch_jitter).clamp_(0, 255)
-    res = to_uint8(under * (1 - alpha) + content * alpha)
-    dst = window_index(out.shape, rows.to(dev), top, left, wh, ww)
-    out.view(-1).index_copy_(0, dst.flatten(), res.flatten())
-    dst = window_index(masks[:, None].shape, rows.to(dev), top, left, wh, ww)
-    masks.view(-1).index_copy_(0, dst.flatten(), (comp >= 0.5).to(torch.uint8).flatten())
+    composite(out, masks, rows, (top, left, wh, ww), under * (1 - alpha) + content * alpha, comp >= 0.5)
 
 
 def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: torch.Tensor) -> None:
