@@ -71,6 +71,10 @@ def test_auto_image_score_picks_the_best_mode_on_synthetic_anomalies():
     sc = Scorer(ScoreConfig(image_score="auto")).fit(*fit, 32, holdout=hold, synthetic=(far, flat, anomalous))
     assert sc.image_score == "embedding" and sc.synthetic_auroc["map"] < 0.8
     assert Scorer(ScoreConfig(image_score="auto")).fit(*fit, 32, holdout=hold).image_score == "embedding"  # no set
+    # a mode that wins by less than the margin loses to the simpler one
+    close = Scorer(ScoreConfig(image_score="auto", auto_margin=0.6)).fit(*fit, 32, holdout=hold,
+                                                                         synthetic=(emb_noise, probs, anomalous))
+    assert close.image_score == "embedding" and close.synthetic_auroc["map"] == 1.0
 
 
 def test_few_held_out_images_take_their_augmented_views_into_the_threshold():

@@ -104,6 +104,7 @@ class ScoreConfig:
     holdout: float = 0.1  # share of train/good kept out of training and the fit, for the thresholds
     holdout_min: int = 10  # ... but at least this many (at most a quarter of train/good)
     views_below: int = 50  # fewer held-out images than this: their augmented views join them for the thresholds
+    auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
 
 
 STUDENT_ARCHS = ("resnet18", "resnet10", "mobilenet_v3_small")  # the downstream transfer's trunks
@@ -199,6 +200,7 @@ class RunConfig:
             (0 <= c.holdout <= 0.5, "holdout must lie in [0, 0.5]"),
             (c.holdout_min >= 0, "holdout_min cannot be negative"),
             (c.views_below >= 0, "views_below cannot be negative"),
+            (0 <= c.auto_margin < 1, "auto_margin must lie in [0, 1)"),
         ]
         for ok, msg in checks:
             if not ok:
