@@ -72,7 +72,7 @@ def test_auto_image_score_picks_the_best_mode_on_synthetic_anomalies():
     assert sc.image_score == "embedding" and sc.synthetic_auroc["map"] < 0.8
     assert Scorer(ScoreConfig(image_score="auto")).fit(*fit, 32, holdout=hold).image_score == "embedding"  # no set
     # a mode that wins by less than the margin loses to the simpler one
-    close = Scorer(ScoreConfig(image_score="auto", auto_margin=0.6)).fit(*fit, 32, holdout=hold,
+    close = Scorer(ScoreConfig(image_score="auto", auto_margin=0.9)).fit(*fit, 32, holdout=hold,
                                                                          synthetic=(emb_noise, probs, anomalous))
     assert close.image_score == "embedding" and close.synthetic_auroc["map"] == 1.0
 
