@@ -45,14 +45,14 @@ DISTILL_SEED = 2_000_003
 
 
 def teacher_features(teacher: PretextNet, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-    """The teacher's layer1-3 maps and per-pixel probabilities (or None), without gradients."""
+    """The teacher's layer1-4 maps and per-pixel probabilities (or None), without gradients."""
     with torch.no_grad():
         _, feats = teacher.features(x)
         seg = None
         if teacher.cfg.seg_head:
             seg = teacher.seg(feats[4], feats[:4]) if teacher.cfg.decoder == "unet" else teacher.seg(feats[1:4])
             seg = torch.sigmoid(seg.float())
-    return [f.float() for f in feats[1:4]], seg
+    return [f.float() for f in feats[1:5]], seg
 
 
 def feature_distance(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -62,12 +62,15 @@ def feature_distance(student: list[torch.Tensor], teacher: list[torch.Tensor]) -
 
 def distill_loss(student: StudentNet, teacher: PretextNet, x: torch.Tensor, good: torch.Tensor,
                  seg_weight: float) -> torch.Tensor:
-    """Feature loss on the good rows (mean per-location cosine distance over the three scales) plus
-    ``seg_weight`` x BCE of the student's per-pixel logits against the teacher's probabilities (all rows)."""
+    """Feature loss: the mean per-location cosine distance at layer1-3 on the good rows (normal appearance
+    only: the discrepancy map) and at layer4 on every row (the embedding the density scores, which must
+    move on anomalies as the teacher's does); plus ``seg_weight`` x BCE of the student's per-pixel logits
+    against the teacher's probabilities (all rows)."""
     t_feats, t_seg = teacher_features(teacher, x)
     s_feats, s_seg = student.distill_features(x)
     dist = feature_distance(s_feats, t_feats)
-    loss = sum(d[good].mean() for d in dist) / len(dist) if bool(good.any()) else x.new_zeros(())
+    local = sum(d[good].mean() for d in dist[:3]) / 3 if bool(good.any()) else x.new_zeros(())
+    loss = local + dist[3].mean()
     if s_seg is not None and t_seg is not None and seg_weight > 0:
         target = F.adaptive_avg_pool2d(t_seg, s_seg.shape[-2:])
         loss = loss + seg_weight * F.binary_cross_entropy_with_logits(s_seg.float(), target)
@@ -84,7 +87,7 @@ def discrepancy_maps(student: StudentNet, teacher: PretextNet, images: torch.Ten
     for i in range(0, len(images), batch):
         x = images[i:i + batch]
         t_feats, _ = teacher_features(teacher, x)
-        dist = feature_distance(student.distill_features(x)[0], t_feats)
+        dist = feature_distance(student.distill_features(x)[0][:3], t_feats[:3])
         hw = dist[0].shape[-2:]
         mean = sum(F.interpolate(d[:, None], size=hw, mode="bilinear", align_corners=False) for d in dist) / 3
         out.append(to_image_maps(mean, size))
@@ -128,7 +131,7 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
         raise
     fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
     seed_everything(dc.seed)
-    channels = tuple(teacher_features(teacher, fit.images[:1])[0][i].shape[1] for i in range(3))
+    channels = tuple(f.shape[1] for f in teacher_features(teacher, fit.images[:1])[0])
     student = StudentNet(StudentConfig(arch=dc.arch, teacher_channels=channels)).to(device)
     renderer = make_renderer(cfg.synth.backend, size, device)
     gen = PretextGenerator(fit.images, renderer, cfg.synth, seed=dc.seed + DISTILL_SEED)

@@ -28,7 +28,7 @@ class StudentConfig:
     """Architecture arguments, stored in checkpoints (``model_args``, ``kind: student``) to rebuild it."""
 
     arch: str = "resnet10"
-    teacher_channels: tuple[int, ...] = (64, 128, 256)  # the teacher's layer1-3
+    teacher_channels: tuple[int, ...] = (64, 128, 256, 512)  # the teacher's layer1-4
     seg_width: int = 32
     seg_head: bool = True  # mimics the teacher's per-pixel probabilities (maps without the teacher)
     kind: str = "student"
@@ -73,18 +73,19 @@ class _Taps(nn.Module):
 
 
 class StudentNet(nn.Module):
-    """Trunk taps -> 1x1 adapters to the teacher's layer1-3 channels; pooled deepest tap as the embedding; a
-    light per-pixel head over the first three taps."""
+    """Trunk taps -> 1x1 adapters to the teacher's layer1-4 channels; the pooled adapted deepest tap is the
+    embedding (it learns the teacher's, so the density behaves like the teacher's); a light per-pixel head
+    over the first three taps."""
 
     def __init__(self, cfg: StudentConfig = StudentConfig()):
         super().__init__()
         self.cfg = cfg
         self.trunk = _Taps(cfg.arch)
-        self.adapters = nn.ModuleList(nn.Conv2d(c, t, 1) for c, t in zip(self.trunk.channels[:3],
+        self.adapters = nn.ModuleList(nn.Conv2d(c, t, 1) for c, t in zip(self.trunk.channels,
                                                                           cfg.teacher_channels, strict=True))
         if cfg.seg_head:
             self.seg = SegHead(self.trunk.channels[:3], cfg.seg_width)
-        self.embed_dim = self.trunk.channels[3]
+        self.embed_dim = cfg.teacher_channels[3]
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255.0, persistent=False)
 
@@ -92,19 +93,19 @@ class StudentNet(nn.Module):
         return self.trunk((x.float() - self.mean) / self.std)
 
     def distill_features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        """(adapted maps at 1/4, 1/8, 1/16 with the teacher's channels, per-pixel logits at 1/4 or None)."""
+        """(adapted maps at 1/4, 1/8, 1/16, 1/32 with the teacher's channels, per-pixel logits at 1/4 or None)."""
         taps = self._taps(x)
-        adapted = [a(t) for a, t in zip(self.adapters, taps[:3], strict=True)]
+        adapted = [a(t) for a, t in zip(self.adapters, taps, strict=True)]
         return adapted, (self.seg(taps[:3]) if self.cfg.seg_head else None)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self._taps(x)[3].mean((2, 3))
+        return self.adapters[3](self._taps(x)[3]).mean((2, 3))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(no class logits: an empty (N, 0) tensor, embeddings (N, D), per-pixel logits (N, 1, H/4, W/4))."""
         taps = self._taps(x)
         seg = self.seg(taps[:3]) if self.cfg.seg_head else None
-        emb = taps[3].mean((2, 3))
+        emb = self.adapters[3](taps[3]).mean((2, 3))
         return emb.new_zeros((emb.shape[0], 0)), emb, seg
 
 
