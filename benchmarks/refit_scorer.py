@@ -11,14 +11,12 @@ Runs exactly the end of ``sslad train`` (``fit_scorer`` -> ``evaluate_set``) on 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import torch
-from common import save_record
+from common import load_run, save_record
 
 from sslad.backends import make_renderer
-from sslad.checkpoint import load_checkpoint
-from sslad.config import RunConfig
-from sslad.data import load_dataset, split_train
 from sslad.detector import Detector
 from sslad.evaluate import evaluate_set
 from sslad.training import fit_scorer
@@ -29,14 +27,9 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     name, run_dir = argv
-    model, old, ckpt = load_checkpoint(run_dir)
-    cfg = RunConfig.from_dict(ckpt["config"])
-    data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size)
-    fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
+    model, old, ckpt, cfg, data, fit, holdout = load_run(run_dir)
     renderer = make_renderer("torch", cfg.data.image_size, torch.device("cpu"))
     scorer = fit_scorer(model, fit, holdout, cfg, renderer)
-    from pathlib import Path
-
     extra = {"image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
              "image_score_chosen_before": old.image_score, "run_dir": str(run_dir), "epochs": ckpt["epoch"]}
     metrics = evaluate_set(Detector(model, scorer, cfg.data.image_size), data.test, Path(run_dir) / "refit", extra)

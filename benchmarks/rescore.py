@@ -15,11 +15,9 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from common import save_record
+from common import load_run, save_record
 
-from sslad.checkpoint import load_checkpoint
-from sslad.config import IMAGE_SCORES, RunConfig
-from sslad.data import holdout_split, load_dataset
+from sslad.config import IMAGE_SCORES
 from sslad.models import infer_images
 from sslad.scoring import Scorer, decision_metrics, image_metrics
 
@@ -29,11 +27,8 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     name, run_dir = argv
-    model, _, ckpt = load_checkpoint(run_dir)
-    cfg = RunConfig.from_dict(ckpt["config"])
-    data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size)
-    fit_idx, hold_idx = holdout_split(len(data.train), cfg.score.holdout, cfg.score.holdout_min)
-    sets = {"fit": data.train.subset(fit_idx), "holdout": data.train.subset(hold_idx), "test": data.test}
+    model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
+    sets = {"fit": fit, "holdout": holdout, "test": data.test}
     outs = {k: infer_images(model, s.images, progress=f"embed {k}") for k, s in sets.items()}
     rows = []
     size = cfg.data.image_size
