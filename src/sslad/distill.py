@@ -38,7 +38,7 @@ from sslad.report import EpochLog, results_table
 from sslad.runtime import resolve_device, resolve_precision, seed_everything
 from sslad.scoring import image_metrics, pixel_metrics, to_image_maps
 from sslad.synth.generator import PretextGenerator
-from sslad.training import cosine_lr, fit_scorer, prepare_run_dir
+from sslad.training import budget_epochs, cosine_lr, fit_scorer, prepare_run_dir, schedule
 
 #: Regenerations of the distillation use seed + this + k: never the teacher's training sets.
 DISTILL_SEED = 2_000_003
@@ -48,10 +48,8 @@ def teacher_features(teacher: PretextNet, x: torch.Tensor) -> tuple[list[torch.T
     """The teacher's layer1-4 maps and per-pixel probabilities (or None), without gradients."""
     with torch.no_grad():
         _, feats = teacher.features(x)
-        seg = None
-        if teacher.cfg.seg_head:
-            seg = teacher.seg(feats[4], feats[:4]) if teacher.cfg.decoder == "unet" else teacher.seg(feats[1:4])
-            seg = torch.sigmoid(seg.float())
+        seg = teacher.seg_logits(feats)
+        seg = None if seg is None else torch.sigmoid(seg.float())
     return [f.float() for f in feats[1:5]], seg
 
 
@@ -96,7 +94,7 @@ def discrepancy_maps(student: StudentNet, teacher: PretextNet, images: torch.Ten
 
 def load_teacher(run_dir: str | Path, device: torch.device) -> tuple[PretextNet, dict]:
     """The teacher network (eval, frozen) and its checkpoint; a student or a broken file is one clear line."""
-    model, _, ckpt = load_checkpoint(run_folder(run_dir), device)
+    model, _, ckpt = load_checkpoint(run_dir, device)
     if not isinstance(model, PretextNet):
         raise SsladError(f"{run_dir} holds a student; distil from a pretext run (sslad train)")
     for p in model.parameters():
@@ -112,7 +110,8 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise SsladError("sslad distill runs in one process; start it without torchrun")
     device = resolve_device(dc.device)
-    teacher, ckpt = load_teacher(teacher_dir, device)
+    teacher_run = run_folder(teacher_dir)
+    teacher, ckpt = load_teacher(teacher_run, device)
     cfg = RunConfig.from_dict(ckpt["config"])
     size = cfg.data.image_size
     if image_size is not None and image_size != size:
@@ -140,12 +139,12 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
     stats = _fit(student, teacher, gen, cfg, dc, out, log)
     student.eval()
     scorer = fit_scorer(student, fit, holdout, cfg, renderer)
-    teacher_metrics = _read_json(Path(run_folder(teacher_dir)) / "metrics.json")
-    extra = {"teacher": {"path": str(run_folder(teacher_dir)), "config": ckpt["config"], "metrics": teacher_metrics},
+    teacher_metrics = _read_json(teacher_run / "metrics.json")
+    extra = {"teacher": {"path": str(teacher_run), "config": ckpt["config"], "metrics": teacher_metrics},
              "distill": dataclasses.asdict(dc)}
     save_checkpoint(out / "model.pt", student, cfg.to_dict(), epoch=stats["epochs"], regen_index=-1,
                     scorer_state=scorer.state_dict(), extra=extra)
-    summary = {"dataset": data.name, "student": dc.arch, "teacher_dir": str(run_folder(teacher_dir)),
+    summary = {"dataset": data.name, "student": dc.arch, "teacher_dir": str(teacher_run),
                "teacher_image_auroc": teacher_metrics.get("image_auroc"),
                "teacher_pixel_auroc": teacher_metrics.get("pixel_auroc"), "image_score_chosen": scorer.image_score,
                "synthetic_auroc": scorer.synthetic_auroc, "seed": dc.seed,
@@ -160,9 +159,8 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
 def _fit(student: StudentNet, teacher: PretextNet, gen: PretextGenerator, cfg: RunConfig, dc: DistillConfig,
          out: Path, log: Callable[[str], None]) -> dict:
     """The distillation loop: a fresh augmented set every epoch (seeded), cosine learning rate, Adam."""
-    batch = max(3, cfg.train.batch_size)
-    steps_per_epoch = max(1, 3 * gen.num_images * cfg.synth.variants // batch)
-    epochs = dc.epochs if dc.min_steps == 0 else max(dc.epochs, math.ceil(dc.min_steps / steps_per_epoch))
+    batch, steps_per_epoch = schedule(gen.num_images, cfg, world=1)
+    epochs = budget_epochs(dc.epochs, dc.min_steps, steps_per_epoch)
     total = steps_per_epoch * epochs
     opt = torch.optim.Adam(student.parameters(), lr=dc.lr)
     shuffle = torch.Generator().manual_seed(dc.seed * 7919)

@@ -33,12 +33,11 @@ def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra
             metrics.update(pixel_metrics(test.types, det.maps.numpy(), test.masks.numpy()))
         metrics.update(decision_metrics(test.types, det.scores, threshold))
         write_scores(out_dir / "scores.csv", test.paths, test.types, det.scores, threshold)
+        save_report(out_dir / "report.png", metrics, test.types, det.scores, threshold, det.images, det.maps,
+                    detector.map_range, detector.pixel_threshold)
     metrics.update({"threshold": threshold, "threshold_quantile": detector.scorer.quantile,
                     "pixel_threshold": detector.pixel_threshold, "map_range": detector.map_range})
     metrics.update(extra or {})
-    if test is not None and len(test) > 0:
-        save_report(out_dir / "report.png", metrics, test.types, det.scores, threshold, det.images, det.maps,
-                    detector.map_range, detector.pixel_threshold)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 

@@ -162,7 +162,8 @@ def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | 
         raise SsladError(f"{cfg.data.path}: need at least 2 good training images, found {len(data.train)}")
     if cfg.synth.color == "auto":
         cfg = cfg.override(synth={"color": "gray" if is_grayscale(fit.images) else "rgb"})
-    cfg = cfg.override(train={"epochs": budget_epochs(len(fit), cfg, dist.world)})
+    steps_per_epoch = schedule(len(fit), cfg, dist.world)[1]
+    cfg = cfg.override(train={"epochs": budget_epochs(cfg.train.epochs, cfg.train.min_steps, steps_per_epoch)})
     # the padded base images, one synthetic set (3 per image and variant) and its masks
     check_memory(len(fit), cfg.data.image_size, copies=1.3 + 4 * cfg.synth.variants)
     renderer = make_renderer(cfg.synth.backend, cfg.data.image_size, device)
@@ -224,7 +225,7 @@ class Loop:
     shuffle: torch.Generator
     p: Progress = field(default_factory=Progress)
     perm: torch.Tensor | None = None  # this epoch's sample order, this rank
-    crops: torch.Tensor | None = None  # (N, 2) crop windows of the current regeneration (--crop)
+    crops: torch.Tensor | None = None  # (N, 2) crop windows of the current regeneration, on its device (--crop)
     pending: list = field(default_factory=list)  # per-step (loss x n, hits) still on the device
 
     def tally(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
@@ -253,13 +254,12 @@ def schedule(n_images: int, cfg: RunConfig, world: int) -> tuple[int, int]:
     return batch, max(1, samples // batch)
 
 
-def budget_epochs(n_images: int, cfg: RunConfig, world: int) -> int:
+def budget_epochs(epochs: int, min_steps: int, steps_per_epoch: int) -> int:
     """The epochs a run trains: ``epochs``, or more where ``min_steps`` asks for them (a small set gets
     the same number of optimiser steps as a large one); 0 stays 0 (the untrained baseline)."""
-    epochs = cfg.train.epochs
-    if epochs == 0 or cfg.train.min_steps == 0:
+    if epochs == 0 or min_steps == 0:
         return epochs
-    return max(epochs, math.ceil(cfg.train.min_steps / schedule(n_images, cfg, world)[1]))
+    return max(epochs, math.ceil(min_steps / steps_per_epoch))
 
 
 def make_loop(run: Run) -> Loop:
@@ -377,7 +377,7 @@ def fit_pretext(run: Run) -> dict:
                     group["lr"] = lr
                 xb, mb = synth.images[idx], synth.masks[idx]
                 if loop.crops is not None:  # patch-level: P-pixel steps on S-pixel detail
-                    xb, mb = take_crops(xb, mb, loop.crops[idx.cpu()], cfg.train.crop)
+                    xb, mb = take_crops(xb, mb, loop.crops[idx], cfg.train.crop)
                 loss, correct = train_step(run.net, loop.opt, xb, synth.labels[idx], mb, amp, cfg.train.seg_weight,
                                            cfg.train.seg_loss)
                 loop.tally(loss, correct, len(idx))

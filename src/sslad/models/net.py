@@ -164,7 +164,11 @@ class PretextNet(nn.Module):
         """(class logits (N, 3), embeddings (N, D), per-pixel logits (N, 1, H/2, W/2) for the U-Net decoder,
         (N, 1, H/4, W/4) for the light head, or None)."""
         e, feats = self.features(x)
-        seg = None
-        if self.cfg.seg_head:
-            seg = self.seg(feats[4], feats[:4]) if self.cfg.decoder == "unet" else self.seg(feats[1:4])
-        return self.classifier(self.head(e)), e, seg
+        return self.classifier(self.head(e)), e, self.seg_logits(feats)
+
+    def seg_logits(self, feats: list[torch.Tensor]) -> torch.Tensor | None:
+        """Per-pixel logits from :meth:`features`' maps (the U-Net decoder takes them all, the light head
+        layer1-3), or None without a per-pixel head."""
+        if not self.cfg.seg_head:
+            return None
+        return self.seg(feats[4], feats[:4]) if self.cfg.decoder == "unet" else self.seg(feats[1:4])
