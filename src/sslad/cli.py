@@ -132,6 +132,9 @@ def cli():
 @click.option("--image-score", type=click.Choice(C.IMAGE_SCORES), default=None,
               help="Image score: auto (best on synthetic anomalies of held-out images), embedding density, map "
               "maximum, or both standardised" + _d("score", "image_score"))
+@click.option("--tile", type=int, default=None,
+              help="Score in overlapping tiles of this side (e.g. the --crop side); 0: whole images"
+              + _d("score", "tile"))
 @click.option("--threshold-quantile", type=float, default=None,
               help="Thresholds: this quantile of the held-out good images' scores" + _d("score", "threshold_quantile"))
 @click.option("--student", type=click.Choice(C.STUDENT_ARCHS), default=None,

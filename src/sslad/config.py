@@ -105,6 +105,7 @@ class ScoreConfig:
     holdout_min: int = 10  # ... but at least this many (at most a quarter of train/good)
     views_below: int = 50  # fewer held-out images than this: their augmented views join them for the thresholds
     auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
+    tile: int = 0  # score in overlapping tiles of this side (embedding score: the worst tile's); 0: whole images
 
 
 STUDENT_ARCHS = ("resnet18", "resnet10", "mobilenet_v3_small")  # the downstream transfer's trunks
@@ -201,6 +202,8 @@ class RunConfig:
             (c.holdout_min >= 0, "holdout_min cannot be negative"),
             (c.views_below >= 0, "views_below cannot be negative"),
             (0 <= c.auto_margin < 1, "auto_margin must lie in [0, 1)"),
+            (c.tile == 0 or MIN_IMAGE_SIZE <= c.tile <= d.image_size,
+             f"--tile must be 0 (whole images) or lie in [{MIN_IMAGE_SIZE}, --image-size {d.image_size}]"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -24,6 +24,7 @@ from torch import nn
 from sslad.config import DEFAULT_DEVICE
 from sslad.errors import SsladError
 from sslad.models import PretextNet, infer_images
+from sslad.models.tiles import forward_tiled
 from sslad.scoring import Scorer
 
 
@@ -117,7 +118,7 @@ class Detector:
         return out.round().clamp(0, 255).to(torch.uint8)
 
     def _score_images(self, images: torch.Tensor, progress: str | None) -> Detection:
-        out = infer_images(self.model, images, progress=progress)
+        out = infer_images(self.model, images, progress=progress, tile=self.scorer.tile)
         scores, maps = self.scorer.score(out.embeddings, out.maps, self.image_size)
         anomalous = scores > self.threshold if self.threshold is not None else np.zeros(len(scores), bool)
         return Detection(scores=scores, maps=maps, anomalous=anomalous, images=images.cpu())
@@ -133,8 +134,12 @@ class _DetectorModule(nn.Module):
         self.model, self.scorer, self.size = model.eval(), scorer, size
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _, emb, seg = self.model(images.float())
-        scores, maps = self.scorer.score_tensors(emb, None if seg is None else torch.sigmoid(seg), self.size)
+        if 0 < self.scorer.tile < self.size:
+            emb, probs = forward_tiled(self.model, images.float(), self.scorer.tile)
+        else:
+            _, emb, seg = self.model(images.float())
+            probs = None if seg is None else torch.sigmoid(seg)
+        scores, maps = self.scorer.score_tensors(emb, probs, self.size)
         return scores.float(), maps
 
 

@@ -413,7 +413,7 @@ def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunCo
     synth = dataclasses.replace(cfg.synth, variants=variants)
     gen = PretextGenerator(holdout.images, renderer, synth, seed=cfg.train.seed)
     data = gen.regenerate(SYNTHETIC_HOLDOUT_K)
-    out = infer_images(model, data.images, progress="score synthetic held-out")
+    out = infer_images(model, data.images, progress="score synthetic held-out", tile=cfg.score.tile)
     return out.embeddings, out.maps, (data.labels > 0).cpu().numpy()
 
 
@@ -421,8 +421,9 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
     """Density on the network outputs of the fit images; thresholds from the held-out ones (and their augmented
     views when they are few); with ``image_score: auto``, the image score chosen on synthetic anomalies of the
     held-out images."""
-    fit_out = infer_images(model, fit.images, progress="embed train")
-    hold = infer_images(model, holdout.images, progress="embed held-out") if holdout is not None else None
+    tile = cfg.score.tile
+    fit_out = infer_images(model, fit.images, progress="embed train", tile=tile)
+    hold = infer_images(model, holdout.images, progress="embed held-out", tile=tile) if holdout is not None else None
     synthetic = None
     wanted = cfg.score.image_score == "auto" or (holdout is not None and len(holdout) < cfg.score.views_below)
     if wanted and holdout is not None and renderer is not None:
@@ -485,7 +486,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "precision": cfg.train.precision, "image_score": cfg.score.image_score,
                "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
                "decoder": cfg.train.decoder, "seg_loss": cfg.train.seg_loss, "crop": cfg.train.crop,
-               "irregular": cfg.synth.irregular, "seed": cfg.train.seed,
+               "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
                "threshold_set": scorer.calibration["set"], **stats}
     detector = Detector(run.model, scorer, cfg.data.image_size)

@@ -10,6 +10,9 @@ of the maps to make. It fits the density on the embeddings of the *fit* part of 
 training images and calibrates on the *held-out* part, which neither the density nor the
 network has seen (``sslad.data.holdout_split``):
 
+* tiles (``tile``): with a tile side, the network scores overlapping tiles (``sslad.models.tiles``): the
+  density is fitted on the tiles' embeddings ``(N, T, D)`` and an image's embedding score is its most
+  anomalous tile's; the maps arrive stitched;
 * image score (``image_score``): ``embedding`` (the density's score), ``map`` (the maximum of the
   smoothed anomaly map) or ``both`` (the sum of the two, each standardised by its mean and
   standard deviation on the held-out images); ``auto`` picks the one with the best AUROC on a
@@ -45,6 +48,7 @@ class Scorer:
         self.quantile = cfg.threshold_quantile
         self.views_below = cfg.views_below
         self.auto_margin = cfg.auto_margin
+        self.tile = cfg.tile  # > 0: the network scores tiles of this side; embeddings arrive as (N, T, D)
         self.stats: dict[str, list[float]] = {}
         self.threshold: float | None = None
         self.pixel_threshold: float | None = None
@@ -77,8 +81,13 @@ class Scorer:
         return None if probs is None else to_image_maps(probs, size)
 
     def _parts(self, embeddings: torch.Tensor, maps: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """float64 (N,) score of each part: the density on the embeddings, the maximum of each map."""
-        parts = {"embedding": self.density.score(embeddings).double()}
+        """float64 (N,) score of each part: the density on the embeddings (the most anomalous tile's for
+        (N, T, D) tile embeddings), the maximum of each map."""
+        if embeddings.ndim == 3:
+            dens = self.density.score(embeddings.flatten(0, 1)).reshape(embeddings.shape[:2]).amax(1)
+        else:
+            dens = self.density.score(embeddings)
+        parts = {"embedding": dens.double()}
         if maps is not None:
             parts["map"] = maps.flatten(1).amax(1).double()
         return parts
@@ -102,7 +111,7 @@ class Scorer:
         """
         if self.uses_maps and probs is None:
             raise ValueError(f"image score {self.image_score!r} needs a network with a per-pixel head")
-        self.density.fit(embeddings)
+        self.density.fit(embeddings.flatten(0, 1) if embeddings.ndim == 3 else embeddings)
         use_holdout = holdout is not None and len(holdout[0]) > 1
         cal_emb, cal_probs = holdout if use_holdout else (embeddings, probs)
         self.calibration = {"set": "holdout" if use_holdout else "fit", "images": int(len(cal_emb))}
@@ -154,7 +163,7 @@ class Scorer:
         return {"format": FORMAT, "density": self.density.state_dict(), "image_score": self.image_score,
                 "quantile": self.quantile, "stats": self.stats, "threshold": self.threshold,
                 "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
-                "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc}
+                "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile}
 
     @classmethod
     def from_state(cls, state: dict, threshold: float | None = None) -> Scorer:
@@ -168,4 +177,5 @@ class Scorer:
         for key in ("image_score", "quantile", "stats", "threshold", "pixel_threshold", "map_range", "calibration"):
             setattr(self, key, state[key])
         self.synthetic_auroc = dict(state.get("synthetic_auroc") or {})
+        self.tile = int(state.get("tile", 0))
         return self

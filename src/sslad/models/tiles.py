@@ -1,0 +1,78 @@
+"""Tiled inference: an image scored as overlapping square tiles, their maps stitched back without seams.
+
+A network trained on ``P``-pixel crops of ``S``-pixel images (``--crop P``) saw ``P``-pixel fields of view;
+scoring the ``S`` image in ``P`` tiles gives each tile its own embedding (a small defect moves one tile's
+embedding, not a ``(P/S)^2`` share of the image's) and bounds memory on large images. Tiles start on a
+regular grid with at least half a tile of overlap, the last one flush with the far edge, so every pixel
+is covered; overlapping maps are blended with a tent window (highest in a tile's centre, never zero), and
+the blend is normalised by the summed weights, so a constant map stays constant and no seam appears.
+
+Plain tensor ops over offsets fixed by ``(S, P)``: the exported model tiles the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def tile_offsets(size: int, tile: int) -> list[int]:
+    """Start positions along one side: ``0 .. size - tile``, at most ``tile / 2`` apart (``[0]`` for one tile)."""
+    if tile <= 0 or tile > size:
+        raise ValueError(f"tile {tile} must lie in [1, {size}]")
+    if tile == size:
+        return [0]
+    n = math.ceil((size - tile) / max(1, tile // 2)) + 1  # steps of at most tile // 2 stay so when rounded
+    return [round(i * (size - tile) / (n - 1)) for i in range(n)]
+
+
+def tile_grid(size: int, tile: int) -> list[tuple[int, int]]:
+    """(y, x) starts of the tiles covering a ``size`` x ``size`` image, row-major."""
+    offs = tile_offsets(size, tile)
+    return [(y, x) for y in offs for x in offs]
+
+
+def extract_tiles(images: torch.Tensor, tile: int) -> torch.Tensor:
+    """(N, C, S, S) -> (N * T, C, P, P), tiles of image 0 first, each image's in :func:`tile_grid` order."""
+    n, c, size, _ = images.shape
+    tiles = [images[:, :, y:y + tile, x:x + tile] for y, x in tile_grid(size, tile)]
+    return torch.stack(tiles, dim=1).reshape(n * len(tiles), c, tile, tile)
+
+
+def blend_window(tile: int, device: torch.device | None = None) -> torch.Tensor:
+    """float32 (P, P): a separable tent, 1 at the centre, ``1 / (P + 1)``-ish at the rim (never 0)."""
+    i = torch.arange(tile, dtype=torch.float32, device=device)
+    ramp = (torch.minimum(i + 1, tile - i) / ((tile + 1) / 2)).clamp(max=1.0)
+    return ramp[:, None] * ramp[None, :]
+
+
+def stitch(tile_maps: torch.Tensor, size: int, tile: int) -> torch.Tensor:
+    """(N * T, 1, h, w) per-tile maps at any resolution -> (N, 1, S, S): each resized to the tile's ``P x P``,
+    weighted by :func:`blend_window`, summed where tiles overlap and divided by the summed weights."""
+    grid = tile_grid(size, tile)
+    maps = tile_maps.float()
+    if maps.shape[-2:] != (tile, tile):
+        maps = F.interpolate(maps, size=(tile, tile), mode="bilinear", align_corners=False)
+    maps = maps.reshape(-1, len(grid), tile, tile)
+    w = blend_window(tile, maps.device)
+    out, weight = 0, 0
+    for t, (y, x) in enumerate(grid):  # padding, not slice assignment: the same ops trace to ONNX
+        pad = (x, size - tile - x, y, size - tile - y)
+        out = out + F.pad(maps[:, t] * w, pad)
+        weight = weight + F.pad(w, pad)
+    return (out / weight)[:, None]
+
+
+def forward_tiled(model: torch.nn.Module, images: torch.Tensor,
+                  tile: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The network on the ``tile`` tiles of (N, 3, S, S) images: (embeddings (N, T, D), per-pixel anomaly
+    probabilities stitched to (N, 1, S, S), or None without a per-pixel head)."""
+    n, size = images.shape[0], images.shape[-1]
+    _, emb, seg = model(extract_tiles(images, tile))
+    probs = None if seg is None else stitch(torch.sigmoid(seg.float()), size, tile)
+    return emb.reshape(n, -1, emb.shape[-1]), probs
+
+
+__all__ = ["blend_window", "extract_tiles", "forward_tiled", "stitch", "tile_grid", "tile_offsets"]

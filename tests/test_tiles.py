@@ -1,0 +1,114 @@
+"""Feature: tiled scoring (``--tile``): every pixel is covered, overlaps blend without seams, an image's embedding
+score is its worst tile's, and a tiled run scores, evaluates and exports like any run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from sslad.cli import cli
+from sslad.config import ScoreConfig
+from sslad.models.tiles import extract_tiles, stitch, tile_grid, tile_offsets
+from sslad.scoring import Scorer
+
+
+def test_tiles_cover_every_pixel_with_half_a_tile_of_overlap():
+    for size in range(32, 301, 7):
+        for tile in range(4, size + 1, 5):
+            offs = tile_offsets(size, tile)
+            assert offs[0] == 0 and offs[-1] == size - tile  # flush with both edges
+            assert all(0 < b - a <= tile / 2 for a, b in zip(offs, offs[1:], strict=False))  # >= half a tile overlap
+            covered = np.zeros(size, bool)
+            for o in offs:
+                covered[o:o + tile] = True
+            assert covered.all(), (size, tile)
+
+
+@pytest.mark.parametrize("size,tile,low", [(100, 32, 32), (96, 40, 10), (64, 64, 16), (257, 128, 64)])
+def test_a_constant_map_stays_constant_and_every_pixel_gets_a_score(size, tile, low):
+    n = len(tile_grid(size, tile))
+    out = stitch(torch.full((2 * n, 1, low, low), 0.37), size, tile)
+    assert out.shape == (2, 1, size, size)
+    torch.testing.assert_close(out, torch.full_like(out, 0.37))
+
+
+def test_stitching_the_tiles_of_a_map_gives_the_map_back_no_seams():
+    g = torch.Generator().manual_seed(0)
+    m = torch.rand(3, 1, 90, 90, generator=g)
+    torch.testing.assert_close(stitch(extract_tiles(m, 36), 90, 36), m)
+
+
+def test_overlaps_blend_towards_the_tile_centre():
+    """Where two tiles disagree, the stitched value moves smoothly from one to the other (no jump)."""
+    size, tile = 64, 32
+    grid = tile_grid(size, tile)
+    maps = torch.stack([torch.full((1, tile, tile), float(x > 0)) for _, x in grid])  # right tiles 1, left 0
+    row = stitch(maps, size, tile)[0, 0, 5].numpy()
+    assert row[0] == 0 and row[-1] == 1
+    assert np.all(np.diff(row) >= -1e-6) and np.abs(np.diff(row)).max() < 0.2  # monotone, small steps
+
+
+def test_the_image_embedding_score_is_its_worst_tile():
+    g = torch.Generator().manual_seed(0)
+    fit = torch.randn(40, 4, 8, generator=g)  # 40 images x 4 tiles; feature 0 always near +5
+    fit[..., 0] = 5 + 0.1 * fit[..., 0]
+    sc = Scorer(ScoreConfig(image_score="embedding", tile=16)).fit(fit, None, 32)
+    test = torch.randn(6, 4, 8, generator=g)
+    test[..., 0] = 5 + 0.1 * test[..., 0]
+    test[3, 2, 0] = -5.0  # one tile of one image unlike every tile seen
+    scores, _ = sc.score(test, None, 32)
+    per_tile = sc.density.score(test.flatten(0, 1)).reshape(6, 4)
+    np.testing.assert_allclose(scores, per_tile.amax(1).double().numpy())
+    assert int(np.argmax(scores)) == 3
+    assert Scorer.from_state(sc.state_dict()).tile == 16
+
+
+@pytest.fixture(scope="module")
+def tiled_run(tiles, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiled") / "run"
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "40", "--crop", "32",
+                                   "--tile", "32", "--epochs", "1", "--batch-size", "12", "--device", "cpu",
+                                   "--seed", "2"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_a_tiled_run_scores_whole_images_from_tile_embeddings(tiled_run, tiles):
+    import sslad
+
+    metrics = json.loads((tiled_run / "metrics.json").read_text())
+    assert metrics["tile"] == 32 and metrics["crop"] == 32
+    det = sslad.load(tiled_run, "cpu")
+    assert det.scorer.tile == 32
+    res = det.score(sorted((tiles / "test" / "blob").glob("*.png")))
+    assert res.maps.shape == (len(res.paths), 40, 40) and np.isfinite(res.scores).all()
+    # the scores are the worst tile's density score, recomputed by hand from the tiles
+    with torch.no_grad():
+        _, emb, _ = det.model(extract_tiles(res.images.float(), 32))
+    want = det.scorer.density.score(emb).reshape(len(res.images), -1).amax(1).double().numpy()
+    if det.scorer.image_score == "embedding":
+        np.testing.assert_allclose(res.scores, want, rtol=1e-5)
+
+
+def test_a_tiled_run_exports_with_the_same_scores_and_maps(tiled_run, tiles, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    import sslad
+
+    det = sslad.load(tiled_run, "cpu").score(sorted((tiles / "test" / "blob").glob("*.png")))
+    res = CliRunner().invoke(cli, ["export", str(tiled_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")])
+    assert res.exit_code == 0, res.output
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    scores, maps = sess.run(None, {"images": det.images.numpy()})
+    np.testing.assert_allclose(scores, det.scores, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(det.scores).max())))
+    np.testing.assert_allclose(maps, det.maps.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_a_tile_larger_than_the_image_is_one_clear_line(tiles, tmp_path):
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--image-size", "40",
+                                   "--tile", "64", "--epochs", "0"])
+    assert res.exit_code != 0 and "--tile must be 0" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "r").exists()
