@@ -135,3 +135,56 @@ def test_student_archs_are_the_configs_choices():
     from sslad.models.student import STUDENT_ARCHS as BUILT
 
     assert BUILT == STUDENT_ARCHS
+
+
+@pytest.fixture(scope="module")
+def discrepancy_run(teacher, tmp_path_factory):
+    """A student run whose map is the student-teacher discrepancy (``--map distill``)."""
+    return distil(teacher, tmp_path_factory.mktemp("disc") / "run", "--arch", "resnet10", "--map", "distill",
+                  "--min-steps", "20")
+
+
+def test_map_distill_makes_the_discrepancy_the_runs_map(discrepancy_run, teacher, tiles, tmp_path):
+    import json
+
+    m = json.loads((discrepancy_run / "metrics.json").read_text())
+    assert m["map_chosen"] == "distill"
+    # the run's own maps are the discrepancy maps distill measures beside them (same pixel AUROC and AUPRO)
+    assert m["pixel_auroc"] == pytest.approx(m["discrepancy_pixel_auroc"], abs=1e-6)
+    assert m["aupro"] == pytest.approx(m["discrepancy_aupro"], abs=1e-6)
+    ck = torch.load(discrepancy_run / "model.pt", weights_only=True)
+    assert ck["model_args"]["kind"] == "pair" and ck["model_args"]["student"]["arch"] == "resnet10"
+    det = sslad.load(discrepancy_run, "cpu")
+    t = sslad.load(teacher, "cpu")
+    x = t.score(sorted((tiles / "test" / "blob").glob("*.png"))).images
+    with torch.no_grad():  # the embedding (hence the density) is the teacher's own
+        torch.testing.assert_close(det.model.embed(x), t.model.embed(x))
+    res = CliRunner().invoke(cli, ["predict", str(discrepancy_run), str(tiles / "test" / "blob"),
+                                   "--out", str(tmp_path / "p.csv"), "--maps"])
+    assert res.exit_code == 0, res.output
+
+
+def test_map_distill_export_matches_predict(discrepancy_run, tiles, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    det = sslad.load(discrepancy_run, "cpu").score(sorted((tiles / "test" / "blob").glob("*.png")))
+    res = CliRunner().invoke(cli, ["export", str(discrepancy_run), "--out", str(tmp_path / "d.onnx")])
+    assert res.exit_code == 0, res.output
+    sess = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    scores, maps = sess.run(None, {"images": det.images.numpy()})
+    np.testing.assert_allclose(scores, det.scores, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(det.scores).max())))
+    np.testing.assert_allclose(maps, det.maps.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_map_auto_keeps_the_source_that_scores_synthetic_anomalies_better(teacher, tmp_path):
+    import json
+
+    from sslad.config import ScoreConfig
+
+    run = distil(teacher, tmp_path / "auto", "--arch", "resnet10", "--map", "auto", "--min-steps", "20")
+    m = json.loads((run / "metrics.json").read_text())
+    syn = m["map_synthetic_auroc"]
+    assert set(syn) == {"seg", "distill"} and all(v is not None for v in syn.values())
+    want = "distill" if syn["distill"] > syn["seg"] + ScoreConfig.auto_margin else "seg"
+    assert m["map_chosen"] == want
+    kind = torch.load(run / "model.pt", weights_only=True)["model_args"]["kind"]
+    assert kind == {"seg": "student", "distill": "pair"}[want]

@@ -109,6 +109,9 @@ class ScoreConfig:
 
 
 STUDENT_ARCHS = ("resnet18", "resnet10", "mobilenet_v3_small")  # the downstream transfer's trunks
+#: The student run's map: its own per-pixel head (seg: the small detector), the student-teacher discrepancy
+#: (distill: teacher and student both kept), or whichever scores the synthetic held-out anomalies better (auto).
+MAP_SOURCES = ("seg", "distill", "auto")
 
 
 @dataclass(frozen=True)
@@ -123,13 +126,15 @@ class DistillConfig:
     seed: int = 0
     device: str = DEFAULT_DEVICE
     seg_weight: float = 1.0  # weight of the per-pixel mimicry (the student's own maps)
+    map: str = "seg"  # seg | distill | auto (see MAP_SOURCES)
 
     def validate(self) -> DistillConfig:
         checks = [(self.arch in STUDENT_ARCHS, f"unknown student arch {self.arch!r} ({'|'.join(STUDENT_ARCHS)})"),
                   (self.epochs >= 1, "--epochs must be at least 1"),
                   (self.min_steps >= 0, "--min-steps cannot be negative"),
                   (0 < self.lr < math.inf, "--lr must be a positive, finite number"),
-                  (self.seg_weight >= 0, "seg_weight cannot be negative")]
+                  (self.seg_weight >= 0, "seg_weight cannot be negative"),
+                  (self.map in MAP_SOURCES, f"unknown map source {self.map!r} ({'|'.join(MAP_SOURCES)})")]
         for ok, msg in checks:
             if not ok:
                 raise SsladError(msg)
@@ -299,6 +304,6 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 __all__ = [
     "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE",
     "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
-    "PREVIEW_COUNT", "RENDER_BATCH", "STUDENT_ARCHS", "DistillConfig",
+    "MAP_SOURCES", "PREVIEW_COUNT", "RENDER_BATCH", "STUDENT_ARCHS", "DistillConfig",
     "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml", "save_yaml",
 ]

@@ -9,7 +9,9 @@ maps anomalies without the teacher) -> a density and thresholds fitted on the st
 
 Where student and teacher disagree on a test image is a second anomaly map (the *discrepancy map*:
 the student only ever matched normal features); its pixel AUROC and AUPRO are reported beside the
-student's and the teacher's maps in ``metrics.json``.
+student's and the teacher's maps in ``metrics.json``. ``--map distill`` makes it the run's map (the run
+then keeps teacher and student, :class:`~sslad.models.pair.DiscrepancyNet`); ``--map auto`` fits both
+and keeps the one that scores synthetic anomalies on the held-out images better (:func:`choose_map`).
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from sslad.detector import Detector
 from sslad.errors import SsladError
 from sslad.evaluate import evaluate_set
 from sslad.models import PretextNet, StudentConfig, StudentNet
+from sslad.models.pair import DiscrepancyNet, feature_distance, mean_distance
 from sslad.progress import bar
 from sslad.report import EpochLog, results_table
 from sslad.runtime import resolve_device, resolve_precision, seed_everything
-from sslad.scoring import image_metrics, pixel_metrics, to_image_maps
+from sslad.scoring import Scorer, image_metrics, pixel_metrics, to_image_maps
 from sslad.synth.generator import PretextGenerator
 from sslad.training import budget_epochs, cosine_lr, fit_scorer, prepare_run_dir, schedule
 
@@ -51,11 +54,6 @@ def teacher_features(teacher: PretextNet, x: torch.Tensor) -> tuple[list[torch.T
         seg = teacher.seg_logits(feats)
         seg = None if seg is None else torch.sigmoid(seg.float())
     return [f.float() for f in feats[1:5]], seg
-
-
-def feature_distance(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Per scale, 1 - cosine similarity of student and teacher features at each location: (N, h, w) each."""
-    return [1 - F.cosine_similarity(s.float(), t, dim=1) for s, t in zip(student, teacher, strict=True)]
 
 
 def distill_loss(student: StudentNet, teacher: PretextNet, x: torch.Tensor, good: torch.Tensor,
@@ -85,11 +83,24 @@ def discrepancy_maps(student: StudentNet, teacher: PretextNet, images: torch.Ten
     for i in range(0, len(images), batch):
         x = images[i:i + batch]
         t_feats, _ = teacher_features(teacher, x)
-        dist = feature_distance(student.distill_features(x)[0][:3], t_feats[:3])
-        hw = dist[0].shape[-2:]
-        mean = sum(F.interpolate(d[:, None], size=hw, mode="bilinear", align_corners=False) for d in dist) / 3
-        out.append(to_image_maps(mean, size))
+        out.append(to_image_maps(mean_distance(student.distill_features(x)[0], t_feats), size))
     return torch.cat(out)
+
+
+def choose_map(student: StudentNet, teacher: PretextNet, fit, holdout, cfg: RunConfig, renderer,
+               source: str) -> tuple[torch.nn.Module, Scorer, str, dict]:
+    """(network, its fitted scorer, the map source, {source: synthetic AUROC of its image score}) for ``source``:
+    ``seg`` (the student alone, its own per-pixel head), ``distill`` (teacher and student, the discrepancy
+    map, the teacher's embedding) or ``auto``: both fitted, ``distill`` kept when its synthetic AUROC (pretext
+    anomalies on the held-out images, no test label) beats the smaller ``seg`` by more than ``auto_margin``."""
+    nets = {"seg": student, "distill": DiscrepancyNet(teacher, student).eval()}
+    names = ["seg", "distill"] if source == "auto" else [source]
+    scorers = {k: fit_scorer(nets[k], fit, holdout, cfg, renderer, synthetic=source == "auto") for k in names}
+    synthetic = {k: sc.synthetic_auroc.get(sc.image_score) for k, sc in scorers.items()}
+    if source == "auto":
+        value = {k: -1.0 if v is None or math.isnan(v) else float(v) for k, v in synthetic.items()}
+        source = "distill" if value["distill"] > value["seg"] + cfg.score.auto_margin else "seg"
+    return nets[source], scorers[source], source, synthetic
 
 
 def load_teacher(run_dir: str | Path, device: torch.device) -> tuple[PretextNet, dict]:
@@ -138,20 +149,24 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
     log(f"distil: teacher {teacher_dir} ({cfg.train.arch}, {size} px) -> student {dc.arch}, {len(fit)} good images")
     stats = _fit(student, teacher, gen, cfg, dc, out, log)
     student.eval()
-    scorer = fit_scorer(student, fit, holdout, cfg, renderer)
+    net, scorer, source, map_synthetic = choose_map(student, teacher, fit, holdout, cfg, renderer, dc.map)
+    if dc.map == "auto":
+        log(f"map source: {source} (synthetic AUROC " + ", ".join(f"{k} {v:.3f}" for k, v in map_synthetic.items()
+                                                              if v is not None) + ")")
     teacher_metrics = _read_json(teacher_run / "metrics.json")
     extra = {"teacher": {"path": str(teacher_run), "config": ckpt["config"], "metrics": teacher_metrics},
              "distill": dataclasses.asdict(dc)}
-    save_checkpoint(out / "model.pt", student, cfg.to_dict(), epoch=stats["epochs"], regen_index=-1,
+    save_checkpoint(out / "model.pt", net, cfg.to_dict(), epoch=stats["epochs"], regen_index=-1,
                     scorer_state=scorer.state_dict(), extra=extra)
     summary = {"dataset": data.name, "student": dc.arch, "teacher_dir": str(teacher_run),
                "teacher_image_auroc": teacher_metrics.get("image_auroc"),
                "teacher_pixel_auroc": teacher_metrics.get("pixel_auroc"), "image_score_chosen": scorer.image_score,
-               "synthetic_auroc": scorer.synthetic_auroc, "seed": dc.seed,
-               "parameters": sum(p.numel() for p in student.parameters()), **stats}
+               "synthetic_auroc": scorer.synthetic_auroc, "map": dc.map, "map_chosen": source,
+               "map_synthetic_auroc": map_synthetic, "seed": dc.seed,
+               "parameters": sum(p.numel() for p in net.parameters()), **stats}
     if data.test is not None and len(data.test) and data.test.masks is not None:
         summary.update(_discrepancy_metrics(student, teacher, data.test, size))
-    metrics = evaluate_set(Detector(student, scorer, size), data.test, out, extra=summary)
+    metrics = evaluate_set(Detector(net, scorer, size), data.test, out, extra=summary)
     log(results_table(metrics))
     return metrics
 
@@ -212,4 +227,4 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-__all__ = ["DistillConfig", "discrepancy_maps", "distill_loss", "distill_run"]
+__all__ = ["DistillConfig", "choose_map", "discrepancy_maps", "distill_loss", "distill_run", "feature_distance"]

@@ -417,19 +417,21 @@ def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunCo
     return out.embeddings, out.maps, (data.labels > 0).cpu().numpy()
 
 
-def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig, renderer=None) -> Scorer:
+def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig, renderer=None,
+               synthetic: bool = False) -> Scorer:
     """Density on the network outputs of the fit images; thresholds from the held-out ones (and their augmented
     views when they are few); with ``image_score: auto``, the image score chosen on synthetic anomalies of the
-    held-out images."""
+    held-out images (rendered also with ``synthetic``: every mode's synthetic AUROC is recorded)."""
     tile = cfg.score.tile
     fit_out = infer_images(model, fit.images, progress="embed train", tile=tile)
     hold = infer_images(model, holdout.images, progress="embed held-out", tile=tile) if holdout is not None else None
-    synthetic = None
-    wanted = cfg.score.image_score == "auto" or (holdout is not None and len(holdout) < cfg.score.views_below)
+    wanted = synthetic or cfg.score.image_score == "auto" or (holdout is not None
+                                                              and len(holdout) < cfg.score.views_below)
+    rendered = None
     if wanted and holdout is not None and renderer is not None:
-        synthetic = synthetic_holdout(model, holdout, renderer, cfg)
+        rendered = synthetic_holdout(model, holdout, renderer, cfg)
     return Scorer(cfg.score).fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size,
-                                 holdout=None if hold is None else (hold.embeddings, hold.maps), synthetic=synthetic)
+                                 holdout=None if hold is None else (hold.embeddings, hold.maps), synthetic=rendered)
 
 
 def load_resume_state(out: Path, is_main: bool, overwrite: bool, resume: bool, data_path: str) -> dict | None:

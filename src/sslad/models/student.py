@@ -110,9 +110,14 @@ class StudentNet(nn.Module):
 
 
 def build_network(model_args: dict) -> nn.Module:
-    """The network a checkpoint's ``model_args`` describe: a student, or the pretext network."""
+    """The network a checkpoint's ``model_args`` describe: a student, a teacher-student pair, or the pretext
+    network."""
     from sslad.models.net import NetConfig, PretextNet
 
     if model_args.get("kind") == "student":
         return StudentNet(StudentConfig.from_dict(model_args))
+    if model_args.get("kind") == "pair":
+        from sslad.models.pair import DiscrepancyNet
+
+        return DiscrepancyNet.from_dict(model_args)
     return PretextNet(NetConfig.from_dict(model_args))

@@ -118,11 +118,12 @@ class Scorer:
         maps = self.maps(cal_probs, size)
         parts = self._parts(cal_emb, maps)
         self.stats = {k: [float(v.mean()), float(max(float(v.std(unbiased=False)), 1e-12))] for k, v in parts.items()}
-        if self.image_score == "auto":
+        if synthetic is not None:  # every mode's synthetic AUROC is recorded; "auto" keeps the best
+            fixed, emb, sprobs, anomalous = self.image_score, *synthetic
+            chosen = self._choose(self._parts(emb, self.maps(sprobs, size)), np.asarray(anomalous))
+            self.image_score = chosen if fixed == "auto" else fixed
+        elif self.image_score == "auto":
             self.image_score = "embedding"
-            if synthetic is not None:
-                emb, sprobs, anomalous = synthetic
-                self.image_score = self._choose(self._parts(emb, self.maps(sprobs, size)), np.asarray(anomalous))
         lo = None if maps is None else float(maps.median())
         if synthetic is not None and use_holdout and len(cal_emb) < self.views_below:
             good = ~torch.as_tensor(np.asarray(synthetic[2]))

@@ -1,0 +1,72 @@
+"""Teacher and student side by side: where they disagree is an anomaly map (the *discrepancy map*). No I/O.
+
+The student of the downstream transfer matched the teacher's layer1-3 features on good images only, so
+on an anomaly the two drift apart (as in STFPM and EfficientAD). :class:`DiscrepancyNet` answers like
+the pretext network (``forward`` -> (class logits, embedding, per-pixel logits)), so the scorer, the
+detector, ``predict`` and ``export`` use it unchanged: the class logits and the embedding are the
+teacher's, the per-pixel output is the logit of half the student-teacher cosine distance, averaged
+over the three scales at 1/4 of the input (a cosine distance lies in [0, 2]; half of it is a
+probability-like value the scorer's sigmoid gives back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslad.models.net import NetConfig, PretextNet
+from sslad.models.student import StudentConfig, StudentNet
+
+
+def feature_distance(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Per scale, 1 - cosine similarity of student and teacher features at each location: (N, h, w) each."""
+    return [1 - F.cosine_similarity(s.float(), t.float(), dim=1) for s, t in zip(student, teacher, strict=True)]
+
+
+def mean_distance(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """(N, 1, h, w) at the first scale's resolution: the layer1-3 feature distances upsampled and averaged."""
+    dist = feature_distance(student[:3], teacher[:3])
+    hw = dist[0].shape[-2:]
+    return sum(F.interpolate(d[:, None], size=hw, mode="bilinear", align_corners=False) for d in dist) / 3
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    """Stored in checkpoints (``model_args``, ``kind: pair``): both networks' own arguments."""
+
+    teacher: dict = field(default_factory=dict)
+    student: dict = field(default_factory=dict)
+    seg_head: bool = True  # the discrepancy map
+    kind: str = "pair"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "teacher": dict(self.teacher), "student": dict(self.student)}
+
+
+class DiscrepancyNet(nn.Module):
+    """The teacher's logits and embedding; the student-teacher discrepancy as the per-pixel output."""
+
+    def __init__(self, teacher: PretextNet, student: StudentNet):
+        super().__init__()
+        self.teacher, self.student = teacher, student
+        self.cfg = PairConfig(teacher=teacher.cfg.to_dict(), student=student.cfg.to_dict())
+        self.embed_dim = teacher.embed_dim
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DiscrepancyNet:
+        return cls(PretextNet(NetConfig.from_dict(d["teacher"])), StudentNet(StudentConfig.from_dict(d["student"])))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.teacher.embed(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the teacher's class logits (N, 3) and embedding (N, D), discrepancy logits (N, 1, H/4, W/4))."""
+        e, feats = self.teacher.features(x)
+        half = mean_distance(self.student.distill_features(x)[0], feats[1:4]) / 2
+        return self.teacher.classifier(self.teacher.head(e)), e, torch.logit(half.clamp(1e-6, 1 - 1e-6))
+
+
+__all__ = ["DiscrepancyNet", "PairConfig", "feature_distance", "mean_distance"]
