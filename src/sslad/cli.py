@@ -172,18 +172,21 @@ def train(data, out_dir, student, overwrite, resume, **kw):
 @click.option("--map", "map_source", type=click.Choice(C.MAP_SOURCES), default=C.DistillConfig.map, show_default=True,
               help="The run's map: the student's own head (seg, the small detector), the student-teacher "
               "discrepancy (distill: keeps both networks), or the better on synthetic held-out anomalies (auto).")
+@click.option("--embed-weight", type=float, default=C.DistillConfig.embed_weight, show_default=True,
+              help="Weight of the pooled-embedding error, measured in the teacher density's metric.")
 @click.option("--image-size", type=int, default=None, help="Must be the teacher's (checked) [the teacher's].")
 @click.option("--seed", type=int, default=C.DistillConfig.seed, show_default=True,
               help="Seed of the augmented sets and the student's initialisation.")
 @click.option("--device", default=C.DEFAULT_DEVICE, show_default=True, help=" | ".join(C.DEVICES))
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out (removes the files sslad wrote there).")
 @friendly
-def distill(run_dir, arch, out_dir, epochs, min_steps, lr, map_source, image_size, seed, device, overwrite):
+def distill(run_dir, arch, out_dir, epochs, min_steps, lr, map_source, embed_weight, image_size, seed, device,
+            overwrite):
     """Distil RUN_DIR's pretext network into a new, equal or smaller network on its real good images."""
     from sslad.distill import distill_run
 
     dc = C.DistillConfig(arch=arch, epochs=epochs, min_steps=min_steps, lr=lr, seed=seed, device=device,
-                         map=map_source)
+                         map=map_source, embed_weight=embed_weight)
     distill_run(run_dir, out_dir, dc, image_size=image_size, overwrite=overwrite, log=_log)
     _log(f"student run folder: {out_dir}")
 

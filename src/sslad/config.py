@@ -126,6 +126,7 @@ class DistillConfig:
     seed: int = 0
     device: str = DEFAULT_DEVICE
     seg_weight: float = 1.0  # weight of the per-pixel mimicry (the student's own maps)
+    embed_weight: float = 0.0  # weight of the pooled-embedding error in the teacher density's metric
     map: str = "seg"  # seg | distill | auto (see MAP_SOURCES)
 
     def validate(self) -> DistillConfig:
@@ -134,6 +135,7 @@ class DistillConfig:
                   (self.min_steps >= 0, "--min-steps cannot be negative"),
                   (0 < self.lr < math.inf, "--lr must be a positive, finite number"),
                   (self.seg_weight >= 0, "seg_weight cannot be negative"),
+                  (0 <= self.embed_weight < math.inf, "--embed-weight must be a non-negative, finite number"),
                   (self.map in MAP_SOURCES, f"unknown map source {self.map!r} ({'|'.join(MAP_SOURCES)})")]
         for ok, msg in checks:
             if not ok:

@@ -56,21 +56,45 @@ def teacher_features(teacher: PretextNet, x: torch.Tensor) -> tuple[list[torch.T
     return [f.float() for f in feats[1:5]], seg
 
 
+def embedding_distance(student: torch.Tensor, teacher: torch.Tensor,
+                       metric: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,) distance of the student's pooled embeddings to the teacher's, both L2-normalised as the density
+    sees them: in the teacher Gaussian's own metric (squared Mahalanobis with its precision ``metric``,
+    divided by the dimension: the error the density would score) or, without one, 1 - cosine."""
+    a, b = F.normalize(student.float(), dim=1), F.normalize(teacher.float(), dim=1)
+    if metric is None:
+        return 1 - (a * b).sum(1)
+    d = a - b
+    return ((d @ metric) * d).sum(1) / d.shape[1]
+
+
 def distill_loss(student: StudentNet, teacher: PretextNet, x: torch.Tensor, good: torch.Tensor,
-                 seg_weight: float) -> torch.Tensor:
+                 seg_weight: float, embed_weight: float = 0.0, metric: torch.Tensor | None = None) -> torch.Tensor:
     """Feature loss: the mean per-location cosine distance at layer1-3 on the good rows (normal appearance
     only: the discrepancy map) and at layer4 on every row (the embedding the density scores, which must
-    move on anomalies as the teacher's does); plus ``seg_weight`` x BCE of the student's per-pixel logits
-    against the teacher's probabilities (all rows)."""
+    move on anomalies as the teacher's does); plus ``embed_weight`` x :func:`embedding_distance` of the
+    pooled embeddings (all rows) and ``seg_weight`` x BCE of the student's per-pixel logits against the
+    teacher's probabilities (all rows)."""
     t_feats, t_seg = teacher_features(teacher, x)
     s_feats, s_seg = student.distill_features(x)
     dist = feature_distance(s_feats, t_feats)
     local = sum(d[good].mean() for d in dist[:3]) / 3 if bool(good.any()) else x.new_zeros(())
     loss = local + dist[3].mean()
+    if embed_weight > 0:
+        loss = loss + embed_weight * embedding_distance(s_feats[3].mean((2, 3)), t_feats[3].mean((2, 3)),
+                                                        metric).mean()
     if s_seg is not None and t_seg is not None and seg_weight > 0:
         target = F.adaptive_avg_pool2d(t_seg, s_seg.shape[-2:])
         loss = loss + seg_weight * F.binary_cross_entropy_with_logits(s_seg.float(), target)
     return loss
+
+
+def density_metric(ckpt: dict, device: torch.device) -> torch.Tensor | None:
+    """float32 (D, D): the precision of the teacher's fitted Gaussian density, or None (kNN, or no scorer)."""
+    if not ckpt.get("scorer"):
+        return None
+    precision = getattr(Scorer.from_state(ckpt["scorer"]).density, "precision", None)
+    return None if precision is None else precision.float().to(device)
 
 
 @torch.no_grad()
@@ -147,7 +171,7 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
     gen = PretextGenerator(fit.images, renderer, cfg.synth, seed=dc.seed + DISTILL_SEED)
     save_yaml(cfg, out / "config.yaml")
     log(f"distil: teacher {teacher_dir} ({cfg.train.arch}, {size} px) -> student {dc.arch}, {len(fit)} good images")
-    stats = _fit(student, teacher, gen, cfg, dc, out, log)
+    stats = _fit(student, teacher, gen, cfg, dc, out, log, density_metric(ckpt, device))
     student.eval()
     net, scorer, source, map_synthetic = choose_map(student, teacher, fit, holdout, cfg, renderer, dc.map)
     if dc.map == "auto":
@@ -172,7 +196,7 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
 
 
 def _fit(student: StudentNet, teacher: PretextNet, gen: PretextGenerator, cfg: RunConfig, dc: DistillConfig,
-         out: Path, log: Callable[[str], None]) -> dict:
+         out: Path, log: Callable[[str], None], metric: torch.Tensor | None) -> dict:
     """The distillation loop: a fresh augmented set every epoch (seeded), cosine learning rate, Adam."""
     batch, steps_per_epoch = schedule(gen.num_images, cfg, world=1)
     epochs = budget_epochs(dc.epochs, dc.min_steps, steps_per_epoch)
@@ -193,7 +217,8 @@ def _fit(student: StudentNet, teacher: PretextNet, gen: PretextGenerator, cfg: R
             for group in opt.param_groups:
                 group["lr"] = lr
             with torch.autocast(synth.images.device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = distill_loss(student, teacher, synth.images[idx], synth.labels[idx] == 0, dc.seg_weight)
+                loss = distill_loss(student, teacher, synth.images[idx], synth.labels[idx] == 0, dc.seg_weight,
+                                    dc.embed_weight, metric)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
