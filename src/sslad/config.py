@@ -106,9 +106,12 @@ class ScoreConfig:
     views_below: int = 50  # fewer held-out images than this: their augmented views join them for the thresholds
     auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
     tile: int = 0  # score in overlapping tiles of this side (embedding score: the worst tile's); 0: whole images
+    map: str = "seg"  # the anomaly maps: seg (the per-pixel head) or density (a Gaussian over patch descriptors)
 
 
 STUDENT_ARCHS = ("resnet18", "resnet10", "mobilenet_v3_small")  # the downstream transfer's trunks
+#: A run's anomaly maps: the per-pixel head's (seg) or a patch density's over the trunk's mid-level features.
+SCORE_MAPS = ("seg", "density")
 #: The student run's map: its own per-pixel head (seg: the small detector), the student-teacher discrepancy
 #: (distill: teacher and student both kept), or whichever scores the synthetic held-out anomalies better (auto).
 MAP_SOURCES = ("seg", "distill", "auto")
@@ -202,8 +205,9 @@ class RunConfig:
             one_of(c.density, DENSITIES, "density"),
             (c.knn_k >= 1, "--knn-k must be at least 1"),
             one_of(c.image_score, IMAGE_SCORES, "image score"),
-            (c.image_score in ("embedding", "auto") or t.seg_weight > 0,
-             f"--image-score {c.image_score} needs the per-pixel head (--seg-weight > 0)"),
+            one_of(c.map, SCORE_MAPS, "map source"),
+            (c.image_score in ("embedding", "auto") or t.seg_weight > 0 or c.map == "density",
+             f"--image-score {c.image_score} needs maps: the per-pixel head (--seg-weight > 0) or --map density"),
             (0 < c.threshold_quantile <= 1, "--threshold-quantile must lie in (0, 1]"),
             (0 <= c.holdout <= 0.5, "holdout must lie in [0, 0.5]"),
             (c.holdout_min >= 0, "holdout_min cannot be negative"),
@@ -306,6 +310,6 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 __all__ = [
     "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE",
     "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
-    "MAP_SOURCES", "PREVIEW_COUNT", "RENDER_BATCH", "STUDENT_ARCHS", "DistillConfig",
+    "MAP_SOURCES", "PREVIEW_COUNT", "SCORE_MAPS", "RENDER_BATCH", "STUDENT_ARCHS", "DistillConfig",
     "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml", "save_yaml",
 ]

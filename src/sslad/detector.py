@@ -24,6 +24,7 @@ from torch import nn
 from sslad.config import DEFAULT_DEVICE
 from sslad.errors import SsladError
 from sslad.models import PretextNet, infer_images
+from sslad.models.embed import forward_maps
 from sslad.models.tiles import forward_tiled
 from sslad.scoring import Scorer
 
@@ -82,7 +83,7 @@ class Detector:
 
     @property
     def has_maps(self) -> bool:
-        return bool(self.model.cfg.seg_head)
+        return bool(self.model.cfg.seg_head) or self.scorer.map_source == "density"
 
     @property
     def device(self) -> torch.device:
@@ -118,7 +119,7 @@ class Detector:
         return out.round().clamp(0, 255).to(torch.uint8)
 
     def _score_images(self, images: torch.Tensor, progress: str | None) -> Detection:
-        out = infer_images(self.model, images, progress=progress, tile=self.scorer.tile)
+        out = infer_images(self.model, images, progress=progress, tile=self.scorer.tile, map_fn=self.scorer.map_fn)
         scores, maps = self.scorer.score(out.embeddings, out.maps, self.image_size)
         anomalous = scores > self.threshold if self.threshold is not None else np.zeros(len(scores), bool)
         return Detection(scores=scores, maps=maps, anomalous=anomalous, images=images.cpu())
@@ -134,11 +135,11 @@ class _DetectorModule(nn.Module):
         self.model, self.scorer, self.size = model.eval(), scorer, size
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if 0 < self.scorer.tile < self.size:
-            emb, probs = forward_tiled(self.model, images.float(), self.scorer.tile)
-        else:
-            _, emb, seg = self.model(images.float())
-            probs = None if seg is None else torch.sigmoid(seg)
+        def forward(x: torch.Tensor):
+            return forward_maps(self.model, x, self.scorer.map_fn)
+
+        x = images.float()
+        emb, probs = forward_tiled(forward, x, self.scorer.tile) if 0 < self.scorer.tile < self.size else forward(x)
         scores, maps = self.scorer.score_tensors(emb, probs, self.size)
         return scores.float(), maps
 

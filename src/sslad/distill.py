@@ -157,7 +157,8 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
     prepare_run_dir(out, cfg.data.path, overwrite, resume=False)
     try:
         cfg = cfg.override(train={"seed": dc.seed, "device": str(device), "lr": dc.lr,
-                                  "precision": resolve_precision("auto", device)})
+                                  "precision": resolve_precision("auto", device)},
+                           score={"map": "seg"})  # the student's maps are its --map's, not the teacher's
         data = load_dataset(cfg.data.path, cfg.data.category, size, device=device)
     except BaseException:
         if created:

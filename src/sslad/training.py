@@ -8,6 +8,7 @@ thresholds -> test scores and maps -> metrics and run folder.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import shutil
@@ -31,6 +32,7 @@ from sslad.evaluate import evaluate_set
 from sslad.export import EXPORT_FILES, EXPORT_SIDECARS
 from sslad.files import make_output_dir
 from sslad.models import NetConfig, PretextNet, infer_images, load_trunk_weights
+from sslad.models.embed import sample_patches
 from sslad.progress import bar
 from sslad.report import EpochLog, results_table, save_class_grid
 from sslad.runtime import Dist, StopSignals, init_distributed, resolve_device, resolve_precision, seed_everything
@@ -405,7 +407,7 @@ def fit_pretext(run: Run) -> dict:
 SYNTHETIC_HOLDOUT_K = 1_000_003
 
 
-def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunConfig) -> tuple:
+def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunConfig, map_fn=None) -> tuple:
     """(embeddings, per-pixel probabilities, anomalous (N,) bool) of pretext samples rendered onto the held-out
     good images with a seed of their own (about 200 samples whatever their number): the label-free
     yardstick the ``auto`` image score is chosen by."""
@@ -413,7 +415,7 @@ def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunCo
     synth = dataclasses.replace(cfg.synth, variants=variants)
     gen = PretextGenerator(holdout.images, renderer, synth, seed=cfg.train.seed)
     data = gen.regenerate(SYNTHETIC_HOLDOUT_K)
-    out = infer_images(model, data.images, progress="score synthetic held-out", tile=cfg.score.tile)
+    out = infer_images(model, data.images, progress="score synthetic held-out", tile=cfg.score.tile, map_fn=map_fn)
     return out.embeddings, out.maps, (data.labels > 0).cpu().numpy()
 
 
@@ -422,15 +424,18 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
     """Density on the network outputs of the fit images; thresholds from the held-out ones (and their augmented
     views when they are few); with ``image_score: auto``, the image score chosen on synthetic anomalies of the
     held-out images (rendered also with ``synthetic``: every mode's synthetic AUROC is recorded)."""
-    tile = cfg.score.tile
-    fit_out = infer_images(model, fit.images, progress="embed train", tile=tile)
-    hold = infer_images(model, holdout.images, progress="embed held-out", tile=tile) if holdout is not None else None
+    tile, scorer = cfg.score.tile, Scorer(cfg.score)
+    if scorer.map_source == "density":
+        scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile))
+    infer = functools.partial(infer_images, model, tile=tile, map_fn=scorer.map_fn)
+    fit_out = infer(fit.images, progress="embed train")
+    hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None
     wanted = synthetic or cfg.score.image_score == "auto" or (holdout is not None
                                                               and len(holdout) < cfg.score.views_below)
     rendered = None
     if wanted and holdout is not None and renderer is not None:
-        rendered = synthetic_holdout(model, holdout, renderer, cfg)
-    return Scorer(cfg.score).fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size,
+        rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn)
+    return scorer.fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size,
                                  holdout=None if hold is None else (hold.embeddings, hold.maps), synthetic=rendered)
 
 
@@ -488,7 +493,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "precision": cfg.train.precision, "image_score": cfg.score.image_score,
                "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
                "decoder": cfg.train.decoder, "seg_loss": cfg.train.seg_loss, "crop": cfg.train.crop,
-               "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "seed": cfg.train.seed,
+               "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "map": cfg.score.map,
+               "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
                "threshold_set": scorer.calibration["set"], **stats}
     detector = Detector(run.model, scorer, cfg.data.image_size)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 
 from sslad.models.net import PretextNet
-from sslad.models.tiles import forward_tiled
+from sslad.models.tiles import extract_tiles, forward_tiled
 
 EMBED_BATCH = 64
 
@@ -20,13 +21,30 @@ class Outputs(NamedTuple):
     maps: torch.Tensor | None
 
 
+#: Per-location anomaly values from patch descriptors: (N, C, h, w) -> (N, 1, h, w) (a fitted patch density).
+MapFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def forward_maps(model: PretextNet, x: torch.Tensor,
+                 map_fn: MapFn | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(embeddings, per-pixel anomaly maps (N, 1, h, w) or None) of one batch: the sigmoid of the network's
+    per-pixel logits, or with ``map_fn`` what it makes of the network's patch descriptors."""
+    if map_fn is None:
+        _, e, seg = model(x)
+        return e, None if seg is None else torch.sigmoid(seg.float())
+    e, patches = model.embed_patches(x)
+    return e, map_fn(patches)
+
+
 @torch.no_grad()
 def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,
-                 progress: str | None = None, maps: bool = True, tile: int = 0) -> Outputs:
+                 progress: str | None = None, maps: bool = True, tile: int = 0,
+                 map_fn: MapFn | None = None) -> Outputs:
     """Run uint8 (N, 3, S, S) images (any device) through the network in batches.
 
     With ``tile`` (0 < tile < S) each image is scored in overlapping tiles (:mod:`sslad.models.tiles`):
-    embeddings (N, T, D), one per tile, and maps stitched at the image's resolution.
+    embeddings (N, T, D), one per tile, and maps stitched at the image's resolution. With ``map_fn`` the
+    maps are ``map_fn`` of the patch descriptors (a patch density), not the per-pixel head's.
     fp32 on the CPU (scores reproduce exactly across runs and exports); bf16 autocast on CUDA.
     """
     from sslad.progress import bar
@@ -34,7 +52,7 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    want_maps = maps and model.cfg.seg_head
+    want_maps = maps and (model.cfg.seg_head or map_fn is not None)
     tiled = 0 < tile < images.shape[-1]
     if tiled:  # about as many pixels per batch as whole images
         batch_size = max(1, batch_size * tile ** 2 // images.shape[-1] ** 2)
@@ -42,19 +60,43 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     for i in bar(range(0, images.shape[0], batch_size), progress, unit="batch"):
         xb = images[i:i + batch_size].to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            if tiled:
-                e, p = forward_tiled(model, xb, tile)
+            if tiled or want_maps:
+                def forward(x):
+                    return forward_maps(model, x, map_fn)
+
+                e, p = forward_tiled(forward, xb, tile) if tiled else forward(xb)
                 if want_maps:
-                    probs.append(p.cpu())
-            elif want_maps:
-                _, e, seg = model(xb)
-                probs.append(torch.sigmoid(seg.float()).cpu())
+                    probs.append(p.float().cpu())
             else:
                 e = model.embed(xb)
         embs.append(e.float().cpu())
     model.train(was_training)
     emb = torch.cat(embs) if embs else torch.empty(0, model.embed_dim)
     return Outputs(emb, torch.cat(probs) if probs else None)
+
+
+@torch.no_grad()
+def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000, seed: int = 0,
+                   batch_size: int = EMBED_BATCH, tile: int = 0) -> torch.Tensor:
+    """float32 (M, C) patch descriptors of the images (of their tiles with ``tile``), about ``total`` locations
+    drawn evenly from every image (or tile) with a seeded generator: what a patch density is fitted on."""
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    tiled = 0 < tile < images.shape[-1]
+    per = max(1, -(-total // len(images)))
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        xb = images[i:i + batch_size].to(dev)
+        x = extract_tiles(xb, tile) if tiled else xb
+        _, patches = model.embed_patches(x)
+        z = patches.float().flatten(2).transpose(1, 2).cpu()  # (n, h*w, C)
+        k = min(z.shape[1], max(1, per * len(xb) // len(x)))
+        idx = torch.rand(z.shape[:2], generator=g).argsort(1)[:, :k]
+        out.append(torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[2])).flatten(0, 1))
+    model.train(was_training)
+    return torch.cat(out)
 
 
 def embed_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,

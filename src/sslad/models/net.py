@@ -75,6 +75,14 @@ class SegHead(nn.Module):
         return self.fuse(z)
 
 
+def patch_descriptors(maps: list[torch.Tensor]) -> torch.Tensor:
+    """(N, C1 + C2 + ..., h, w) at the first map's grid: the maps upsampled to it, concatenated and 3x3
+    average-pooled (each location described with its neighbourhood, as PatchCore aggregates)."""
+    hw = maps[0].shape[-2:]
+    z = torch.cat([maps[0]] + [F.interpolate(m, size=hw, mode="bilinear", align_corners=False) for m in maps[1:]], 1)
+    return F.avg_pool2d(z.float(), 3, stride=1, padding=1, count_include_pad=False)
+
+
 def _conv_block(cin: int, cout: int) -> nn.Sequential:
     """Two 3x3 conv + BN + ReLU: the decoder's unit."""
     return nn.Sequential(
@@ -159,6 +167,12 @@ class PretextNet(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Trunk features (N, D) of uint8/float 0..255 images (N, 3, H, W)."""
         return self.features(x)[0]
+
+    def embed_patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings (N, D), patch descriptors (N, C, H/8, W/8)): layer2 and layer3 at layer2's grid (see
+        :func:`patch_descriptors`), the mid-level features a per-location density scores."""
+        e, feats = self.features(x)
+        return e, patch_descriptors(feats[2:4])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(class logits (N, 3), embeddings (N, D), per-pixel logits (N, 1, H/2, W/2) for the U-Net decoder,

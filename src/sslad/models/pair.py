@@ -62,6 +62,9 @@ class DiscrepancyNet(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.teacher.embed(x)
 
+    def embed_patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.teacher.embed_patches(x)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(the teacher's class logits (N, 3) and embedding (N, D), discrepancy logits (N, 1, H/4, W/4))."""
         e, feats = self.teacher.features(x)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from sslad.models.net import MEAN, STD, SegHead
+from sslad.models.net import MEAN, STD, SegHead, patch_descriptors
 
 #: Student trunks, built without downloads, and their channels at strides 4, 8, 16, 32: the teacher's own
 #: (equal), a ResNet with one block per stage (about half the weights), MobileNetV3-Small (about a twelfth).
@@ -100,6 +100,11 @@ class StudentNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.adapters[3](self._taps(x)[3]).mean((2, 3))
+
+    def embed_patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings, patch descriptors of the adapted 1/8 and 1/16 maps): as the teacher's."""
+        adapted = self.distill_features(x)[0]
+        return adapted[3].mean((2, 3)), patch_descriptors(adapted[1:3])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(no class logits: an empty (N, 0) tensor, embeddings (N, D), per-pixel logits (N, 1, H/4, W/4))."""

@@ -13,6 +13,7 @@ Plain tensor ops over offsets fixed by ``(S, P)``: the exported model tiles the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -65,14 +66,13 @@ def stitch(tile_maps: torch.Tensor, size: int, tile: int) -> torch.Tensor:
     return (out / weight)[:, None]
 
 
-def forward_tiled(model: torch.nn.Module, images: torch.Tensor,
+def forward_tiled(forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]], images: torch.Tensor,
                   tile: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The network on the ``tile`` tiles of (N, 3, S, S) images: (embeddings (N, T, D), per-pixel anomaly
-    probabilities stitched to (N, 1, S, S), or None without a per-pixel head)."""
+    """``forward`` (images -> (embeddings (M, D), per-pixel maps (M, 1, h, w) or None)) on the ``tile`` tiles
+    of (N, 3, S, S) images: (embeddings (N, T, D), maps stitched to (N, 1, S, S), or None)."""
     n, size = images.shape[0], images.shape[-1]
-    _, emb, seg = model(extract_tiles(images, tile))
-    probs = None if seg is None else stitch(torch.sigmoid(seg.float()), size, tile)
-    return emb.reshape(n, -1, emb.shape[-1]), probs
+    emb, maps = forward(extract_tiles(images, tile))
+    return emb.reshape(n, -1, emb.shape[-1]), None if maps is None else stitch(maps, size, tile)
 
 
 __all__ = ["blend_window", "extract_tiles", "forward_tiled", "stitch", "tile_grid", "tile_offsets"]

@@ -5,6 +5,7 @@ from sslad.scoring.density import (
     DENSITY_TYPES,
     GaussianDensity,
     KNNDensity,
+    PatchGaussian,
     density_from_state,
     ledoit_wolf,
     make_density,
@@ -21,7 +22,7 @@ from sslad.scoring.metrics import (
 from sslad.scoring.scorer import Scorer
 
 __all__ = [
-    "DENSITY_TYPES", "GaussianDensity", "KNNDensity", "Scorer", "aupro", "auroc", "decision_metrics",
+    "DENSITY_TYPES", "GaussianDensity", "KNNDensity", "PatchGaussian", "Scorer", "aupro", "auroc", "decision_metrics",
     "density_from_state", "image_metrics", "ledoit_wolf", "make_density", "pixel_metrics", "quantile_threshold",
     "to_image_maps",
 ]

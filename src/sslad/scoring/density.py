@@ -4,6 +4,8 @@
   covariance; the score is the Mahalanobis distance (the CutPaste paper's estimator).
 * :class:`KNNDensity` (``knn``): mean Euclidean distance of the normalised embedding to its
   ``k`` nearest good training embeddings.
+* :class:`PatchGaussian`: one Gaussian over per-location patch descriptors, for anomaly maps
+  (``score.map: density``).
 
 Both round-trip through ``state_dict`` (plain tensors, safe for ``torch.load(weights_only=True)``).
 """
@@ -106,6 +108,44 @@ class KNNDensity:
     def load_state_dict(self, state: dict) -> KNNDensity:
         self.k = int(state["k"])
         self.bank = state["bank"].float()
+        return self
+
+
+class PatchGaussian:
+    """One Gaussian over the patch descriptors of every location of the good images (mean and Ledoit-Wolf
+    shrunk covariance, no normalisation: a descriptor's magnitude carries texture contrast); a location's
+    Mahalanobis distance is its anomaly value. Location-independent, so any image size and any position
+    share one model (PaDiM fits one per position, which needs aligned objects and much memory)."""
+
+    name = "patch_gaussian"
+
+    def __init__(self) -> None:
+        self.mean: torch.Tensor | None = None
+        self.precision: torch.Tensor | None = None
+        self.shrinkage: float = 0.0
+
+    def fit(self, x: torch.Tensor) -> PatchGaussian:
+        """``x``: (M, C) descriptors sampled from the good images' locations."""
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise ValueError("the patch density needs at least 2 descriptors")
+        cov, self.shrinkage = ledoit_wolf(x)
+        self.mean = x.to(torch.float64).mean(0).float()
+        self.precision = torch.linalg.pinv(cov, hermitian=True).float()
+        return self
+
+    def maps(self, feats: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) descriptors -> float32 (N, 1, h, w) Mahalanobis distances (plain tensor ops: exportable)."""
+        z = feats.float().permute(0, 2, 3, 1) - self.mean.to(feats.device)
+        d2 = ((z @ self.precision.to(feats.device)) * z).sum(-1)
+        return d2.clamp_min(0).sqrt()[:, None]
+
+    def state_dict(self) -> dict:
+        return {"type": self.name, "mean": self.mean.cpu(), "precision": self.precision.cpu(),
+                "shrinkage": float(self.shrinkage)}
+
+    def load_state_dict(self, state: dict) -> PatchGaussian:
+        self.mean, self.precision = state["mean"].float(), state["precision"].float()
+        self.shrinkage = float(state.get("shrinkage", 0.0))
         return self
 
 

@@ -5,11 +5,15 @@ here combines it with the per-pixel maps into image scores and calibrates thresh
 *detector* (``sslad.Detector``) is a network plus its scorer, from images to decisions.
 
 The scorer sees plain tensors only, never images or the network: embeddings ``(N, D)`` and
-low-resolution per-pixel anomaly probabilities ``(N, 1, h, w)`` (or ``None``), and the side ``S``
+low-resolution per-pixel anomaly values ``(N, 1, h, w)`` (the per-pixel head's probabilities, or the
+patch density's distances; or ``None``), and the side ``S``
 of the maps to make. It fits the density on the embeddings of the *fit* part of the good
 training images and calibrates on the *held-out* part, which neither the density nor the
 network has seen (``sslad.data.holdout_split``):
 
+* maps (``map``): ``seg``, the network's per-pixel probabilities, or ``density``, the Mahalanobis distance
+  of each location's patch descriptor under one Gaussian fitted on the fit images' locations
+  (:class:`~sslad.scoring.density.PatchGaussian`: the scorer turns descriptors into maps);
 * tiles (``tile``): with a tile side, the network scores overlapping tiles (``sslad.models.tiles``): the
   density is fitted on the tiles' embeddings ``(N, T, D)`` and an image's embedding score is its most
   anomalous tile's; the maps arrive stitched;
@@ -31,7 +35,7 @@ import numpy as np
 import torch
 
 from sslad.config import ScoreConfig
-from sslad.scoring.density import density_from_state, make_density
+from sslad.scoring.density import PatchGaussian, density_from_state, make_density
 from sslad.scoring.maps import smooth_maps, to_image_maps
 from sslad.scoring.metrics import quantile_threshold
 
@@ -49,12 +53,30 @@ class Scorer:
         self.views_below = cfg.views_below
         self.auto_margin = cfg.auto_margin
         self.tile = cfg.tile  # > 0: the network scores tiles of this side; embeddings arrive as (N, T, D)
+        self.map_source = cfg.map  # seg: the per-pixel head's probabilities; density: the patch density's maps
+        self.patches: PatchGaussian | None = None
         self.stats: dict[str, list[float]] = {}
         self.threshold: float | None = None
         self.pixel_threshold: float | None = None
         self.map_range: list[float] | None = None
         self.calibration = {"set": None, "images": 0}
         self.synthetic_auroc: dict[str, float] = {}  # image-score mode -> AUROC on the synthetic held-out set
+
+    def fit_patches(self, descriptors: torch.Tensor) -> Scorer:
+        """Fit the patch density (``map: density``) on (M, C) descriptors of the fit images' locations; done
+        before the maps of any image are made (they come from it)."""
+        self.patches = PatchGaussian().fit(descriptors)
+        return self
+
+    @property
+    def map_fn(self):
+        """What turns the network's patch descriptors into maps (``map: density``), or None: the network's
+        per-pixel head makes them."""
+        if self.map_source != "density":
+            return None
+        if self.patches is None:
+            raise RuntimeError("fit the patch density (fit_patches) before making maps")
+        return self.patches.maps
 
     @property
     def uses_maps(self) -> bool:
@@ -156,7 +178,8 @@ class Scorer:
         state = self.state_dict()
         values = [state["threshold"], state["pixel_threshold"], *(state["map_range"] or []),
                   *(v for pair in state["stats"].values() for v in pair)]
-        tensors = [v for v in state["density"].values() if isinstance(v, torch.Tensor)]
+        tensors = [v for part in (state["density"], state["patches"] or {}) for v in part.values()
+                   if isinstance(v, torch.Tensor)]
         return (all(v is None or math.isfinite(v) for v in values)
                 and all(bool(torch.isfinite(t).all()) for t in tensors if t is not None and t.is_floating_point()))
 
@@ -164,7 +187,9 @@ class Scorer:
         return {"format": FORMAT, "density": self.density.state_dict(), "image_score": self.image_score,
                 "quantile": self.quantile, "stats": self.stats, "threshold": self.threshold,
                 "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
-                "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile}
+                "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile,
+                "map_source": self.map_source,
+                "patches": None if self.patches is None else self.patches.state_dict()}
 
     @classmethod
     def from_state(cls, state: dict, threshold: float | None = None) -> Scorer:
@@ -179,4 +204,7 @@ class Scorer:
             setattr(self, key, state[key])
         self.synthetic_auroc = dict(state.get("synthetic_auroc") or {})
         self.tile = int(state.get("tile", 0))
+        self.map_source = str(state.get("map_source", "seg"))
+        if state.get("patches"):
+            self.patches = PatchGaussian().load_state_dict(state["patches"])
         return self

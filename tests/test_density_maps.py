@@ -1,0 +1,88 @@
+"""Feature: anomaly maps from a patch density (``--map density``): one Gaussian over the trunk's layer2-3 patch
+descriptors, fitted on the good images' locations; maps without a per-pixel head, exported like any run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import sslad
+from sslad.cli import cli
+from sslad.scoring import PatchGaussian
+
+
+def test_the_patch_density_scores_an_unseen_descriptor_highest():
+    g = torch.Generator().manual_seed(0)
+    good = torch.randn(2000, 6, generator=g) * torch.tensor([1.0, 1.0, 0.05, 1.0, 1.0, 1.0])  # feature 2 ~ constant
+    pg = PatchGaussian().fit(good)
+    feats = torch.randn(3, 6, 5, 5, generator=g) * torch.tensor([1.0, 1.0, 0.05, 1.0, 1.0, 1.0])[None, :, None, None]
+    feats[1, 2, 3, 4] = 1.0  # one location of one image off the good manifold (20 standard deviations)
+    maps = pg.maps(feats)
+    assert maps.shape == (3, 1, 5, 5)
+    assert int(maps.flatten().argmax()) == 25 + 3 * 5 + 4
+    again = PatchGaussian().load_state_dict(pg.state_dict())
+    torch.testing.assert_close(again.maps(feats), maps)
+
+
+@pytest.fixture(scope="module")
+def density_run(tiles, tmp_path_factory):
+    """A tiny run without a per-pixel head whose maps come from the patch density (64 px: an 8 x 8 grid of
+    layer2 locations)."""
+    out = tmp_path_factory.mktemp("density") / "run"
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "64", "--epochs", "2",
+                                   "--batch-size", "12", "--device", "cpu", "--seed", "1", "--seg-weight", "0",
+                                   "--map", "density"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_a_density_run_has_maps_without_a_per_pixel_head(density_run, tiles, tmp_path):
+    m = json.loads((density_run / "metrics.json").read_text())
+    assert m["map"] == "density" and m["pixel_auroc"] is not None and "map" in m["synthetic_auroc"]
+    det = sslad.load(density_run, "cpu")
+    assert not det.model.cfg.seg_head and det.has_maps and det.scorer.map_source == "density"
+    res = CliRunner().invoke(cli, ["predict", str(density_run), str(tiles / "test" / "blob"),
+                                   "--out", str(tmp_path / "p.csv"), "--maps"])
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "maps").glob("*.png"))) == 6
+
+
+def test_the_density_map_is_higher_inside_a_planted_defect(density_run, tiles):
+    """The dark disc of the test images is unlike any location of the good stripes: the map is higher inside
+    it than outside on every defective image."""
+    from sslad.data.io import read_mask
+
+    files = sorted((tiles / "test" / "blob").glob("*.png"))
+    det = sslad.load(density_run, "cpu").score(files)
+    higher = []
+    for f, mp in zip(files, det.maps, strict=True):
+        mask = torch.from_numpy(read_mask(tiles / "ground_truth" / "blob" / f"{f.stem}_mask.png", 64)).bool()
+        higher.append(float(mp[mask].mean()) > float(mp[~mask].mean()))
+    assert sum(higher) >= 5, higher
+
+
+def test_a_density_run_exports_with_the_same_scores_and_maps(density_run, tiles, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    det = sslad.load(density_run, "cpu").score(sorted((tiles / "test" / "blob").glob("*.png")))
+    res = CliRunner().invoke(cli, ["export", str(density_run), "--out", str(tmp_path / "d.onnx")])
+    assert res.exit_code == 0, res.output
+    sess = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    scores, maps = sess.run(None, {"images": det.images.numpy()})
+    np.testing.assert_allclose(scores, det.scores, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(det.scores).max())))
+    np.testing.assert_allclose(maps, det.maps.numpy(), rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(maps).max())))
+
+
+def test_an_unknown_map_source_is_one_clear_line(tiles, tmp_path):
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--config",
+                                   str(_yaml(tmp_path, "score:\n  map: magic\n")), "--epochs", "0"])
+    assert res.exit_code != 0 and "unknown map source 'magic'" in res.output and "Traceback" not in res.output
+
+
+def _yaml(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
