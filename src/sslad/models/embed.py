@@ -14,8 +14,8 @@ EMBED_BATCH = 64
 
 
 class Outputs(NamedTuple):
-    """float32 on the CPU: embeddings (N, D) (or (N, T, D), one per tile) and per-pixel anomaly probabilities
-    (N, 1, h, w) or None."""
+    """float32 on the CPU: embeddings (N, D) (or (N, T, D), one per tile) and per-pixel anomaly values
+    (N, 1, h, w): the per-pixel head's probabilities or a patch density's distances; or None."""
 
     embeddings: torch.Tensor
     maps: torch.Tensor | None
@@ -56,14 +56,14 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     tiled = 0 < tile < images.shape[-1]
     if tiled:  # about as many pixels per batch as whole images
         batch_size = max(1, batch_size * tile ** 2 // images.shape[-1] ** 2)
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return forward_maps(model, x, map_fn)
+
     embs, probs = [], []
     for i in bar(range(0, images.shape[0], batch_size), progress, unit="batch"):
         xb = images[i:i + batch_size].to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             if tiled or want_maps:
-                def forward(x):
-                    return forward_maps(model, x, map_fn)
-
                 e, p = forward_tiled(forward, xb, tile) if tiled else forward(xb)
                 if want_maps:
                     probs.append(p.float().cpu())
