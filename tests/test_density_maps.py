@@ -86,3 +86,42 @@ def _yaml(tmp_path, text):
     p = tmp_path / "c.yaml"
     p.write_text(text)
     return p
+
+
+def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles):
+    """``--map both`` on a finished run: the map is the mean of the head's and the density's maps, each scaled
+    by (median, 99 % of maxima) of its own held-out maps; the exported module gives the same numbers."""
+    from sslad.backends import make_renderer
+    from sslad.checkpoint import load_checkpoint
+    from sslad.config import RunConfig
+    from sslad.data import load_dataset, split_train
+    from sslad.detector import Detector
+    from sslad.models import infer_images
+    from sslad.training import fit_scorer
+
+    model, _, ckpt = load_checkpoint(tiny_run[0])
+    cfg = RunConfig.from_dict(ckpt["config"]).override(score={"map": "both"})
+    data = load_dataset(str(tiles), None, 32)
+    fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
+    scorer = fit_scorer(model, fit, holdout, cfg, make_renderer("torch", 32, torch.device("cpu")))
+    assert set(scorer.map_scales) == {"seg", "density"}
+    x = data.test.images
+    parts = {k: infer_images(model, x, map_fn=scorer.part_fn(k)).maps for k in ("seg", "density")}
+    d = torch.nn.functional.interpolate(parts["density"], size=parts["seg"].shape[-2:], mode="bilinear",
+                                        align_corners=False)
+    (ls, ts), (ld, td) = scorer.map_scales["seg"], scorer.map_scales["density"]
+    want = ((parts["seg"] - ls) / (ts - ls) + (d - ld) / (td - ld)) / 2
+    torch.testing.assert_close(infer_images(model, x, map_fn=scorer.map_fn).maps, want)
+    det = Detector(model, scorer, 32)
+    res = det.score(x.numpy())
+    with torch.no_grad():
+        scores, maps = det.as_module()(x)
+    np.testing.assert_allclose(scores.numpy(), res.scores, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(maps, res.maps)
+
+
+def test_map_both_needs_the_per_pixel_head(tiles, tmp_path):
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--map", "both",
+                                   "--seg-weight", "0", "--epochs", "0"])
+    assert res.exit_code != 0 and "--map both needs the per-pixel head" in res.output
+    assert "Traceback" not in res.output

@@ -133,8 +133,8 @@ def cli():
               help="Image score: auto (best on synthetic anomalies of held-out images), embedding density, map "
               "maximum, or both standardised" + _d("score", "image_score"))
 @click.option("--map", type=click.Choice(C.SCORE_MAPS), default=None,
-              help="Anomaly maps from the per-pixel head (seg) or a Gaussian over the trunk's layer2-3 patch "
-              "descriptors (density)" + _d("score", "map"))
+              help="Anomaly maps from the per-pixel head (seg), a Gaussian over the trunk's layer2-3 patch "
+              "descriptors (density), or both averaged on their held-out scales" + _d("score", "map"))
 @click.option("--tile", type=int, default=None,
               help="Score in overlapping tiles of this side (e.g. the --crop side); 0: whole images"
               + _d("score", "tile"))

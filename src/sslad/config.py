@@ -106,12 +106,13 @@ class ScoreConfig:
     views_below: int = 50  # fewer held-out images than this: their augmented views join them for the thresholds
     auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
     tile: int = 0  # score in overlapping tiles of this side (embedding score: the worst tile's); 0: whole images
-    map: str = "seg"  # the anomaly maps: seg (the per-pixel head) or density (a Gaussian over patch descriptors)
+    map: str = "seg"  # seg (the per-pixel head), density (a Gaussian over patch descriptors) or both averaged
 
 
 STUDENT_ARCHS = ("resnet18", "resnet10", "mobilenet_v3_small")  # the downstream transfer's trunks
-#: A run's anomaly maps: the per-pixel head's (seg) or a patch density's over the trunk's mid-level features.
-SCORE_MAPS = ("seg", "density")
+#: A run's anomaly maps: the per-pixel head's (seg), a patch density's over the trunk's mid-level features
+#: (density), or the two averaged on their held-out scales (both).
+SCORE_MAPS = ("seg", "density", "both")
 #: The student run's map: its own per-pixel head (seg: the small detector), the student-teacher discrepancy
 #: (distill: teacher and student both kept), or whichever scores the synthetic held-out anomalies better (auto).
 MAP_SOURCES = ("seg", "distill", "auto")
@@ -206,6 +207,7 @@ class RunConfig:
             (c.knn_k >= 1, "--knn-k must be at least 1"),
             one_of(c.image_score, IMAGE_SCORES, "image score"),
             one_of(c.map, SCORE_MAPS, "map source"),
+            (c.map != "both" or t.seg_weight > 0, "--map both needs the per-pixel head (--seg-weight > 0)"),
             (c.image_score in ("embedding", "auto") or t.seg_weight > 0 or c.map == "density",
              f"--image-score {c.image_score} needs maps: the per-pixel head (--seg-weight > 0) or --map density"),
             (0 < c.threshold_quantile <= 1, "--threshold-quantile must lie in (0, 1]"),

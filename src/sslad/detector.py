@@ -83,7 +83,7 @@ class Detector:
 
     @property
     def has_maps(self) -> bool:
-        return bool(self.model.cfg.seg_head) or self.scorer.map_source == "density"
+        return bool(self.model.cfg.seg_head) or self.scorer.map_source != "seg"
 
     @property
     def device(self) -> torch.device:

@@ -425,8 +425,12 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
     views when they are few); with ``image_score: auto``, the image score chosen on synthetic anomalies of the
     held-out images (rendered also with ``synthetic``: every mode's synthetic AUROC is recorded)."""
     tile, scorer = cfg.score.tile, Scorer(cfg.score)
-    if scorer.map_source == "density":
+    if scorer.map_source in ("density", "both"):
         scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile))
+    if scorer.map_source == "both":  # each source's held-out scale first: the averaged maps need them
+        ref = (holdout if holdout is not None and len(holdout) > 1 else fit).images
+        scorer.fit_map_scales({k: infer_images(model, ref, tile=tile, map_fn=scorer.part_fn(k)).maps
+                               for k in ("seg", "density")}, cfg.data.image_size)
     infer = functools.partial(infer_images, model, tile=tile, map_fn=scorer.map_fn)
     fit_out = infer(fit.images, progress="embed train")
     hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None

@@ -21,19 +21,20 @@ class Outputs(NamedTuple):
     maps: torch.Tensor | None
 
 
-#: Per-location anomaly values from patch descriptors: (N, C, h, w) -> (N, 1, h, w) (a fitted patch density).
-MapFn = Callable[[torch.Tensor], torch.Tensor]
+#: Per-location anomaly values from the per-pixel probabilities ((N, 1, h, w) or None) and the patch descriptors
+#: ((N, C, h', w')): (N, 1, h'', w'') (a fitted patch density, alone or combined with the probabilities).
+MapFn = Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]
 
 
 def forward_maps(model: PretextNet, x: torch.Tensor,
                  map_fn: MapFn | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(embeddings, per-pixel anomaly maps (N, 1, h, w) or None) of one batch: the sigmoid of the network's
-    per-pixel logits, or with ``map_fn`` what it makes of the network's patch descriptors."""
+    per-pixel logits, or with ``map_fn`` what it makes of them and the network's patch descriptors."""
     if map_fn is None:
         _, e, seg = model(x)
         return e, None if seg is None else torch.sigmoid(seg.float())
-    e, patches = model.embed_patches(x)
-    return e, map_fn(patches)
+    e, seg, patches = model.dense_outputs(x)
+    return e, map_fn(None if seg is None else torch.sigmoid(seg.float()), patches)
 
 
 @torch.no_grad()
@@ -90,7 +91,7 @@ def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000
     for i in range(0, images.shape[0], batch_size):
         xb = images[i:i + batch_size].to(dev)
         x = extract_tiles(xb, tile) if tiled else xb
-        _, patches = model.embed_patches(x)
+        _, _, patches = model.dense_outputs(x)
         z = patches.float().flatten(2).transpose(1, 2).cpu()  # (n, h*w, C)
         k = min(z.shape[1], max(1, per * len(xb) // len(x)))
         idx = torch.rand(z.shape[:2], generator=g).argsort(1)[:, :k]

@@ -168,11 +168,12 @@ class PretextNet(nn.Module):
         """Trunk features (N, D) of uint8/float 0..255 images (N, 3, H, W)."""
         return self.features(x)[0]
 
-    def embed_patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(embeddings (N, D), patch descriptors (N, C, H/8, W/8)): layer2 and layer3 at layer2's grid (see
-        :func:`patch_descriptors`), the mid-level features a per-location density scores."""
+    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(embeddings (N, D), per-pixel logits or None, patch descriptors (N, C, H/8, W/8)) in one pass: the
+        descriptors are layer2 and layer3 at layer2's grid (see :func:`patch_descriptors`), the mid-level
+        features a per-location density scores."""
         e, feats = self.features(x)
-        return e, patch_descriptors(feats[2:4])
+        return e, self.seg_logits(feats), patch_descriptors(feats[2:4])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(class logits (N, 3), embeddings (N, D), per-pixel logits (N, 1, H/2, W/2) for the U-Net decoder,

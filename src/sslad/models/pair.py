@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslad.models.net import NetConfig, PretextNet
+from sslad.models.net import NetConfig, PretextNet, patch_descriptors
 from sslad.models.student import StudentConfig, StudentNet
 
 
@@ -62,14 +62,20 @@ class DiscrepancyNet(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.teacher.embed(x)
 
-    def embed_patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.teacher.embed_patches(x)
+    def _outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        e, feats = self.teacher.features(x)
+        half = mean_distance(self.student.distill_features(x)[0], feats[1:4]) / 2
+        return e, feats, torch.logit(half.clamp(1e-6, 1 - 1e-6))
+
+    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the teacher's embedding, discrepancy logits, the teacher's patch descriptors)."""
+        e, feats, disc = self._outputs(x)
+        return e, disc, patch_descriptors(feats[2:4])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(the teacher's class logits (N, 3) and embedding (N, D), discrepancy logits (N, 1, H/4, W/4))."""
-        e, feats = self.teacher.features(x)
-        half = mean_distance(self.student.distill_features(x)[0], feats[1:4]) / 2
-        return self.teacher.classifier(self.teacher.head(e)), e, torch.logit(half.clamp(1e-6, 1 - 1e-6))
+        e, _, disc = self._outputs(x)
+        return self.teacher.classifier(self.teacher.head(e)), e, disc
 
 
 __all__ = ["DiscrepancyNet", "PairConfig", "feature_distance", "mean_distance"]

@@ -101,10 +101,13 @@ class StudentNet(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.adapters[3](self._taps(x)[3]).mean((2, 3))
 
-    def embed_patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(embeddings, patch descriptors of the adapted 1/8 and 1/16 maps): as the teacher's."""
-        adapted = self.distill_features(x)[0]
-        return adapted[3].mean((2, 3)), patch_descriptors(adapted[1:3])
+    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(embeddings, per-pixel logits or None, patch descriptors of the adapted 1/8 and 1/16 maps): as the
+        teacher's."""
+        taps = self._taps(x)
+        adapted = [a(t) for a, t in zip(self.adapters, taps, strict=True)]
+        seg = self.seg(taps[:3]) if self.cfg.seg_head else None
+        return adapted[3].mean((2, 3)), seg, patch_descriptors(adapted[1:3])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(no class logits: an empty (N, 0) tensor, embeddings (N, D), per-pixel logits (N, 1, H/4, W/4))."""

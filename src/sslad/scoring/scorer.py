@@ -11,9 +11,10 @@ of the maps to make. It fits the density on the embeddings of the *fit* part of 
 training images and calibrates on the *held-out* part, which neither the density nor the
 network has seen (``sslad.data.holdout_split``):
 
-* maps (``map``): ``seg``, the network's per-pixel probabilities, or ``density``, the Mahalanobis distance
+* maps (``map``): ``seg``, the network's per-pixel probabilities; ``density``, the Mahalanobis distance
   of each location's patch descriptor under one Gaussian fitted on the fit images' locations
-  (:class:`~sslad.scoring.density.PatchGaussian`: the scorer turns descriptors into maps);
+  (:class:`~sslad.scoring.density.PatchGaussian`: the scorer turns descriptors into maps); or ``both``,
+  the two averaged, each first put on its own held-out scale (median pixel to the 99 % map threshold);
 * tiles (``tile``): with a tile side, the network scores overlapping tiles (``sslad.models.tiles``): the
   density is fitted on the tiles' embeddings ``(N, T, D)`` and an image's embedding score is its most
   anomalous tile's; the maps arrive stitched;
@@ -33,6 +34,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sslad.config import ScoreConfig
 from sslad.scoring.density import PatchGaussian, density_from_state, make_density
@@ -53,8 +55,9 @@ class Scorer:
         self.views_below = cfg.views_below
         self.auto_margin = cfg.auto_margin
         self.tile = cfg.tile  # > 0: the network scores tiles of this side; embeddings arrive as (N, T, D)
-        self.map_source = cfg.map  # seg: the per-pixel head's probabilities; density: the patch density's maps
+        self.map_source = cfg.map  # seg: the head's probabilities; density: the patch density's; both: averaged
         self.patches: PatchGaussian | None = None
+        self.map_scales: dict[str, list[float]] = {}  # map: both -> {source: [held-out median, 99 % of maxima]}
         self.stats: dict[str, list[float]] = {}
         self.threshold: float | None = None
         self.pixel_threshold: float | None = None
@@ -63,20 +66,53 @@ class Scorer:
         self.synthetic_auroc: dict[str, float] = {}  # image-score mode -> AUROC on the synthetic held-out set
 
     def fit_patches(self, descriptors: torch.Tensor) -> Scorer:
-        """Fit the patch density (``map: density``) on (M, C) descriptors of the fit images' locations; done
-        before the maps of any image are made (they come from it)."""
+        """Fit the patch density (``map: density`` or ``both``) on (M, C) descriptors of the fit images'
+        locations; done before the maps of any image are made (they come from it)."""
         self.patches = PatchGaussian().fit(descriptors)
         return self
 
+    def part_fn(self, source: str):
+        """The map function of one source alone (``seg`` or ``density``): what ``map: both`` is scaled from."""
+        return self._seg_part if source == "seg" else self._density_part
+
+    def fit_map_scales(self, parts: dict[str, torch.Tensor], size: int) -> Scorer:
+        """``map: both``: each source's scale on the held-out images, (median pixel, ``quantile`` of the map
+        maxima) of its own smoothed maps, so the two average on equal terms without a test label."""
+        self.map_scales = {k: list(self._map_scale(self.maps(v, size))) for k, v in parts.items()}
+        return self
+
+    def _map_scale(self, maps: torch.Tensor) -> tuple[float, float]:
+        lo = float(maps.median())
+        top = quantile_threshold(maps.flatten(1).amax(1).double().numpy(), self.quantile)
+        return lo, max(top, lo + 1e-6)
+
+    @staticmethod
+    def _seg_part(probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
+        return probs
+
+    def _density_part(self, probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
+        return self.patches.maps(patches)
+
+    def _both(self, probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
+        """The per-pixel head's and the patch density's maps, each on its held-out scale, averaged at the
+        head's resolution."""
+        d = F.interpolate(self.patches.maps(patches), size=probs.shape[-2:], mode="bilinear", align_corners=False)
+        (ls, ts), (ld, td) = self.map_scales["seg"], self.map_scales["density"]
+        return ((probs - ls) / (ts - ls) + (d - ld) / (td - ld)) / 2
+
     @property
     def map_fn(self):
-        """What turns the network's patch descriptors into maps (``map: density``), or None: the network's
-        per-pixel head makes them."""
-        if self.map_source != "density":
+        """What makes the maps from the network's per-pixel probabilities and patch descriptors (``map:
+        density`` or ``both``), or None: the network's per-pixel head makes them (``seg``)."""
+        if self.map_source == "seg":
             return None
         if self.patches is None:
             raise RuntimeError("fit the patch density (fit_patches) before making maps")
-        return self.patches.maps
+        if self.map_source == "density":
+            return self._density_part
+        if not self.map_scales:
+            raise RuntimeError("fit the map scales (fit_map_scales) before making maps")
+        return self._both
 
     @property
     def uses_maps(self) -> bool:
@@ -177,6 +213,7 @@ class Scorer:
         """False when the density, the standardisation or a threshold holds NaN or infinity."""
         state = self.state_dict()
         values = [state["threshold"], state["pixel_threshold"], *(state["map_range"] or []),
+                  *(v for pair in state["map_scales"].values() for v in pair),
                   *(v for pair in state["stats"].values() for v in pair)]
         tensors = [v for part in (state["density"], state["patches"] or {}) for v in part.values()
                    if isinstance(v, torch.Tensor)]
@@ -188,7 +225,7 @@ class Scorer:
                 "quantile": self.quantile, "stats": self.stats, "threshold": self.threshold,
                 "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
                 "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile,
-                "map_source": self.map_source,
+                "map_source": self.map_source, "map_scales": self.map_scales,
                 "patches": None if self.patches is None else self.patches.state_dict()}
 
     @classmethod
@@ -205,6 +242,7 @@ class Scorer:
         self.synthetic_auroc = dict(state.get("synthetic_auroc") or {})
         self.tile = int(state.get("tile", 0))
         self.map_source = str(state.get("map_source", "seg"))
+        self.map_scales = dict(state.get("map_scales") or {})
         if state.get("patches"):
             self.patches = PatchGaussian().load_state_dict(state["patches"])
         return self
