@@ -122,7 +122,7 @@ def test_threshold_is_a_quantile_of_held_out_good_scores(trained):
     data = load_dataset(ck["config"]["data"]["path"], None, 32, splits=("train",))
     _, hold = holdout_split(len(data.train), 0.1, 10)
     held_out = data.train.subset(hold)
-    res = infer_images(model, held_out.images)
+    res = infer_images(model, held_out.images, map_fn=scorer.map_fn)  # the maps the run's scorer makes
     scores, maps = scorer.score(res.embeddings, res.maps, 32)
     # 3 held-out images are fewer than score.views_below: their augmented good views join them
     from sslad.backends import make_renderer
@@ -130,7 +130,7 @@ def test_threshold_is_a_quantile_of_held_out_good_scores(trained):
     from sslad.training import synthetic_holdout
 
     emb, probs, anomalous = synthetic_holdout(model, held_out, make_renderer("torch", 32, torch.device("cpu")),
-                                              RunConfig.from_dict(ck["config"]))
+                                              RunConfig.from_dict(ck["config"]), scorer.map_fn)
     views, view_maps = scorer.score(emb[~anomalous], probs[~anomalous], 32)
     scores, maps = np.concatenate([scores, views]), torch.cat([maps, view_maps])
     assert scorer.threshold == pytest.approx(float(np.quantile(scores, 0.99)), rel=1e-5, abs=1e-6)

@@ -120,8 +120,9 @@ def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles
     torch.testing.assert_close(maps, res.maps)
 
 
-def test_map_both_needs_the_per_pixel_head(tiles, tmp_path):
-    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--map", "both",
-                                   "--seg-weight", "0", "--epochs", "0"])
-    assert res.exit_code != 0 and "--map both needs the per-pixel head" in res.output
-    assert "Traceback" not in res.output
+def test_map_both_without_a_per_pixel_head_is_the_density_alone():
+    from sslad.config import RunConfig
+
+    cfg = RunConfig().override(train={"seg_weight": 0.0}).resolved()
+    assert cfg.score.map == "density"
+    assert RunConfig().resolved().score.map == "both"

@@ -21,7 +21,8 @@ def learned(tiles, tmp_path_factory):
     out = tmp_path_factory.mktemp("learn") / "run"
     res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "10",
                                    "--batch-size", "24", "--variants", "4", "--lr", "1e-3", "--device", "cpu",
-                                   "--seed", "0", "--irregular", "0", "--cracks", "0"], catch_exceptions=False)
+                                   "--seed", "0", "--irregular", "0", "--cracks", "0", "--map", "seg"],
+                             catch_exceptions=False)  # the per-pixel head's own map: what these tests are about
     assert res.exit_code == 0, res.output
     return out
 

@@ -106,7 +106,7 @@ class ScoreConfig:
     views_below: int = 50  # fewer held-out images than this: their augmented views join them for the thresholds
     auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
     tile: int = 0  # score in overlapping tiles of this side (embedding score: the worst tile's); 0: whole images
-    map: str = "seg"  # seg (the per-pixel head), density (a Gaussian over patch descriptors) or both averaged
+    map: str = "both"  # seg (the per-pixel head), density (a Gaussian over patch descriptors) or both averaged
 
 
 STUDENT_ARCHS = ("resnet18", "resnet10", "mobilenet_v3_small")  # the downstream transfer's trunks
@@ -207,8 +207,7 @@ class RunConfig:
             (c.knn_k >= 1, "--knn-k must be at least 1"),
             one_of(c.image_score, IMAGE_SCORES, "image score"),
             one_of(c.map, SCORE_MAPS, "map source"),
-            (c.map != "both" or t.seg_weight > 0, "--map both needs the per-pixel head (--seg-weight > 0)"),
-            (c.image_score in ("embedding", "auto") or t.seg_weight > 0 or c.map == "density",
+            (c.image_score in ("embedding", "auto") or t.seg_weight > 0 or c.map != "seg",
              f"--image-score {c.image_score} needs maps: the per-pixel head (--seg-weight > 0) or --map density"),
             (0 < c.threshold_quantile <= 1, "--threshold-quantile must lie in (0, 1]"),
             (0 <= c.holdout <= 0.5, "holdout must lie in [0, 0.5]"),
@@ -228,6 +227,8 @@ class RunConfig:
         cfg = self.validate()
         if cfg.train.lr is None:
             cfg = cfg.override(train={"lr": DEFAULT_LR[cfg.train.optimizer]})
+        if cfg.score.map == "both" and cfg.train.seg_weight == 0:  # no per-pixel head: the density's maps alone
+            cfg = cfg.override(score={"map": "density"})
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
