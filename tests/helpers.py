@@ -95,3 +95,25 @@ def auroc_of_scores_csv(path) -> float:
 
     rows = list(csv.DictReader(open(path)))
     return float(roc_auc_score([int(r["label"]) for r in rows], [float(r["score"]) for r in rows]))
+
+
+def assert_onnx_export_matches(run, files, out, rtol: float = 1e-4, map_atol: float | None = None) -> None:
+    """``sslad export RUN --out OUT`` (ONNX) scores ``files`` under onnxruntime as ``sslad.load(RUN)`` does: the
+    scores within ``rtol`` of the score range, the maps within ``map_atol`` (default ``rtol`` of the map range)."""
+    import pytest
+
+    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    from click.testing import CliRunner
+
+    import sslad
+    from sslad.cli import cli
+
+    det = sslad.load(run, "cpu").score(files)
+    res = CliRunner().invoke(cli, ["export", str(run), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    scores, maps = sess.run(None, {"images": det.images.numpy()})
+    want = det.maps.numpy()
+    np.testing.assert_allclose(scores, det.scores, rtol=rtol, atol=rtol * max(1.0, float(np.abs(det.scores).max())))
+    atol = rtol * max(1.0, float(np.abs(want).max())) if map_atol is None else map_atol
+    np.testing.assert_allclose(maps, want, rtol=rtol, atol=atol)

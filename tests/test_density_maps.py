@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 import sslad
+from helpers import assert_onnx_export_matches
 from sslad.cli import cli
 from sslad.scoring import PatchGaussian
 
@@ -66,14 +67,7 @@ def test_the_density_map_is_higher_inside_a_planted_defect(density_run, tiles):
 
 
 def test_a_density_run_exports_with_the_same_scores_and_maps(density_run, tiles, tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
-    det = sslad.load(density_run, "cpu").score(sorted((tiles / "test" / "blob").glob("*.png")))
-    res = CliRunner().invoke(cli, ["export", str(density_run), "--out", str(tmp_path / "d.onnx")])
-    assert res.exit_code == 0, res.output
-    sess = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
-    scores, maps = sess.run(None, {"images": det.images.numpy()})
-    np.testing.assert_allclose(scores, det.scores, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(det.scores).max())))
-    np.testing.assert_allclose(maps, det.maps.numpy(), rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(maps).max())))
+    assert_onnx_export_matches(density_run, sorted((tiles / "test" / "blob").glob("*.png")), tmp_path / "d.onnx")
 
 
 def test_an_unknown_map_source_is_one_clear_line(tiles, tmp_path):

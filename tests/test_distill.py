@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 import sslad
+from helpers import assert_onnx_export_matches
 from sslad.cli import cli
 
 SHORT = ["--epochs", "4", "--device", "cpu", "--seed", "3"]
@@ -88,16 +88,10 @@ def test_a_student_run_works_with_every_command(student, tiles, tmp_path):
 
 
 def test_student_export_matches_predict(student, tiles, tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
-    det = sslad.load(student, "cpu").score(sorted((tiles / "test" / "blob").glob("*.png")))
-    res = CliRunner().invoke(cli, ["export", str(student), "--out", str(tmp_path / "s.onnx")])
-    assert res.exit_code == 0, res.output
-    sess = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
-    scores, maps = sess.run(None, {"images": det.images.numpy()})
     # MobileNetV3's fused hard-swish and squeeze-excite differ from torch's float32 sums by ~1e-5 before the
     # density and the standardisation of the tiny held-out set magnify them: 1e-3 of the score range
-    np.testing.assert_allclose(scores, det.scores, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(det.scores).max())))
-    np.testing.assert_allclose(maps, det.maps.numpy(), rtol=1e-3, atol=1e-4)
+    assert_onnx_export_matches(student, sorted((tiles / "test" / "blob").glob("*.png")), tmp_path / "s.onnx",
+                               rtol=1e-3, map_atol=1e-4)
 
 
 def test_distillation_is_reproducible_bit_for_bit(teacher, tmp_path):
@@ -165,14 +159,7 @@ def test_map_distill_makes_the_discrepancy_the_runs_map(discrepancy_run, teacher
 
 
 def test_map_distill_export_matches_predict(discrepancy_run, tiles, tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
-    det = sslad.load(discrepancy_run, "cpu").score(sorted((tiles / "test" / "blob").glob("*.png")))
-    res = CliRunner().invoke(cli, ["export", str(discrepancy_run), "--out", str(tmp_path / "d.onnx")])
-    assert res.exit_code == 0, res.output
-    sess = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
-    scores, maps = sess.run(None, {"images": det.images.numpy()})
-    np.testing.assert_allclose(scores, det.scores, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(det.scores).max())))
-    np.testing.assert_allclose(maps, det.maps.numpy(), rtol=1e-4, atol=1e-4)
+    assert_onnx_export_matches(discrepancy_run, sorted((tiles / "test" / "blob").glob("*.png")), tmp_path / "d.onnx")
 
 
 def test_map_auto_keeps_the_source_that_scores_synthetic_anomalies_better(teacher, tmp_path):

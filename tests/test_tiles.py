@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from helpers import assert_onnx_export_matches
 from sslad.cli import cli
 from sslad.config import ScoreConfig
 from sslad.models.tiles import extract_tiles, stitch, tile_grid, tile_offsets
@@ -95,16 +96,7 @@ def test_a_tiled_run_scores_whole_images_from_tile_embeddings(tiled_run, tiles):
 
 
 def test_a_tiled_run_exports_with_the_same_scores_and_maps(tiled_run, tiles, tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
-    import sslad
-
-    det = sslad.load(tiled_run, "cpu").score(sorted((tiles / "test" / "blob").glob("*.png")))
-    res = CliRunner().invoke(cli, ["export", str(tiled_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")])
-    assert res.exit_code == 0, res.output
-    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    scores, maps = sess.run(None, {"images": det.images.numpy()})
-    np.testing.assert_allclose(scores, det.scores, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(det.scores).max())))
-    np.testing.assert_allclose(maps, det.maps.numpy(), rtol=1e-4, atol=1e-4)
+    assert_onnx_export_matches(tiled_run, sorted((tiles / "test" / "blob").glob("*.png")), tmp_path / "m.onnx")
 
 
 def test_a_tile_larger_than_the_image_is_one_clear_line(tiles, tmp_path):
