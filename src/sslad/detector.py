@@ -36,7 +36,7 @@ class Detection:
     Attributes:
         scores: float64 (N,) image anomaly scores (higher is more anomalous).
         maps: float32 (N, H, W) anomaly maps (the model's S x S for paths; the input's H x W for arrays),
-            or None for a model trained without the per-pixel head.
+            or None for a run that makes no maps (no per-pixel head and ``--map seg``).
         anomalous: bool (N,), ``scores > threshold`` (the threshold stored in the run).
         paths: the scored files (paths input only; unreadable files are left out, see ``skipped``).
         skipped: (path, reason) of the files that could not be read.
