@@ -172,7 +172,7 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
     gen = PretextGenerator(fit.images, renderer, cfg.synth, seed=dc.seed + DISTILL_SEED)
     save_yaml(cfg, out / "config.yaml")
     log(f"distil: teacher {teacher_dir} ({cfg.train.arch}, {size} px) -> student {dc.arch}, {len(fit)} good images")
-    stats = _fit(student, teacher, gen, cfg, dc, out, log, density_metric(ckpt, device))
+    stats = _fit(student, teacher, gen, cfg, dc, out, log, density_metric(ckpt, device) if dc.embed_weight else None)
     student.eval()
     net, scorer, source, map_synthetic = choose_map(student, teacher, fit, holdout, cfg, renderer, dc.map)
     if dc.map == "auto":

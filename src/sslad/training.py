@@ -440,7 +440,7 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
     if wanted and holdout is not None and renderer is not None:
         rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn)
     return scorer.fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size,
-                                 holdout=None if hold is None else (hold.embeddings, hold.maps), synthetic=rendered)
+                      holdout=None if hold is None else (hold.embeddings, hold.maps), synthetic=rendered)
 
 
 def load_resume_state(out: Path, is_main: bool, overwrite: bool, resume: bool, data_path: str) -> dict | None:

@@ -57,6 +57,7 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     tiled = 0 < tile < images.shape[-1]
     if tiled:  # about as many pixels per batch as whole images
         batch_size = max(1, batch_size * tile ** 2 // images.shape[-1] ** 2)
+
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return forward_maps(model, x, map_fn)
 

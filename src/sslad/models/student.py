@@ -104,9 +104,7 @@ class StudentNet(nn.Module):
     def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(embeddings, per-pixel logits or None, patch descriptors of the adapted 1/8 and 1/16 maps): as the
         teacher's."""
-        taps = self._taps(x)
-        adapted = [a(t) for a, t in zip(self.adapters, taps, strict=True)]
-        seg = self.seg(taps[:3]) if self.cfg.seg_head else None
+        adapted, seg = self.distill_features(x)
         return adapted[3].mean((2, 3)), seg, patch_descriptors(adapted[1:3])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

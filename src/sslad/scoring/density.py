@@ -39,6 +39,13 @@ def ledoit_wolf(x: torch.Tensor) -> tuple[torch.Tensor, float]:
     return cov, shrink
 
 
+def fit_gaussian(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(mean (D,), precision (D, D), both float64, shrinkage) of rows of ``x``: Ledoit-Wolf covariance, inverted."""
+    x = x.detach().to(torch.float64)
+    cov, shrink = ledoit_wolf(x)
+    return x.mean(0), torch.linalg.pinv(cov, hermitian=True), shrink
+
+
 class GaussianDensity:
     """Single Gaussian on L2-normalised embeddings; Mahalanobis distance as anomaly score."""
 
@@ -52,10 +59,7 @@ class GaussianDensity:
     def fit(self, emb: torch.Tensor) -> GaussianDensity:
         if emb.ndim != 2 or emb.shape[0] < 2:
             raise ValueError("the Gaussian density needs at least 2 embeddings")
-        z = F.normalize(emb.detach().to(torch.float64), dim=1)
-        cov, self.shrinkage = ledoit_wolf(z)
-        self.mean = z.mean(0)
-        self.precision = torch.linalg.pinv(cov, hermitian=True)
+        self.mean, self.precision, self.shrinkage = fit_gaussian(F.normalize(emb.detach().to(torch.float64), dim=1))
         return self
 
     def score(self, emb: torch.Tensor) -> torch.Tensor:
@@ -128,9 +132,8 @@ class PatchGaussian:
         """``x``: (M, C) descriptors sampled from the good images' locations."""
         if x.ndim != 2 or x.shape[0] < 2:
             raise ValueError("the patch density needs at least 2 descriptors")
-        cov, self.shrinkage = ledoit_wolf(x)
-        self.mean = x.to(torch.float64).mean(0).float()
-        self.precision = torch.linalg.pinv(cov, hermitian=True).float()
+        mean, precision, self.shrinkage = fit_gaussian(x)
+        self.mean, self.precision = mean.float(), precision.float()
         return self
 
     def maps(self, feats: torch.Tensor) -> torch.Tensor:
