@@ -102,12 +102,14 @@ def test_distillation_is_reproducible_bit_for_bit(teacher, tmp_path):
     assert (a / "scores.csv").read_bytes() == (b / "scores.csv").read_bytes()
 
 
-@pytest.mark.parametrize("case, message", [
-    ("other size", "takes 32 px images, not --image-size 64"),
-    ("corrupt", "not a readable sslad checkpoint"),
-    ("student teacher", "holds a student"),
+@pytest.mark.parametrize("command, case, message", [
+    ("distill", "other size", "takes 32 px images, not --image-size 64"),
+    ("distill", "corrupt", "not a readable sslad checkpoint"),
+    ("distill", "student teacher", "holds a student"),
+    ("finetune", "corrupt", "not a readable sslad checkpoint"),
+    ("finetune", "student teacher", "holds a student"),
 ])
-def test_bad_teachers_are_one_line(case, message, teacher, student, tmp_path):
+def test_bad_teachers_are_one_line(command, case, message, teacher, student, tmp_path):
     extra = []
     if case == "other size":
         extra = ["--image-size", "64"]
@@ -117,7 +119,7 @@ def test_bad_teachers_are_one_line(case, message, teacher, student, tmp_path):
         (teacher / "model.pt").write_bytes(b"not a checkpoint")
     else:
         teacher = student
-    res = CliRunner().invoke(cli, ["distill", str(teacher), "--out", str(tmp_path / "o"), *SHORT, *extra])
+    res = CliRunner().invoke(cli, [command, str(teacher), "--out", str(tmp_path / "o"), "--device", "cpu", *extra])
     assert res.exit_code != 0 and "Traceback" not in res.output, res.output
     lines = [line for line in res.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], res.output

@@ -194,6 +194,35 @@ def distill(run_dir, arch, out_dir, epochs, min_steps, lr, map_source, embed_wei
     _log(f"student run folder: {out_dir}")
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Fine-tuned run folder.")
+@click.option("--epochs", type=int, default=C.FinetuneConfig.epochs, show_default=True, help="Fine-tuning epochs.")
+@click.option("--min-steps", type=int, default=C.FinetuneConfig.min_steps, show_default=True,
+              help="At least this many optimiser steps.")
+@click.option("--lr", type=float, default=C.FinetuneConfig.lr, show_default=True,
+              help="Adam learning rate, one cosine cycle.")
+@click.option("--batch-size", type=int, default=C.FinetuneConfig.batch_size, show_default=True,
+              help="Images per step (two augmented views of each).")
+@click.option("--temperature", type=float, default=C.FinetuneConfig.temperature, show_default=True,
+              help="Temperature of the contrastive loss.")
+@click.option("--angular", type=float, default=C.FinetuneConfig.angular, show_default=True,
+              help="Weight of the angular centre loss (views pulled towards the normal mean).")
+@click.option("--train-from", type=click.Choice(C.FINETUNE_FROM), default=C.FinetuneConfig.train_from,
+              show_default=True, help="The first trunk stage that learns; the earlier ones stay frozen.")
+@click.option("--seed", type=int, default=C.FinetuneConfig.seed, show_default=True, help="Seed of the views.")
+@click.option("--device", default=C.DEFAULT_DEVICE, show_default=True, help=" | ".join(C.DEVICES))
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out (removes the files sslad wrote there).")
+@friendly
+def finetune(run_dir, out_dir, overwrite, **kw):
+    """Fine-tune RUN_DIR's pretext network (the equal model) on its real good images: mean-shifted contrastive
+    loss on the pooled embedding, then a new density, maps and thresholds."""
+    from sslad.finetune import finetune_run
+
+    finetune_run(run_dir, out_dir, C.FinetuneConfig(**kw), overwrite=overwrite, log=_log)
+    _log(f"fine-tuned run folder: {out_dir}")
+
+
 @cli.command(name="eval")
 @click.argument("run_dir", type=click.Path())
 @click.argument("data")

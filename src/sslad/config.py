@@ -147,6 +147,41 @@ class DistillConfig:
         return self
 
 
+#: The trunk stage from which ``sslad finetune`` trains (the earlier ones stay frozen).
+FINETUNE_FROM = ("layer1", "layer2", "layer3", "layer4")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The equal model fine-tuned on the real good images (``sslad finetune``): the mean-shifted contrastive
+    objective on the pooled embedding (stored in the run's checkpoint, ``extra.finetune``)."""
+
+    epochs: int = 20
+    min_steps: int = 200  # small sets still get this many optimiser steps
+    lr: float = 1e-5  # Adam, one cosine cycle: a small step keeps the pretext features (the recipe's 1e-5)
+    batch_size: int = 64  # images per step (two views each)
+    temperature: float = 0.25
+    angular: float = 0.0  # weight of the angular centre loss (views pulled to the normal mean)
+    train_from: str = "layer3"  # this stage and the deeper ones learn; the stem and earlier stages stay frozen
+    seed: int = 0
+    device: str = DEFAULT_DEVICE
+
+    def validate(self) -> FinetuneConfig:
+        checks = [(self.epochs >= 1, "--epochs must be at least 1"),
+                  (self.min_steps >= 0, "--min-steps cannot be negative"),
+                  (0 < self.lr < math.inf, "--lr must be a positive, finite number"),
+                  (self.batch_size >= 2, "--batch-size must be at least 2 (the views of other images are the "
+                                         "contrast)"),
+                  (0 < self.temperature < math.inf, "--temperature must be a positive, finite number"),
+                  (0 <= self.angular < math.inf, "--angular must be a non-negative, finite number"),
+                  (self.train_from in FINETUNE_FROM,
+                   f"unknown stage {self.train_from!r} ({'|'.join(FINETUNE_FROM)})")]
+        for ok, msg in checks:
+            if not ok:
+                raise SsladError(msg)
+        return self
+
+
 SECTIONS = {"data": DataConfig, "synth": SynthConfig, "train": TrainConfig, "score": ScoreConfig}
 
 
@@ -313,6 +348,7 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 __all__ = [
     "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE",
     "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
-    "MAP_SOURCES", "PREVIEW_COUNT", "SCORE_MAPS", "RENDER_BATCH", "STUDENT_ARCHS", "DistillConfig",
-    "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml", "save_yaml",
+    "FINETUNE_FROM", "MAP_SOURCES", "PREVIEW_COUNT", "SCORE_MAPS", "RENDER_BATCH", "STUDENT_ARCHS", "DistillConfig",
+    "FinetuneConfig", "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml",
+    "save_yaml",
 ]

@@ -23,6 +23,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -131,22 +132,37 @@ def load_teacher(run_dir: str | Path, device: torch.device) -> tuple[PretextNet,
     """The teacher network (eval, frozen) and its checkpoint; a student or a broken file is one clear line."""
     model, _, ckpt = load_checkpoint(run_dir, device)
     if not isinstance(model, PretextNet):
-        raise SsladError(f"{run_dir} holds a student; distil from a pretext run (sslad train)")
+        raise SsladError(f"{run_dir} holds a student, not a pretext network: start from a run of sslad train")
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval(), ckpt
 
 
-def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig | None = None, *,
-                image_size: int | None = None, overwrite: bool = False,
-                log: Callable[[str], None] = print) -> dict:
-    """Distil the run in ``teacher_dir`` into a ``dc.arch`` student written to ``out_dir``; returns its metrics."""
-    dc = (dc or DistillConfig()).validate()
+class Teacher(NamedTuple):
+    """What a transfer starts from: the teacher run, its network and checkpoint, its config (with the transfer's
+    seed, device, learning rate and precision), its data split as training made it, a renderer of its
+    pretext anomalies, the new run folder and the teacher's metrics."""
+
+    run: Path
+    teacher: PretextNet
+    ckpt: dict
+    cfg: RunConfig
+    data: object
+    fit: object
+    holdout: object
+    renderer: object
+    out: Path
+    teacher_metrics: dict
+
+
+def open_teacher(teacher_dir: str | Path, out_dir: str | Path, overwrite: bool, *, seed: int, device: str,
+                 lr: float, image_size: int | None = None, score: dict | None = None) -> Teacher:
+    """Load the teacher run and its data and create the new run folder (removed again if this fails)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise SsladError("sslad distill runs in one process; start it without torchrun")
-    device = resolve_device(dc.device)
+        raise SsladError("a transfer (sslad distill, sslad finetune) runs in one process; start it without torchrun")
+    dev = resolve_device(device)
     teacher_run = run_folder(teacher_dir)
-    teacher, ckpt = load_teacher(teacher_run, device)
+    teacher, ckpt = load_teacher(teacher_run, dev)
     cfg = RunConfig.from_dict(ckpt["config"])
     size = cfg.data.image_size
     if image_size is not None and image_size != size:
@@ -156,44 +172,62 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
     created = not out.exists()
     prepare_run_dir(out, cfg.data.path, overwrite, resume=False)
     try:
-        cfg = cfg.override(train={"seed": dc.seed, "device": str(device), "lr": dc.lr,
-                                  "precision": resolve_precision("auto", device)},
-                           score={"map": "seg"})  # the student's maps are its --map's, not the teacher's
-        data = load_dataset(cfg.data.path, cfg.data.category, size, device=device)
+        cfg = cfg.override(train={"seed": seed, "device": str(dev), "lr": lr,
+                                  "precision": resolve_precision("auto", dev)}, score=score or {})
+        data = load_dataset(cfg.data.path, cfg.data.category, size, device=dev)
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
     fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
-    seed_everything(dc.seed)
-    channels = tuple(f.shape[1] for f in teacher_features(teacher, fit.images[:1])[0])
-    student = StudentNet(StudentConfig(arch=dc.arch, teacher_channels=channels)).to(device)
-    renderer = make_renderer(cfg.synth.backend, size, device)
-    gen = PretextGenerator(fit.images, renderer, cfg.synth, seed=dc.seed + DISTILL_SEED)
+    seed_everything(seed)
     save_yaml(cfg, out / "config.yaml")
+    return Teacher(teacher_run, teacher, ckpt, cfg, data, fit, holdout, make_renderer(cfg.synth.backend, size, dev),
+                   out, _read_json(teacher_run / "metrics.json"))
+
+
+def evaluate_transfer(t: Teacher, net: torch.nn.Module, scorer: Scorer, epochs: int, summary: dict, extra: dict,
+                      log: Callable[[str], None]) -> dict:
+    """Save the new run's network with its scorer and its teacher's record, evaluate it on the teacher's test
+    split (``summary`` joins metrics.json) and return its metrics."""
+    extra = {"teacher": {"path": str(t.run), "config": t.ckpt["config"], "metrics": t.teacher_metrics}, **extra}
+    save_checkpoint(t.out / "model.pt", net, t.cfg.to_dict(), epoch=epochs, regen_index=-1,
+                    scorer_state=scorer.state_dict(), extra=extra)
+    summary = {"dataset": t.data.name, "teacher_dir": str(t.run),
+               "teacher_image_auroc": t.teacher_metrics.get("image_auroc"),
+               "teacher_pixel_auroc": t.teacher_metrics.get("pixel_auroc"),
+               "teacher_aupro": t.teacher_metrics.get("aupro"), "image_score_chosen": scorer.image_score,
+               "synthetic_auroc": scorer.synthetic_auroc, "parameters": sum(p.numel() for p in net.parameters()),
+               **summary}
+    metrics = evaluate_set(Detector(net, scorer, t.cfg.data.image_size), t.data.test, t.out, extra=summary)
+    log(results_table(metrics))
+    return metrics
+
+
+def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig | None = None, *,
+                image_size: int | None = None, overwrite: bool = False,
+                log: Callable[[str], None] = print) -> dict:
+    """Distil the run in ``teacher_dir`` into a ``dc.arch`` student written to ``out_dir``; returns its metrics."""
+    dc = (dc or DistillConfig()).validate()
+    t = open_teacher(teacher_dir, out_dir, overwrite, seed=dc.seed, device=dc.device, lr=dc.lr,
+                     image_size=image_size, score={"map": "seg"})  # the student's maps are its --map's
+    teacher, cfg, fit, size = t.teacher, t.cfg, t.fit, t.cfg.data.image_size
+    channels = tuple(f.shape[1] for f in teacher_features(teacher, fit.images[:1])[0])
+    student = StudentNet(StudentConfig(arch=dc.arch, teacher_channels=channels)).to(fit.images.device)
+    gen = PretextGenerator(fit.images, t.renderer, cfg.synth, seed=dc.seed + DISTILL_SEED)
     log(f"distil: teacher {teacher_dir} ({cfg.train.arch}, {size} px) -> student {dc.arch}, {len(fit)} good images")
-    stats = _fit(student, teacher, gen, cfg, dc, out, log, density_metric(ckpt, device) if dc.embed_weight else None)
+    stats = _fit(student, teacher, gen, cfg, dc, t.out, log,
+                 density_metric(t.ckpt, fit.images.device) if dc.embed_weight else None)
     student.eval()
-    net, scorer, source, map_synthetic = choose_map(student, teacher, fit, holdout, cfg, renderer, dc.map)
+    net, scorer, source, map_synthetic = choose_map(student, teacher, fit, t.holdout, cfg, t.renderer, dc.map)
     if dc.map == "auto":
         log(f"map source: {source} (synthetic AUROC " + ", ".join(f"{k} {v:.3f}" for k, v in map_synthetic.items()
                                                               if v is not None) + ")")
-    teacher_metrics = _read_json(teacher_run / "metrics.json")
-    extra = {"teacher": {"path": str(teacher_run), "config": ckpt["config"], "metrics": teacher_metrics},
-             "distill": dataclasses.asdict(dc)}
-    save_checkpoint(out / "model.pt", net, cfg.to_dict(), epoch=stats["epochs"], regen_index=-1,
-                    scorer_state=scorer.state_dict(), extra=extra)
-    summary = {"dataset": data.name, "student": dc.arch, "teacher_dir": str(teacher_run),
-               "teacher_image_auroc": teacher_metrics.get("image_auroc"),
-               "teacher_pixel_auroc": teacher_metrics.get("pixel_auroc"), "image_score_chosen": scorer.image_score,
-               "synthetic_auroc": scorer.synthetic_auroc, "map": dc.map, "map_chosen": source,
-               "map_synthetic_auroc": map_synthetic, "seed": dc.seed,
-               "parameters": sum(p.numel() for p in net.parameters()), **stats}
-    if data.test is not None and len(data.test) and data.test.masks is not None:
-        summary.update(_discrepancy_metrics(student, teacher, data.test, size))
-    metrics = evaluate_set(Detector(net, scorer, size), data.test, out, extra=summary)
-    log(results_table(metrics))
-    return metrics
+    summary = {"student": dc.arch, "map": dc.map, "map_chosen": source, "map_synthetic_auroc": map_synthetic,
+               "seed": dc.seed, **stats}
+    if t.data.test is not None and len(t.data.test) and t.data.test.masks is not None:
+        summary.update(_discrepancy_metrics(student, teacher, t.data.test, size))
+    return evaluate_transfer(t, net, scorer, stats["epochs"], summary, {"distill": dataclasses.asdict(dc)}, log)
 
 
 def _fit(student: StudentNet, teacher: PretextNet, gen: PretextGenerator, cfg: RunConfig, dc: DistillConfig,
@@ -253,4 +287,5 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-__all__ = ["DistillConfig", "choose_map", "discrepancy_maps", "distill_loss", "distill_run", "feature_distance"]
+__all__ = ["DistillConfig", "Teacher", "choose_map", "discrepancy_maps", "distill_loss", "distill_run",
+           "evaluate_transfer", "feature_distance", "open_teacher"]
