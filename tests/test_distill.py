@@ -88,10 +88,11 @@ def test_a_student_run_works_with_every_command(student, tiles, tmp_path):
 
 
 def test_student_export_matches_predict(student, tiles, tmp_path):
-    # MobileNetV3's fused hard-swish and squeeze-excite differ from torch's float32 sums by ~1e-5 before the
-    # density and the standardisation of the tiny held-out set magnify them: 1e-3 of the score range
+    # MobileNetV3's fused hard-swish and squeeze-excite differ from torch's float32 sums by ~1e-7 (embedding) to
+    # 1e-6 (per-pixel logits); the tiny student's embedding barely varies between images after 4 epochs at
+    # 32 px, and the density over it magnifies those differences to a few 1e-3 of the score range
     assert_onnx_export_matches(student, sorted((tiles / "test" / "blob").glob("*.png")), tmp_path / "s.onnx",
-                               rtol=1e-3, map_atol=1e-4)
+                               rtol=1e-2, map_atol=1e-4)
 
 
 def test_distillation_is_reproducible_bit_for_bit(teacher, tmp_path):
@@ -177,3 +178,63 @@ def test_map_auto_keeps_the_source_that_scores_synthetic_anomalies_better(teache
     assert m["map_chosen"] == want
     kind = torch.load(run / "model.pt", weights_only=True)["model_args"]["kind"]
     assert kind == {"seg": "student", "distill": "pair"}[want]
+
+
+def test_an_equal_student_from_the_teacher_starts_as_the_teacher(teacher, tiles):
+    """``--init teacher`` with the teacher's own trunk copies every trunk tensor and makes the standardising
+    adapters the identity: the student's maps are the teacher's (zero loss at step 0); a resnet10 student takes
+    the stem and first blocks (its first map, stem + layer1's first block, is not the teacher's layer1, which
+    has a second block, but its stem is)."""
+    from sslad.data import load_dataset
+    from sslad.distill import load_teacher, standardized_distance, target_stats, teacher_features
+    from sslad.models import StudentConfig, StudentNet
+
+    t, _ = load_teacher(teacher, torch.device("cpu"))
+    x = load_dataset(str(tiles), None, 32, splits=("train",)).train.images
+    t_feats, _ = teacher_features(t, x)
+    stats = target_stats(t, x)
+    for (mean, std), f in zip(stats, t_feats, strict=True):  # the stats are the maps' own
+        torch.testing.assert_close(mean.flatten(), f.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+        raw = f.std((0, 2, 3), correction=0)
+        torch.testing.assert_close(std.flatten(), raw.clamp_min(0.01 * float(raw.median())), rtol=1e-3, atol=1e-5)
+    channels = tuple(f.shape[1] for f in t_feats)
+    equal = StudentNet(StudentConfig(arch="resnet18", teacher_channels=channels, standardize=True)).eval()
+    equal.set_target_stats(stats)
+    assert equal.copy_teacher_trunk(t.trunk) == len(equal.trunk.state_dict())
+    with torch.no_grad():
+        s_feats, _ = equal.distill_features(x)
+    for d in standardized_distance(s_feats, t_feats, stats):
+        assert float(d.max()) < 1e-6
+    small = StudentNet(StudentConfig(arch="resnet10", teacher_channels=channels, standardize=True)).eval()
+    small.set_target_stats(stats)
+    assert 0 < small.copy_teacher_trunk(t.trunk) < len(equal.trunk.state_dict())
+    torch.testing.assert_close(small.trunk.stages[0][0].weight, t.trunk.conv1.weight)
+    torch.testing.assert_close(small.trunk.stages[3][0].conv2.weight, t.trunk.layer4[0].conv2.weight)
+    mobile = StudentNet(StudentConfig(arch="mobilenet_v3_small", teacher_channels=channels))
+    assert mobile.copy_teacher_trunk(t.trunk) == 0
+
+
+def test_students_before_standardisation_still_load():
+    """A student checkpoint written before ``standardize`` existed (no key, no buffers) rebuilds and loads."""
+    from sslad.models import StudentConfig, StudentNet
+    from sslad.models.student import build_network
+
+    old = StudentNet(StudentConfig(arch="mobilenet_v3_small"))
+    args = old.cfg.to_dict()
+    del args["standardize"]
+    net = build_network(args)
+    net.load_state_dict(old.state_dict())
+    assert not net.cfg.standardize and net.target_stats() is None
+
+
+@pytest.mark.parametrize("loss, init", [("cosine", "scratch"), ("mse", "scratch")])
+def test_the_other_losses_and_inits_learn(loss, init, teacher, tiles, tmp_path):
+    """Both losses and both starts distil into a run folder whose metrics name them."""
+    import json
+
+    run = distil(teacher, tmp_path / "o", "--arch", "resnet10", "--min-steps", "6", "--epochs", "1",
+                 "--loss", loss, "--init", init)
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["distill_loss_kind"] == loss and (m["tensors_from_teacher"] == 0) == (init == "scratch")
+    ck = torch.load(run / "model.pt", weights_only=True)
+    assert ck["model_args"]["standardize"] == (loss == "mse")

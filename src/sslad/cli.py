@@ -177,19 +177,24 @@ def train(data, out_dir, student, overwrite, resume, **kw):
               "discrepancy (distill: keeps both networks), or the better on synthetic held-out anomalies (auto).")
 @click.option("--embed-weight", type=float, default=C.DistillConfig.embed_weight, show_default=True,
               help="Weight of the pooled-embedding error, measured in the teacher density's metric.")
+@click.option("--loss", type=click.Choice(C.DISTILL_LOSSES), default=C.DistillConfig.loss, show_default=True,
+              help="Squared error of the teacher's maps standardised per channel (mse) or per-location cosine "
+              "distance.")
+@click.option("--init", type=click.Choice(C.DISTILL_INITS), default=C.DistillConfig.init, show_default=True,
+              help="Start a ResNet student from the teacher's stem and first blocks per stage (teacher) or at random.")
 @click.option("--image-size", type=int, default=None, help="Must be the teacher's (checked) [the teacher's].")
 @click.option("--seed", type=int, default=C.DistillConfig.seed, show_default=True,
               help="Seed of the augmented sets and the student's initialisation.")
 @click.option("--device", default=C.DEFAULT_DEVICE, show_default=True, help=" | ".join(C.DEVICES))
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out (removes the files sslad wrote there).")
 @friendly
-def distill(run_dir, arch, out_dir, epochs, min_steps, lr, map_source, embed_weight, image_size, seed, device,
-            overwrite):
+def distill(run_dir, arch, out_dir, epochs, min_steps, lr, map_source, embed_weight, loss, init, image_size, seed,
+            device, overwrite):
     """Distil RUN_DIR's pretext network into a new, equal or smaller network on its real good images."""
     from sslad.distill import distill_run
 
     dc = C.DistillConfig(arch=arch, epochs=epochs, min_steps=min_steps, lr=lr, seed=seed, device=device,
-                         map=map_source, embed_weight=embed_weight)
+                         map=map_source, embed_weight=embed_weight, loss=loss, init=init)
     distill_run(run_dir, out_dir, dc, image_size=image_size, overwrite=overwrite, log=_log)
     _log(f"student run folder: {out_dir}")
 

@@ -116,6 +116,11 @@ SCORE_MAPS = ("seg", "density", "both")
 #: The student run's map: its own per-pixel head (seg: the small detector), the student-teacher discrepancy
 #: (distill: teacher and student both kept), or whichever scores the synthetic held-out anomalies better (auto).
 MAP_SOURCES = ("seg", "distill", "auto")
+#: What a student learns to minimise: the squared error of the teacher's maps standardised per channel, or the
+#: per-location cosine distance (0.3).
+DISTILL_LOSSES = ("mse", "cosine")
+#: Where a student's trunk starts: the teacher's weights where the architectures share them, or random.
+DISTILL_INITS = ("teacher", "scratch")
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,8 @@ class DistillConfig:
     seg_weight: float = 1.0  # weight of the per-pixel mimicry (the student's own maps)
     embed_weight: float = 0.0  # weight of the pooled-embedding error in the teacher density's metric
     map: str = "seg"  # seg | distill | auto (see MAP_SOURCES)
+    loss: str = "mse"  # mse | cosine (see DISTILL_LOSSES)
+    init: str = "teacher"  # teacher | scratch (see DISTILL_INITS)
 
     def validate(self) -> DistillConfig:
         checks = [(self.arch in STUDENT_ARCHS, f"unknown student arch {self.arch!r} ({'|'.join(STUDENT_ARCHS)})"),
@@ -140,7 +147,10 @@ class DistillConfig:
                   (0 < self.lr < math.inf, "--lr must be a positive, finite number"),
                   (self.seg_weight >= 0, "seg_weight cannot be negative"),
                   (0 <= self.embed_weight < math.inf, "--embed-weight must be a non-negative, finite number"),
-                  (self.map in MAP_SOURCES, f"unknown map source {self.map!r} ({'|'.join(MAP_SOURCES)})")]
+                  (self.map in MAP_SOURCES, f"unknown map source {self.map!r} ({'|'.join(MAP_SOURCES)})"),
+                  (self.loss in DISTILL_LOSSES,
+                   f"unknown distillation loss {self.loss!r} ({'|'.join(DISTILL_LOSSES)})"),
+                  (self.init in DISTILL_INITS, f"unknown student init {self.init!r} ({'|'.join(DISTILL_INITS)})")]
         for ok, msg in checks:
             if not ok:
                 raise SsladError(msg)
@@ -348,7 +358,8 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 __all__ = [
     "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE",
     "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
-    "FINETUNE_FROM", "MAP_SOURCES", "PREVIEW_COUNT", "SCORE_MAPS", "RENDER_BATCH", "STUDENT_ARCHS", "DistillConfig",
+    "DISTILL_INITS", "DISTILL_LOSSES", "FINETUNE_FROM", "MAP_SOURCES", "PREVIEW_COUNT", "SCORE_MAPS", "RENDER_BATCH",
+    "STUDENT_ARCHS", "DistillConfig",
     "FinetuneConfig", "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml",
     "save_yaml",
 ]

@@ -69,16 +69,48 @@ def embedding_distance(student: torch.Tensor, teacher: torch.Tensor,
     return ((d @ metric) * d).sum(1) / d.shape[1]
 
 
+@torch.no_grad()
+def target_stats(teacher: PretextNet, images: torch.Tensor, batch: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per teacher map (layer1-4), its per-channel (mean, std) over every location of ``images`` (float32,
+    (1, C, 1, 1)): the units in which a standardising student learns. Taken over the pretext set the student
+    learns from (good images and their synthetic anomalies): over good images alone, deep channels that are
+    silent on them and fire on anomalies get a tiny std and squared errors of 1e6 that rule the loss. A
+    channel that still barely varies gets the floor of 1 % of the median channel's std."""
+    sums = None
+    for i in range(0, len(images), batch):
+        feats, _ = teacher_features(teacher, images[i:i + batch])
+        part = [(f.sum((0, 2, 3)).double(), (f.double() ** 2).sum((0, 2, 3)), f.numel() / f.shape[1]) for f in feats]
+        sums = part if sums is None else [tuple(a + b for a, b in zip(x, y, strict=True))
+                                          for x, y in zip(sums, part, strict=True)]
+    stats = []
+    for s1, s2, n in sums:
+        mean = s1 / n
+        std = (s2 / n - mean ** 2).clamp_min(0).sqrt()
+        std = std.clamp_min(0.01 * float(std.median()) + 1e-12)
+        stats.append((mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)))
+    return stats
+
+
+def standardized_distance(student: list[torch.Tensor], teacher: list[torch.Tensor],
+                          stats: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """Per scale, the mean over channels of the squared difference in units of the teacher's per-channel std:
+    (N, h, w) each."""
+    return [(((s.float() - t.float()) / sd) ** 2).mean(1) for s, t, (_, sd) in zip(student, teacher, stats,
+                                                                                    strict=True)]
+
+
 def distill_loss(student: StudentNet, teacher: PretextNet, x: torch.Tensor, good: torch.Tensor,
                  seg_weight: float, embed_weight: float = 0.0, metric: torch.Tensor | None = None) -> torch.Tensor:
-    """Feature loss: the mean per-location cosine distance at layer1-3 on the good rows (normal appearance
-    only: the discrepancy map) and at layer4 on every row (the embedding the density scores, which must
-    move on anomalies as the teacher's does); plus ``embed_weight`` x :func:`embedding_distance` of the
-    pooled embeddings (all rows) and ``seg_weight`` x BCE of the student's per-pixel logits against the
-    teacher's probabilities (all rows)."""
+    """Feature loss: the mean per-location distance at layer1-3 on the good rows (normal appearance only: the
+    discrepancy map) and at layer4 on every row (the embedding the density scores, which must move on
+    anomalies as the teacher's does); plus ``embed_weight`` x :func:`embedding_distance` of the pooled
+    embeddings (all rows) and ``seg_weight`` x BCE of the student's per-pixel logits against the teacher's
+    probabilities (all rows). The distance is :func:`standardized_distance` for a standardising student,
+    else the cosine distance."""
     t_feats, t_seg = teacher_features(teacher, x)
     s_feats, s_seg = student.distill_features(x)
-    dist = feature_distance(s_feats, t_feats)
+    stats = student.target_stats()
+    dist = feature_distance(s_feats, t_feats) if stats is None else standardized_distance(s_feats, t_feats, stats)
     local = sum(d[good].mean() for d in dist[:3]) / 3 if bool(good.any()) else x.new_zeros(())
     loss = local + dist[3].mean()
     if embed_weight > 0:
@@ -213,9 +245,15 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
                      image_size=image_size, score={"map": "seg"})  # the student's maps are its --map's
     teacher, cfg, fit, size = t.teacher, t.cfg, t.fit, t.cfg.data.image_size
     channels = tuple(f.shape[1] for f in teacher_features(teacher, fit.images[:1])[0])
-    student = StudentNet(StudentConfig(arch=dc.arch, teacher_channels=channels)).to(fit.images.device)
+    student = StudentNet(StudentConfig(arch=dc.arch, teacher_channels=channels, standardize=dc.loss == "mse"))
+    student = student.to(fit.images.device)
     gen = PretextGenerator(fit.images, t.renderer, cfg.synth, seed=dc.seed + DISTILL_SEED)
-    log(f"distil: teacher {teacher_dir} ({cfg.train.arch}, {size} px) -> student {dc.arch}, {len(fit)} good images")
+    if dc.loss == "mse":
+        student.set_target_stats(target_stats(teacher, gen.regenerate(0).images))  # the first epoch's set
+    copied = student.copy_teacher_trunk(teacher.trunk) if dc.init == "teacher" else 0
+    log(f"distil: teacher {teacher_dir} ({cfg.train.arch}, {size} px) -> student {dc.arch} "
+        f"({f'{copied} tensors from the teacher' if copied else 'from scratch'}, {dc.loss} loss), "
+        f"{len(fit)} good images")
     stats = _fit(student, teacher, gen, cfg, dc, t.out, log,
                  density_metric(t.ckpt, fit.images.device) if dc.embed_weight else None)
     student.eval()
@@ -224,7 +262,7 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
         log(f"map source: {source} (synthetic AUROC " + ", ".join(f"{k} {v:.3f}" for k, v in map_synthetic.items()
                                                               if v is not None) + ")")
     summary = {"student": dc.arch, "map": dc.map, "map_chosen": source, "map_synthetic_auroc": map_synthetic,
-               "seed": dc.seed, **stats}
+               "distill_loss_kind": dc.loss, "tensors_from_teacher": copied, "seed": dc.seed, **stats}
     if t.data.test is not None and len(t.data.test) and t.data.test.masks is not None:
         summary.update(_discrepancy_metrics(student, teacher, t.data.test, size))
     return evaluate_transfer(t, net, scorer, stats["epochs"], summary, {"distill": dataclasses.asdict(dc)}, log)

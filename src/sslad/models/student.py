@@ -31,6 +31,7 @@ class StudentConfig:
     teacher_channels: tuple[int, ...] = (64, 128, 256, 512)  # the teacher's layer1-4
     seg_width: int = 32
     seg_head: bool = True  # mimics the teacher's per-pixel probabilities (maps without the teacher)
+    standardize: bool = False  # adapters predict the teacher's maps standardised per channel (target_mean/std)
     kind: str = "student"
 
     def to_dict(self) -> dict:
@@ -41,7 +42,8 @@ class StudentConfig:
     @classmethod
     def from_dict(cls, d: dict) -> StudentConfig:
         return cls(arch=str(d["arch"]), teacher_channels=tuple(int(c) for c in d["teacher_channels"]),
-                   seg_width=int(d["seg_width"]), seg_head=bool(d["seg_head"]))
+                   seg_width=int(d["seg_width"]), seg_head=bool(d["seg_head"]),
+                   standardize=bool(d.get("standardize", False)))  # absent in students before 0.4
 
 
 class _Taps(nn.Module):
@@ -75,7 +77,12 @@ class _Taps(nn.Module):
 class StudentNet(nn.Module):
     """Trunk taps -> 1x1 adapters to the teacher's layer1-4 channels; the pooled adapted deepest tap is the
     embedding (it learns the teacher's, so the density behaves like the teacher's); a light per-pixel head
-    over the first three taps."""
+    over the first three taps.
+
+    With ``cfg.standardize`` the adapters predict the teacher's maps standardised per channel (the teacher's
+    mean and standard deviation over the good training images, buffers ``target_mean{k}``/``target_std{k}``
+    set by :meth:`set_target_stats`), as EfficientAD does: every channel's variation weighs in the loss, not
+    the large common mean of ReLU features; the maps leave the student in the teacher's units."""
 
     def __init__(self, cfg: StudentConfig = StudentConfig()):
         super().__init__()
@@ -86,20 +93,72 @@ class StudentNet(nn.Module):
         if cfg.seg_head:
             self.seg = SegHead(self.trunk.channels[:3], cfg.seg_width)
         self.embed_dim = cfg.teacher_channels[3]
+        if cfg.standardize:
+            for k, c in enumerate(cfg.teacher_channels):
+                self.register_buffer(f"target_mean{k}", torch.zeros(1, c, 1, 1))
+                self.register_buffer(f"target_std{k}", torch.ones(1, c, 1, 1))
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255.0, persistent=False)
 
     def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.trunk((x.float() - self.mean) / self.std)
 
+    def target_stats(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Per teacher map, its (mean, std) of shape (1, C, 1, 1), or None without ``cfg.standardize``."""
+        if not self.cfg.standardize:
+            return None
+        return [(getattr(self, f"target_mean{k}"), getattr(self, f"target_std{k}"))
+                for k in range(len(self.adapters))]
+
+    @torch.no_grad()
+    def set_target_stats(self, stats: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        for (mean, std), (m, s) in zip(self.target_stats(), stats, strict=True):
+            mean.copy_(m.view_as(mean))
+            std.copy_(s.view_as(std))
+
+    def _adapt(self, k: int, tap: torch.Tensor) -> torch.Tensor:
+        z = self.adapters[k](tap)
+        if self.cfg.standardize:  # in float: a bf16 z times std plus a large mean would lose the variation
+            z = z.float() * getattr(self, f"target_std{k}") + getattr(self, f"target_mean{k}")
+        return z
+
+    @torch.no_grad()
+    def copy_teacher_trunk(self, trunk: nn.Module) -> int:
+        """Start from the teacher's own weights where the architectures share them (DistilBERT's initialisation):
+        a ResNet student takes the teacher's stem and, in every stage, its first blocks; adapters between equal
+        channels start as the identity (in standardised units with ``cfg.standardize``). Returns the number of
+        tensors copied (0 for MobileNet: nothing is shared)."""
+        if self.cfg.arch not in ("resnet18", "resnet10"):
+            return 0
+        source = trunk.state_dict()
+        names = {"stages.0.0.": "conv1.", "stages.0.1.": "bn1.", "stages.0.4.": "layer1.", "stages.1.": "layer2.",
+                 "stages.2.": "layer3.", "stages.3.": "layer4."}
+        copied = 0
+        for name, value in self.trunk.state_dict().items():
+            prefix = next((p for p in names if name.startswith(p)), None)
+            src = None if prefix is None else source.get(names[prefix] + name[len(prefix):])
+            if src is not None and src.shape == value.shape:
+                value.copy_(src)
+                copied += 1
+        stats = self.target_stats()
+        for k, (adapter, c) in enumerate(zip(self.adapters, self.trunk.channels, strict=True)):
+            if adapter.weight.shape[:2] != (c, c):
+                continue
+            scale, shift = (torch.ones(c), torch.zeros(c)) if stats is None else \
+                (1 / stats[k][1].flatten(), -(stats[k][0] / stats[k][1]).flatten())
+            adapter.weight.copy_(torch.diag(scale)[:, :, None, None])
+            adapter.bias.copy_(shift)
+        return copied
+
     def distill_features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        """(adapted maps at 1/4, 1/8, 1/16, 1/32 with the teacher's channels, per-pixel logits at 1/4 or None)."""
+        """(adapted maps at 1/4, 1/8, 1/16, 1/32 in the teacher's channels and units, per-pixel logits at 1/4
+        or None)."""
         taps = self._taps(x)
-        adapted = [a(t) for a, t in zip(self.adapters, taps, strict=True)]
+        adapted = [self._adapt(k, t) for k, t in enumerate(taps)]
         return adapted, (self.seg(taps[:3]) if self.cfg.seg_head else None)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.adapters[3](self._taps(x)[3]).mean((2, 3))
+        return self._adapt(3, self._taps(x)[3]).mean((2, 3))
 
     def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(embeddings, per-pixel logits or None, patch descriptors of the adapted 1/8 and 1/16 maps): as the
@@ -111,7 +170,7 @@ class StudentNet(nn.Module):
         """(no class logits: an empty (N, 0) tensor, embeddings (N, D), per-pixel logits (N, 1, H/4, W/4))."""
         taps = self._taps(x)
         seg = self.seg(taps[:3]) if self.cfg.seg_head else None
-        emb = self.adapters[3](taps[3]).mean((2, 3))
+        emb = self._adapt(3, taps[3]).mean((2, 3))
         return emb.new_zeros((emb.shape[0], 0)), emb, seg
 
 
