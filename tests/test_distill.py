@@ -210,6 +210,15 @@ def test_an_equal_student_from_the_teacher_starts_as_the_teacher(teacher, tiles)
     assert 0 < small.copy_teacher_trunk(t.trunk) < len(equal.trunk.state_dict())
     torch.testing.assert_close(small.trunk.stages[0][0].weight, t.trunk.conv1.weight)
     torch.testing.assert_close(small.trunk.stages[3][0].conv2.weight, t.trunk.layer4[0].conv2.weight)
+    slim = StudentNet(StudentConfig(arch="resnet10_slim", teacher_channels=channels, standardize=True)).eval()
+    slim.set_target_stats(stats)
+    assert slim.copy_teacher_trunk(t.trunk) == len(small.trunk.state_dict())  # layer4: the leading 256 channels
+    torch.testing.assert_close(slim.trunk.stages[3][0].conv2.weight, t.trunk.layer4[0].conv2.weight[:256, :256])
+    with torch.no_grad():  # the first 256 teacher channels start as identity through the adapter, the rest at z=0
+        z = slim.adapters[3](torch.ones(1, 256, 1, 1)).flatten()
+    std = stats[3][1].flatten()
+    torch.testing.assert_close(z[:256] * std[:256] + stats[3][0].flatten()[:256], torch.ones(256))
+    torch.testing.assert_close(z[256:], torch.zeros(256))
     mobile = StudentNet(StudentConfig(arch="mobilenet_v3_small", teacher_channels=channels))
     assert mobile.copy_teacher_trunk(t.trunk) == 0
 

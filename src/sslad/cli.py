@@ -165,7 +165,8 @@ def train(data, out_dir, student, overwrite, resume, **kw):
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--arch", type=click.Choice(C.STUDENT_ARCHS), default=C.DistillConfig.arch, show_default=True,
-              help="Student trunk: the teacher's own, a one-block-per-stage ResNet, or MobileNetV3-Small.")
+              help="Student trunk: the teacher's own, a one-block-per-stage ResNet (resnet10_slim: its last "
+              "stage at 256 channels), or MobileNetV3-Small.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Student run folder.")
 @click.option("--epochs", type=int, default=C.DistillConfig.epochs, show_default=True, help="Distillation epochs.")
 @click.option("--min-steps", type=int, default=C.DistillConfig.min_steps, show_default=True,

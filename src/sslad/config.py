@@ -109,7 +109,7 @@ class ScoreConfig:
     map: str = "both"  # seg (the per-pixel head), density (a Gaussian over patch descriptors) or both averaged
 
 
-STUDENT_ARCHS = ("resnet18", "resnet10", "mobilenet_v3_small")  # the downstream transfer's trunks
+STUDENT_ARCHS = ("resnet18", "resnet10", "resnet10_slim", "mobilenet_v3_small")  # the downstream transfer's trunks
 #: A run's anomaly maps: the per-pixel head's (seg), a patch density's over the trunk's mid-level features
 #: (density), or the two averaged on their held-out scales (both).
 SCORE_MAPS = ("seg", "density", "both")

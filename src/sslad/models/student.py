@@ -17,9 +17,10 @@ from torch import nn
 from sslad.models.net import MEAN, STD, SegHead, patch_descriptors
 
 #: Student trunks, built without downloads, and their channels at strides 4, 8, 16, 32: the teacher's own
-#: (equal), a ResNet with one block per stage (about half the weights), MobileNetV3-Small (about a twelfth).
+#: (equal), a ResNet with one block per stage (about half the weights), the same with a 256-channel last stage
+#: (about a fifth: layer4 holds three quarters of a ResNet-18's weights), MobileNetV3-Small (about a twelfth).
 TAP_CHANNELS = {"resnet18": (64, 128, 256, 512), "resnet10": (64, 128, 256, 512),
-                "mobilenet_v3_small": (16, 24, 48, 576)}
+                "resnet10_slim": (64, 128, 256, 256), "mobilenet_v3_small": (16, 24, 48, 576)}
 STUDENT_ARCHS = tuple(TAP_CHANNELS)  # == sslad.config.STUDENT_ARCHS (checked by a test)
 
 
@@ -54,8 +55,11 @@ class _Taps(nn.Module):
         from torchvision import models
         from torchvision.models.resnet import BasicBlock, ResNet
 
-        if arch in ("resnet18", "resnet10"):
+        if arch in ("resnet18", "resnet10", "resnet10_slim"):
             net = models.resnet18(weights=None) if arch == "resnet18" else ResNet(BasicBlock, [1, 1, 1, 1])
+            if arch == "resnet10_slim":
+                down = nn.Sequential(nn.Conv2d(256, 256, 1, stride=2, bias=False), nn.BatchNorm2d(256))
+                net.layer4 = nn.Sequential(BasicBlock(256, 256, stride=2, downsample=down))
             self.stages = nn.ModuleList([
                 nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1), net.layer2, net.layer3,
                 net.layer4])
@@ -125,10 +129,11 @@ class StudentNet(nn.Module):
     @torch.no_grad()
     def copy_teacher_trunk(self, trunk: nn.Module) -> int:
         """Start from the teacher's own weights where the architectures share them (DistilBERT's initialisation):
-        a ResNet student takes the teacher's stem and, in every stage, its first blocks; adapters between equal
-        channels start as the identity (in standardised units with ``cfg.standardize``). Returns the number of
-        tensors copied (0 for MobileNet: nothing is shared)."""
-        if self.cfg.arch not in ("resnet18", "resnet10"):
+        a ResNet student takes the teacher's stem and, in every stage, its first blocks (a narrower stage the
+        leading channels of them); adapters start as the identity on the channels student and teacher share and
+        predict the teacher's mean on the others (in standardised units with ``cfg.standardize``). Returns the
+        number of tensors copied (0 for MobileNet: nothing is shared)."""
+        if not self.cfg.arch.startswith("resnet"):
             return 0
         source = trunk.state_dict()
         names = {"stages.0.0.": "conv1.", "stages.0.1.": "bn1.", "stages.0.4.": "layer1.", "stages.1.": "layer2.",
@@ -137,17 +142,22 @@ class StudentNet(nn.Module):
         for name, value in self.trunk.state_dict().items():
             prefix = next((p for p in names if name.startswith(p)), None)
             src = None if prefix is None else source.get(names[prefix] + name[len(prefix):])
-            if src is not None and src.shape == value.shape:
-                value.copy_(src)
+            fits = src is not None and src.dim() == value.dim() and \
+                all(a <= b for a, b in zip(value.shape, src.shape, strict=True))
+            if fits:
+                value.copy_(src[tuple(slice(0, n) for n in value.shape)] if value.dim() else src)
                 copied += 1
         stats = self.target_stats()
-        for k, (adapter, c) in enumerate(zip(self.adapters, self.trunk.channels, strict=True)):
-            if adapter.weight.shape[:2] != (c, c):
-                continue
-            scale, shift = (torch.ones(c), torch.zeros(c)) if stats is None else \
-                (1 / stats[k][1].flatten(), -(stats[k][0] / stats[k][1]).flatten())
-            adapter.weight.copy_(torch.diag(scale)[:, :, None, None])
-            adapter.bias.copy_(shift)
+        for k, adapter in enumerate(self.adapters):
+            t, c = adapter.weight.shape[:2]
+            n = min(t, c)
+            mean, std = (torch.zeros(t), torch.ones(t)) if stats is None else \
+                (stats[k][0].flatten().cpu(), stats[k][1].flatten().cpu())
+            weight, bias = torch.zeros(t, c), torch.zeros(t)  # z = 0: the teacher's mean
+            weight[:n, :n] = torch.diag(1 / std[:n])
+            bias[:n] = -mean[:n] / std[:n] if stats is not None else 0
+            adapter.weight.copy_(weight[:, :, None, None])
+            adapter.bias.copy_(bias)
         return copied
 
     def distill_features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
