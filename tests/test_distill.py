@@ -95,12 +95,22 @@ def test_student_export_matches_predict(student, tiles, tmp_path):
                                rtol=1e-2, map_atol=1e-4)
 
 
-def test_distillation_is_reproducible_bit_for_bit(teacher, tmp_path):
-    a = distil(teacher, tmp_path / "a", "--arch", "resnet10", "--min-steps", "20")
-    b = distil(teacher, tmp_path / "b", "--arch", "resnet10", "--min-steps", "20")
-    sa, sb = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b))
+@pytest.fixture(scope="module")
+def default_student(teacher, tmp_path_factory):
+    """A student with every default (resnet10_slim, started from the teacher, standardised loss)."""
+    return distil(teacher, tmp_path_factory.mktemp("default") / "run", "--min-steps", "20")
+
+
+def test_distillation_is_reproducible_bit_for_bit(default_student, teacher, tmp_path):
+    b = distil(teacher, tmp_path / "b", "--min-steps", "20")
+    sa, sb = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (default_student, b))
+    assert sa.keys() == sb.keys() and "trunk.stages.3.0.conv2.weight" in sa and "target_std3" in sa
     assert all(torch.equal(v, sb[k]) for k, v in sa.items())
-    assert (a / "scores.csv").read_bytes() == (b / "scores.csv").read_bytes()
+    assert (default_student / "scores.csv").read_bytes() == (b / "scores.csv").read_bytes()
+
+
+def test_default_student_export_matches_predict(default_student, tiles, tmp_path):
+    assert_onnx_export_matches(default_student, sorted((tiles / "test" / "blob").glob("*.png")), tmp_path / "d.onnx")
 
 
 @pytest.mark.parametrize("command, case, message", [
@@ -247,3 +257,23 @@ def test_the_other_losses_and_inits_learn(loss, init, teacher, tiles, tmp_path):
     assert m["distill_loss_kind"] == loss and (m["tensors_from_teacher"] == 0) == (init == "scratch")
     ck = torch.load(run / "model.pt", weights_only=True)
     assert ck["model_args"]["standardize"] == (loss == "mse")
+
+
+@pytest.mark.parametrize("mode", ["map", "embedding"])
+def test_a_student_scores_images_as_its_teacher(mode, teacher, tmp_path):
+    """The student keeps the image-score mode its teacher's scorer uses instead of choosing again on synthetic
+    anomalies its own head learned from (one teacher copy per mode: without the rule both students would
+    choose alike)."""
+    import json
+    import shutil
+
+    from sslad.scoring import Scorer
+
+    copy = tmp_path / "teacher"
+    shutil.copytree(teacher, copy)
+    ck = torch.load(copy / "model.pt", weights_only=True)
+    ck["scorer"]["image_score"] = mode
+    torch.save(ck, copy / "model.pt")
+    run = distil(copy, tmp_path / "s", "--min-steps", "6", "--epochs", "1")
+    assert Scorer.from_state(torch.load(run / "model.pt", weights_only=True)["scorer"]).image_score == mode
+    assert json.loads((run / "metrics.json").read_text())["image_score_chosen"] == mode

@@ -84,7 +84,7 @@ class StudentNet(nn.Module):
     over the first three taps.
 
     With ``cfg.standardize`` the adapters predict the teacher's maps standardised per channel (the teacher's
-    mean and standard deviation over the good training images, buffers ``target_mean{k}``/``target_std{k}``
+    mean and standard deviation over the pretext set, buffers ``target_mean{k}``/``target_std{k}``
     set by :meth:`set_target_stats`), as EfficientAD does: every channel's variation weighs in the loss, not
     the large common mean of ReLU features; the maps leave the student in the teacher's units."""
 
