@@ -22,8 +22,8 @@ def main(argv: list[str]) -> int:
         return 2
     from common import load_run, save_record
 
-    from sslad.distill import load_teacher, standardized_distance, teacher_features
-    from sslad.models.pair import feature_distance
+    from sslad.distill import load_teacher, teacher_features
+    from sslad.models.pair import mean_distance
     from sslad.scoring import image_metrics, pixel_metrics, to_image_maps
 
     rows = []
@@ -38,13 +38,9 @@ def main(argv: list[str]) -> int:
                 x = test.images[i:i + 32]
                 t, _ = teacher_features(teacher, x)
                 s = student.distill_features(x)[0]
-                dists = {"cosine": feature_distance(s[:3], t[:3])}
+                maps["cosine"].append(to_image_maps(mean_distance(s, t), size))
                 if stats is not None:
-                    dists["standardized"] = standardized_distance(s[:3], t[:3], stats[:3])
-                for k, d in dists.items():
-                    hw = d[0].shape[-2:]
-                    m = sum(torch.nn.functional.interpolate(e[:, None], size=hw, mode="bilinear") for e in d) / 3
-                    maps[k].append(to_image_maps(m, size))
+                    maps["standardized"].append(to_image_maps(mean_distance(s, t, stats), size))
         row = {"run": run, "student": ckpt["extra"]["distill"]}
         for k, parts in maps.items():
             if not parts:

@@ -36,7 +36,7 @@ from sslad.detector import Detector
 from sslad.errors import SsladError
 from sslad.evaluate import evaluate_set
 from sslad.models import PretextNet, StudentConfig, StudentNet
-from sslad.models.pair import DiscrepancyNet, feature_distance, mean_distance
+from sslad.models.pair import DiscrepancyNet, feature_distance, mean_distance, standardized_distance
 from sslad.progress import bar
 from sslad.report import EpochLog, results_table
 from sslad.runtime import resolve_device, resolve_precision, seed_everything
@@ -76,12 +76,12 @@ def target_stats(teacher: PretextNet, images: torch.Tensor, batch: int = 64) -> 
     learns from (good images and their synthetic anomalies): over good images alone, deep channels that are
     silent on them and fire on anomalies get a tiny std and squared errors of 1e6 that rule the loss. A
     channel that still barely varies gets the floor of 1 % of the median channel's std."""
-    sums = None
+    sums = None  # per map: (sum, sum of squares, locations), streamed over batches
     for i in range(0, len(images), batch):
-        feats, _ = teacher_features(teacher, images[i:i + batch])
-        part = [(f.sum((0, 2, 3)).double(), (f.double() ** 2).sum((0, 2, 3)), f.numel() / f.shape[1]) for f in feats]
-        sums = part if sums is None else [tuple(a + b for a, b in zip(x, y, strict=True))
-                                          for x, y in zip(sums, part, strict=True)]
+        parts = [(f.double().sum((0, 2, 3)), (f.double() ** 2).sum((0, 2, 3)), f.numel() // f.shape[1])
+                 for f in teacher_features(teacher, images[i:i + batch])[0]]
+        sums = parts if sums is None else [tuple(a + b for a, b in zip(x, y, strict=True))
+                                           for x, y in zip(sums, parts, strict=True)]
     stats = []
     for s1, s2, n in sums:
         mean = s1 / n
@@ -89,14 +89,6 @@ def target_stats(teacher: PretextNet, images: torch.Tensor, batch: int = 64) -> 
         std = std.clamp_min(0.01 * float(std.median()) + 1e-12)
         stats.append((mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)))
     return stats
-
-
-def standardized_distance(student: list[torch.Tensor], teacher: list[torch.Tensor],
-                          stats: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-    """Per scale, the mean over channels of the squared difference in units of the teacher's per-channel std:
-    (N, h, w) each."""
-    return [(((s.float() - t.float()) / sd) ** 2).mean(1) for s, t, (_, sd) in zip(student, teacher, stats,
-                                                                                    strict=True)]
 
 
 def distill_loss(student: StudentNet, teacher: PretextNet, x: torch.Tensor, good: torch.Tensor,

@@ -26,9 +26,20 @@ def feature_distance(student: list[torch.Tensor], teacher: list[torch.Tensor]) -
     return [1 - F.cosine_similarity(s.float(), t.float(), dim=1) for s, t in zip(student, teacher, strict=True)]
 
 
-def mean_distance(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
-    """(N, 1, h, w) at the first scale's resolution: the layer1-3 feature distances upsampled and averaged."""
-    dist = feature_distance(student[:3], teacher[:3])
+def standardized_distance(student: list[torch.Tensor], teacher: list[torch.Tensor],
+                          stats: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """Per scale, the mean over channels of the squared difference in units of the teacher's per-channel std
+    (``stats``: (mean, std) per scale, as :meth:`StudentNet.target_stats`): (N, h, w) each."""
+    return [(((s.float() - t.float()) / sd) ** 2).mean(1)
+            for s, t, (_, sd) in zip(student, teacher, stats, strict=True)]
+
+
+def mean_distance(student: list[torch.Tensor], teacher: list[torch.Tensor],
+                  stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    """(N, 1, h, w) at the first scale's resolution: the layer1-3 feature distances (cosine, or
+    :func:`standardized_distance` with ``stats``) upsampled and averaged."""
+    dist = feature_distance(student[:3], teacher[:3]) if stats is None else \
+        standardized_distance(student[:3], teacher[:3], stats[:3])
     hw = dist[0].shape[-2:]
     return sum(F.interpolate(d[:, None], size=hw, mode="bilinear", align_corners=False) for d in dist) / 3
 

@@ -155,7 +155,7 @@ class StudentNet(nn.Module):
                 (stats[k][0].flatten().cpu(), stats[k][1].flatten().cpu())
             weight, bias = torch.zeros(t, c), torch.zeros(t)  # z = 0: the teacher's mean
             weight[:n, :n] = torch.diag(1 / std[:n])
-            bias[:n] = -mean[:n] / std[:n] if stats is not None else 0
+            bias[:n] = -mean[:n] / std[:n]
             adapter.weight.copy_(weight[:, :, None, None])
             adapter.bias.copy_(bias)
         return copied
