@@ -89,7 +89,8 @@ def test_a_tiled_run_scores_whole_images_from_tile_embeddings(tiled_run, tiles):
     assert res.maps.shape == (len(res.paths), 40, 40) and np.isfinite(res.scores).all()
     # the scores are the worst tile's density score, recomputed by hand from the tiles
     with torch.no_grad():
-        _, emb, _ = det.model(extract_tiles(res.images.float(), 32))
+        pooled, _, patches = det.model.dense_outputs(extract_tiles(res.images.float(), 32))
+    emb = det.scorer.embed_fn(pooled, patches)  # the default embedding: pooled + the descriptors' peak
     want = det.scorer.density.score(emb).reshape(len(res.images), -1).amax(1).double().numpy()
     if det.scorer.image_score == "embedding":
         np.testing.assert_allclose(res.scores, want, rtol=1e-5)

@@ -129,6 +129,9 @@ def cli():
 @click.option("--density", type=click.Choice(C.DENSITIES), default=None,
               help="Density fitted on the embeddings" + _d("score", "density"))
 @click.option("--knn-k", type=int, default=None, help="Neighbours for --density knn" + _d("score", "knn_k"))
+@click.option("--embedding", type=click.Choice(C.EMBEDDINGS), default=None,
+              help="What the image density is fitted on: the trunk's pooled layer4 (pooled), or that and the global "
+              "maximum of the layer2-3 patch descriptors (pooled+peak)" + _d("score", "embedding"))
 @click.option("--image-score", type=click.Choice(C.IMAGE_SCORES), default=None,
               help="Image score: auto (best on synthetic anomalies of held-out images), embedding density, map "
               "maximum, or both standardised" + _d("score", "image_score"))

@@ -30,7 +30,10 @@ COLORS = ("auto", "gray", "rgb")
 OPTIMIZERS = ("adam", "sgd")
 ARCHS = ("resnet18", "resnet50")
 DENSITIES = ("gde", "knn")  # densities fitted on the embeddings (sslad.scoring.density)
-IMAGE_SCORES = ("auto", "embedding", "map", "both")  # auto: the best on synthetic anomalies of held-out images
+IMAGE_SCORES = ("auto", "embedding", "map", "both")
+#: What the image density is fitted on: the trunk's pooled last map (the CutPaste paper's), or that and the
+#: global maximum of the patch descriptors (pooled+peak: a local defect moves a maximum, not a mean).
+EMBEDDINGS = ("pooled", "pooled+peak")  # auto: the best on synthetic anomalies of held-out images
 DECODERS = ("unet", "light")  # per-pixel heads: U-Net decoder over the trunk, or the light layer1-3 head
 SEG_LOSSES = ("focal", "balanced", "dice", "bce")  # per-pixel losses made for tiny positive shares (bce: plain)
 DEVICES = ("auto", "cpu", "cuda")
@@ -99,6 +102,7 @@ class ScoreConfig:
 
     density: str = "gde"  # gde (Gaussian, the CutPaste paper's) or knn
     knn_k: int = 5
+    embedding: str = "pooled+peak"  # pooled: layer4 averaged; +peak: and the patch descriptors' maximum
     image_score: str = "auto"  # chosen by AUROC on synthetic anomalies of the held-out images, or fixed
     threshold_quantile: float = 0.99  # of the held-out good images' scores
     holdout: float = 0.1  # share of train/good kept out of training and the fit, for the thresholds
@@ -250,6 +254,7 @@ class RunConfig:
              f"--crop must be 0 (whole images) or lie in [{MIN_IMAGE_SIZE}, --image-size {d.image_size}]"),
             one_of(c.density, DENSITIES, "density"),
             (c.knn_k >= 1, "--knn-k must be at least 1"),
+            one_of(c.embedding, EMBEDDINGS, "embedding"),
             one_of(c.image_score, IMAGE_SCORES, "image score"),
             one_of(c.map, SCORE_MAPS, "map source"),
             (c.image_score in ("embedding", "auto") or t.seg_weight > 0 or c.map != "seg",
@@ -356,7 +361,8 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 
 
 __all__ = [
-    "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "IMAGE_SCORES", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE",
+    "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "EMBEDDINGS", "IMAGE_SCORES", "MAX_IMAGE_SIZE",
+    "MIN_IMAGE_SIZE",
     "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
     "DISTILL_INITS", "DISTILL_LOSSES", "FINETUNE_FROM", "MAP_SOURCES", "PREVIEW_COUNT", "SCORE_MAPS", "RENDER_BATCH",
     "STUDENT_ARCHS", "DistillConfig",

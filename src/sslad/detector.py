@@ -119,7 +119,8 @@ class Detector:
         return out.round().clamp(0, 255).to(torch.uint8)
 
     def _score_images(self, images: torch.Tensor, progress: str | None) -> Detection:
-        out = infer_images(self.model, images, progress=progress, tile=self.scorer.tile, map_fn=self.scorer.map_fn)
+        out = infer_images(self.model, images, progress=progress, tile=self.scorer.tile, map_fn=self.scorer.map_fn,
+                           embed_fn=self.scorer.embed_fn)
         scores, maps = self.scorer.score(out.embeddings, out.maps, self.image_size)
         anomalous = scores > self.threshold if self.threshold is not None else np.zeros(len(scores), bool)
         return Detection(scores=scores, maps=maps, anomalous=anomalous, images=images.cpu())
@@ -136,7 +137,7 @@ class _DetectorModule(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         def forward(x: torch.Tensor):
-            return forward_maps(self.model, x, self.scorer.map_fn)
+            return forward_maps(self.model, x, self.scorer.map_fn, self.scorer.embed_fn)
 
         x = images.float()
         emb, probs = forward_tiled(forward, x, self.scorer.tile) if 0 < self.scorer.tile < self.size else forward(x)

@@ -407,7 +407,8 @@ def fit_pretext(run: Run) -> dict:
 SYNTHETIC_HOLDOUT_K = 1_000_003
 
 
-def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunConfig, map_fn=None) -> tuple:
+def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunConfig, map_fn=None,
+                      embed_fn=None) -> tuple:
     """(embeddings, per-pixel probabilities, anomalous (N,) bool) of pretext samples rendered onto the held-out
     good images with a seed of their own (about 200 samples whatever their number): the label-free
     yardstick the ``auto`` image score is chosen by."""
@@ -415,7 +416,8 @@ def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunCo
     synth = dataclasses.replace(cfg.synth, variants=variants)
     gen = PretextGenerator(holdout.images, renderer, synth, seed=cfg.train.seed)
     data = gen.regenerate(SYNTHETIC_HOLDOUT_K)
-    out = infer_images(model, data.images, progress="score synthetic held-out", tile=cfg.score.tile, map_fn=map_fn)
+    out = infer_images(model, data.images, progress="score synthetic held-out", tile=cfg.score.tile, map_fn=map_fn,
+                       embed_fn=embed_fn)
     return out.embeddings, out.maps, (data.labels > 0).cpu().numpy()
 
 
@@ -431,14 +433,14 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
         ref = (holdout if holdout is not None and len(holdout) > 1 else fit).images
         scorer.fit_map_scales({k: infer_images(model, ref, tile=tile, map_fn=scorer.part_fn(k)).maps
                                for k in ("seg", "density")}, cfg.data.image_size)
-    infer = functools.partial(infer_images, model, tile=tile, map_fn=scorer.map_fn)
+    infer = functools.partial(infer_images, model, tile=tile, map_fn=scorer.map_fn, embed_fn=scorer.embed_fn)
     fit_out = infer(fit.images, progress="embed train")
     hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None
     wanted = synthetic or cfg.score.image_score == "auto" or (holdout is not None
                                                               and len(holdout) < cfg.score.views_below)
     rendered = None
     if wanted and holdout is not None and renderer is not None:
-        rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn)
+        rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn, scorer.embed_fn)
     return scorer.fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size,
                       holdout=None if hold is None else (hold.embeddings, hold.maps), synthetic=rendered)
 

@@ -21,31 +21,37 @@ class Outputs(NamedTuple):
     maps: torch.Tensor | None
 
 
+#: The density's embeddings (N, D') from the pooled embeddings (N, D) and the patch descriptors (N, C, h', w').
+EmbedFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
 #: Per-location anomaly values from the per-pixel probabilities ((N, 1, h, w) or None) and the patch descriptors
 #: ((N, C, h', w')): (N, 1, h'', w'') (a fitted patch density, alone or combined with the probabilities).
 MapFn = Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]
 
 
-def forward_maps(model: PretextNet, x: torch.Tensor,
-                 map_fn: MapFn | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(embeddings, per-pixel anomaly maps (N, 1, h, w) or None) of one batch: the sigmoid of the network's
-    per-pixel logits, or with ``map_fn`` what it makes of them and the network's patch descriptors."""
-    if map_fn is None:
+def forward_maps(model: PretextNet, x: torch.Tensor, map_fn: MapFn | None = None,
+                 embed_fn: EmbedFn | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(embeddings, per-pixel anomaly maps (N, 1, h, w) or None) of one batch: the pooled embeddings (with
+    ``embed_fn``: what it makes of them and the patch descriptors) and the sigmoid of the network's per-pixel
+    logits (with ``map_fn``: what it makes of them and the patch descriptors)."""
+    if map_fn is None and embed_fn is None:
         _, e, seg = model(x)
         return e, None if seg is None else torch.sigmoid(seg.float())
     e, seg, patches = model.dense_outputs(x)
-    return e, map_fn(None if seg is None else torch.sigmoid(seg.float()), patches)
+    probs = None if seg is None else torch.sigmoid(seg.float())
+    return (e if embed_fn is None else embed_fn(e, patches)), (probs if map_fn is None else map_fn(probs, patches))
 
 
 @torch.no_grad()
 def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,
                  progress: str | None = None, maps: bool = True, tile: int = 0,
-                 map_fn: MapFn | None = None) -> Outputs:
+                 map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None) -> Outputs:
     """Run uint8 (N, 3, S, S) images (any device) through the network in batches.
 
     With ``tile`` (0 < tile < S) each image is scored in overlapping tiles (:mod:`sslad.models.tiles`):
     embeddings (N, T, D), one per tile, and maps stitched at the image's resolution. With ``map_fn`` the
-    maps are ``map_fn`` of the patch descriptors (a patch density), not the per-pixel head's.
+    maps are ``map_fn`` of the patch descriptors (a patch density), not the per-pixel head's; with ``embed_fn``
+    the embeddings are ``embed_fn`` of the pooled embeddings and the patch descriptors.
     fp32 on the CPU (scores reproduce exactly across runs and exports); bf16 autocast on CUDA.
     """
     from sslad.progress import bar
@@ -59,13 +65,13 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
         batch_size = max(1, batch_size * tile ** 2 // images.shape[-1] ** 2)
 
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return forward_maps(model, x, map_fn)
+        return forward_maps(model, x, map_fn, embed_fn)
 
     embs, probs = [], []
     for i in bar(range(0, images.shape[0], batch_size), progress, unit="batch"):
         xb = images[i:i + batch_size].to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            if tiled or want_maps:
+            if tiled or want_maps or embed_fn is not None:
                 e, p = forward_tiled(forward, xb, tile) if tiled else forward(xb)
                 if want_maps:
                     probs.append(p.float().cpu())

@@ -15,6 +15,9 @@ network has seen (``sslad.data.holdout_split``):
   of each location's patch descriptor under one Gaussian fitted on the fit images' locations
   (:class:`~sslad.scoring.density.PatchGaussian`: the scorer turns descriptors into maps); or ``both``,
   the two averaged, each first put on its own held-out scale (median pixel to the 99 % map threshold);
+* embedding (``embedding``): what the density scores: the network's pooled embedding (``pooled``), or that
+  and the global maximum of the patch descriptors per channel (``pooled+peak``, :func:`peak_embedding`: a
+  local defect moves a maximum, where it is averaged away in a pooled mean);
 * tiles (``tile``): with a tile side, the network scores overlapping tiles (``sslad.models.tiles``): the
   density is fitted on the tiles' embeddings ``(N, T, D)`` and an image's embedding score is its most
   anomalous tile's; the maps arrive stitched;
@@ -44,6 +47,13 @@ from sslad.scoring.metrics import quantile_threshold
 FORMAT = "sslad-scorer"
 
 
+def peak_embedding(pooled: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+    """float32 (N, D + C): the pooled embedding (N, D) and the per-channel global maximum of the patch descriptors
+    (N, C, h, w), each L2-normalised (neither outweighs the other by its scale), joined, unit length."""
+    peak = patches.float().amax((2, 3))
+    return torch.cat([F.normalize(pooled.float(), dim=1), F.normalize(peak, dim=1)], 1) / math.sqrt(2)
+
+
 class Scorer:
     """Image scores, maps and thresholds from network outputs (see the module docstring)."""
 
@@ -51,6 +61,7 @@ class Scorer:
         cfg = cfg or ScoreConfig()
         self.density = make_density(cfg)
         self.image_score = cfg.image_score
+        self.embedding = cfg.embedding  # pooled, or pooled+peak (made from the patch descriptors: embed_fn)
         self.quantile = cfg.threshold_quantile
         self.views_below = cfg.views_below
         self.auto_margin = cfg.auto_margin
@@ -113,6 +124,12 @@ class Scorer:
         if not self.map_scales:
             raise RuntimeError("fit the map scales (fit_map_scales) before making maps")
         return self._both
+
+    @property
+    def embed_fn(self):
+        """What makes the density's embeddings from the network's pooled embeddings and patch descriptors
+        (``embedding: pooled+peak``), or None: the pooled embeddings themselves."""
+        return peak_embedding if self.embedding == "pooled+peak" else None
 
     @property
     def uses_maps(self) -> bool:
@@ -225,7 +242,7 @@ class Scorer:
                 "quantile": self.quantile, "stats": self.stats, "threshold": self.threshold,
                 "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
                 "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile,
-                "map_source": self.map_source, "map_scales": self.map_scales,
+                "map_source": self.map_source, "map_scales": self.map_scales, "embedding": self.embedding,
                 "patches": None if self.patches is None else self.patches.state_dict()}
 
     @classmethod
@@ -242,6 +259,7 @@ class Scorer:
         self.synthetic_auroc = dict(state.get("synthetic_auroc") or {})
         self.tile = int(state.get("tile", 0))
         self.map_source = str(state.get("map_source", "seg"))
+        self.embedding = str(state.get("embedding", "pooled"))  # before 0.5: the pooled embedding alone
         self.map_scales = dict(state.get("map_scales") or {})
         if state.get("patches"):
             self.patches = PatchGaussian().load_state_dict(state["patches"])
