@@ -59,8 +59,10 @@ def test_checkpoint_is_self_describing(trained):
     assert ck["model_args"]["arch"] == "resnet18" and ck["model_args"]["seg_head"] is True
     assert ck["preprocessing"]["image_size"] == 32
     sc = ck["scorer"]
-    assert sc["density"]["type"] == "gde" and sc["density"]["mean"].shape == (512,)
-    # image_score auto: the mode with the best AUROC on synthetic anomalies of the held-out images is stored
+    # the density's embedding: layer4 pooled (512) and the layer2-3 descriptors' peak (128 + 256)
+    assert sc["embedding"] == "pooled+peak" and sc["density"]["type"] == "gde"
+    assert sc["density"]["mean"].shape == (512 + 128 + 256,)
+    # every mode's AUROC on synthetic anomalies of the held-out images is recorded; the chosen mode is stored
     assert set(sc["synthetic_auroc"]) == {"embedding", "map", "both"} and sc["image_score"] in sc["synthetic_auroc"]
     # 3 held-out images are few: their augmented good views (one synthetic group per variant) join them
     assert sc["calibration"]["set"] == "holdout" and sc["calibration"]["images"] == 3 and sc["quantile"] == 0.99
@@ -122,7 +124,7 @@ def test_threshold_is_a_quantile_of_held_out_good_scores(trained):
     data = load_dataset(ck["config"]["data"]["path"], None, 32, splits=("train",))
     _, hold = holdout_split(len(data.train), 0.1, 10)
     held_out = data.train.subset(hold)
-    res = infer_images(model, held_out.images, map_fn=scorer.map_fn)  # the maps the run's scorer makes
+    res = infer_images(model, held_out.images, map_fn=scorer.map_fn, embed_fn=scorer.embed_fn)  # as the scorer
     scores, maps = scorer.score(res.embeddings, res.maps, 32)
     # 3 held-out images are fewer than score.views_below: their augmented good views join them
     from sslad.backends import make_renderer
@@ -130,7 +132,7 @@ def test_threshold_is_a_quantile_of_held_out_good_scores(trained):
     from sslad.training import synthetic_holdout
 
     emb, probs, anomalous = synthetic_holdout(model, held_out, make_renderer("torch", 32, torch.device("cpu")),
-                                              RunConfig.from_dict(ck["config"]), scorer.map_fn)
+                                              RunConfig.from_dict(ck["config"]), scorer.map_fn, scorer.embed_fn)
     views, view_maps = scorer.score(emb[~anomalous], probs[~anomalous], 32)
     scores, maps = np.concatenate([scores, views]), torch.cat([maps, view_maps])
     assert scorer.threshold == pytest.approx(float(np.quantile(scores, 0.99)), rel=1e-5, abs=1e-6)
@@ -246,6 +248,15 @@ def test_bad_flags_give_one_clear_line(tiles, tmp_path, args, message, monkeypat
     assert message in res.output
     assert "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_an_unknown_embedding_in_a_config_file_is_one_clear_line(tiles, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("score:\n  embedding: mean\n")
+    res = run(["train", str(tiles), "--out", str(tmp_path / "r"), "--config", str(cfg)], ok=False)
+    assert res.exit_code != 0 and "unknown embedding 'mean' (pooled|pooled+peak)" in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
 def test_missing_data_folder(tmp_path):

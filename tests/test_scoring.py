@@ -194,3 +194,34 @@ def test_density_names_are_the_configs_choices():
     from sslad.scoring import DENSITY_TYPES
 
     assert tuple(DENSITY_TYPES) == DENSITIES
+
+
+def test_the_peak_embedding_sees_a_local_peak_that_the_pooled_mean_averages_away():
+    """``pooled+peak``: two images with equal pooled embeddings differ by one location of one descriptor channel;
+    the peak half tells them apart, each half L2-normalised, the whole of unit length."""
+    from sslad.scoring.scorer import peak_embedding
+
+    pooled = torch.tensor([[3.0, 4.0, 0.0, 0.0]]).repeat(2, 1)
+    patches = torch.ones(2, 3, 8, 8)
+    patches[1, 2, 5, 5] = 10.0
+    e = peak_embedding(pooled, patches)
+    assert e.shape == (2, 7)
+    torch.testing.assert_close(e.norm(dim=1), torch.ones(2))
+    torch.testing.assert_close(e[:, :4], torch.tensor([[0.6, 0.8, 0.0, 0.0]]).repeat(2, 1) / math.sqrt(2))
+    assert torch.equal(e[0, 4:], torch.full((3,), 1 / math.sqrt(3)) / math.sqrt(2))
+    assert e[1, 6] > 0.9 / math.sqrt(2) and e[1, 4] < 0.2  # the peaked channel dominates image 1's peak half
+
+
+def test_the_scorer_keeps_its_embedding_and_older_scorers_the_pooled_one():
+    from sslad.scoring import Scorer
+    from sslad.scoring.scorer import peak_embedding
+
+    scorer = Scorer(ScoreConfig())
+    assert scorer.embedding == "pooled+peak" and scorer.embed_fn is peak_embedding
+    g = torch.Generator().manual_seed(0)
+    scorer.fit(torch.randn(40, 8, generator=g), None, 16, holdout=(torch.randn(10, 8, generator=g), None))
+    state = scorer.state_dict()
+    assert Scorer.from_state(state).embed_fn is peak_embedding
+    old = {k: v for k, v in state.items() if k != "embedding"}  # a 0.4 checkpoint's scorer
+    assert Scorer.from_state(old).embedding == "pooled" and Scorer.from_state(old).embed_fn is None
+    assert Scorer(ScoreConfig(embedding="pooled")).embed_fn is None

@@ -103,7 +103,7 @@ class ScoreConfig:
     density: str = "gde"  # gde (Gaussian, the CutPaste paper's) or knn
     knn_k: int = 5
     embedding: str = "pooled+peak"  # pooled: layer4 averaged; +peak: and the patch descriptors' maximum
-    image_score: str = "auto"  # chosen by AUROC on synthetic anomalies of the held-out images, or fixed
+    image_score: str = "embedding"  # or map, both, auto (the best AUROC on synthetic anomalies of held-out images)
     threshold_quantile: float = 0.99  # of the held-out good images' scores
     holdout: float = 0.1  # share of train/good kept out of training and the fit, for the thresholds
     holdout_min: int = 10  # ... but at least this many (at most a quarter of train/good)

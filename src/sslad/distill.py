@@ -144,7 +144,7 @@ def choose_map(student: StudentNet, teacher: PretextNet, fit, holdout, cfg: RunC
     anomalies on the held-out images, no test label) beats the smaller ``seg`` by more than ``auto_margin``."""
     nets = {"seg": student, "distill": DiscrepancyNet(teacher, student).eval()}
     names = ["seg", "distill"] if source == "auto" else [source]
-    scorers = {k: fit_scorer(nets[k], fit, holdout, cfg, renderer, synthetic=source == "auto") for k in names}
+    scorers = {k: fit_scorer(nets[k], fit, holdout, cfg, renderer) for k in names}
     synthetic = {k: sc.synthetic_auroc.get(sc.image_score) for k, sc in scorers.items()}
     if source == "auto":
         value = {k: -1.0 if v is None or math.isnan(v) else float(v) for k, v in synthetic.items()}

@@ -164,7 +164,7 @@ def finetune_run(teacher_dir: str | Path, out_dir: str | Path, fc: FinetuneConfi
     stats = fit_finetune(model, t.fit, fc, gray=_is_gray(t.fit.images), amp=t.cfg.train.precision == "bf16",
                          out=t.out, log=log)
     model.eval()
-    scorer = fit_scorer(model, t.fit, t.holdout, t.cfg, t.renderer, synthetic=True)
+    scorer = fit_scorer(model, t.fit, t.holdout, t.cfg, t.renderer)
     teacher_synthetic = t.teacher_metrics.get("synthetic_auroc") or {}
     summary = {"finetune": dataclasses.asdict(fc), "teacher_synthetic_auroc": teacher_synthetic, **stats}
     return evaluate_transfer(t, model, scorer, stats["epochs"], summary, {"finetune": dataclasses.asdict(fc)}, log)

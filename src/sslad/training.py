@@ -421,11 +421,10 @@ def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunCo
     return out.embeddings, out.maps, (data.labels > 0).cpu().numpy()
 
 
-def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig, renderer=None,
-               synthetic: bool = False) -> Scorer:
+def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig, renderer=None) -> Scorer:
     """Density on the network outputs of the fit images; thresholds from the held-out ones (and their augmented
-    views when they are few); with ``image_score: auto``, the image score chosen on synthetic anomalies of the
-    held-out images (rendered also with ``synthetic``: every mode's synthetic AUROC is recorded)."""
+    views when they are few). Pretext anomalies rendered onto the held-out images (with a ``renderer``) give every
+    image-score mode's synthetic AUROC, recorded; ``image_score: auto`` keeps the best of them."""
     tile, scorer = cfg.score.tile, Scorer(cfg.score)
     if scorer.map_source in ("density", "both"):
         scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile))
@@ -436,10 +435,8 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
     infer = functools.partial(infer_images, model, tile=tile, map_fn=scorer.map_fn, embed_fn=scorer.embed_fn)
     fit_out = infer(fit.images, progress="embed train")
     hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None
-    wanted = synthetic or cfg.score.image_score == "auto" or (holdout is not None
-                                                              and len(holdout) < cfg.score.views_below)
     rendered = None
-    if wanted and holdout is not None and renderer is not None:
+    if holdout is not None and renderer is not None:  # every run records each mode's synthetic AUROC
         rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn, scorer.embed_fn)
     return scorer.fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size,
                       holdout=None if hold is None else (hold.embeddings, hold.maps), synthetic=rendered)
