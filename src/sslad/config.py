@@ -30,10 +30,10 @@ COLORS = ("auto", "gray", "rgb")
 OPTIMIZERS = ("adam", "sgd")
 ARCHS = ("resnet18", "resnet50")
 DENSITIES = ("gde", "knn")  # densities fitted on the embeddings (sslad.scoring.density)
-IMAGE_SCORES = ("auto", "embedding", "map", "both")
+IMAGE_SCORES = ("auto", "embedding", "map", "both")  # auto: the best on synthetic anomalies of held-out images
 #: What the image density is fitted on: the trunk's pooled last map (the CutPaste paper's), or that and the
 #: global maximum of the patch descriptors (pooled+peak: a local defect moves a maximum, not a mean).
-EMBEDDINGS = ("pooled", "pooled+peak")  # auto: the best on synthetic anomalies of held-out images
+EMBEDDINGS = ("pooled", "pooled+peak")
 DECODERS = ("unet", "light")  # per-pixel heads: U-Net decoder over the trunk, or the light layer1-3 head
 SEG_LOSSES = ("focal", "balanced", "dice", "bce")  # per-pixel losses made for tiny positive shares (bce: plain)
 DEVICES = ("auto", "cpu", "cuda")
