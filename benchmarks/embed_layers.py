@@ -14,7 +14,6 @@ with the run's own synthetic held-out seed (no labels: what ``--image-score auto
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 
@@ -27,8 +26,7 @@ from sslad.backends import make_renderer
 from sslad.models import PretextNet
 from sslad.scoring.density import GaussianDensity
 from sslad.scoring.metrics import auroc, image_metrics
-from sslad.synth.generator import PretextGenerator
-from sslad.training import SYNTHETIC_HOLDOUT_K
+from sslad.training import render_synthetic_holdout
 
 #: Layer k average-pooled, -k max-pooled; "pd": the global maximum of the patch descriptors (layer2 + layer3 at
 #: layer2's grid, 3x3-averaged: what the patch density scores), "pd3": of their layer3 channels.
@@ -66,10 +64,7 @@ def main(argv: list[str]) -> int:
         model = PretextNet(model.cfg)
     model.eval()
     renderer = make_renderer("torch", cfg.data.image_size, torch.device("cpu"))
-    variants = min(8, max(1, math.ceil(200 / (3 * len(holdout)))))
-    gen = PretextGenerator(holdout.images, renderer, dataclasses.replace(cfg.synth, variants=variants),
-                           seed=cfg.train.seed)
-    synth = gen.regenerate(SYNTHETIC_HOLDOUT_K)
+    synth = render_synthetic_holdout(holdout, renderer, cfg)  # the run's own synthetic held-out set
     anomalous = (synth.labels > 0).cpu().numpy()
     sets = {k: pooled(model, v) for k, v in (("fit", fit.images), ("test", data.test.images),
                                               ("synthetic", synth.images))}

@@ -407,15 +407,18 @@ def fit_pretext(run: Run) -> dict:
 SYNTHETIC_HOLDOUT_K = 1_000_003
 
 
-def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunConfig, map_fn=None,
-                      embed_fn=None) -> tuple:
-    """(embeddings, per-pixel probabilities, anomalous (N,) bool) of pretext samples rendered onto the held-out
-    good images with a seed of their own (about 200 samples whatever their number): the label-free
-    yardstick the ``auto`` image score is chosen by."""
+def render_synthetic_holdout(holdout: ImageSet, renderer, cfg: RunConfig) -> Synthetic:
+    """Pretext samples rendered onto the held-out good images with a seed of their own (about 200 samples
+    whatever their number): the label-free yardstick every run records and ``auto`` chooses by."""
     variants = min(8, max(1, math.ceil(200 / (3 * len(holdout)))))
     synth = dataclasses.replace(cfg.synth, variants=variants)
-    gen = PretextGenerator(holdout.images, renderer, synth, seed=cfg.train.seed)
-    data = gen.regenerate(SYNTHETIC_HOLDOUT_K)
+    return PretextGenerator(holdout.images, renderer, synth, seed=cfg.train.seed).regenerate(SYNTHETIC_HOLDOUT_K)
+
+
+def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunConfig, map_fn=None,
+                      embed_fn=None) -> tuple:
+    """(embeddings, per-pixel probabilities, anomalous (N,) bool) of :func:`render_synthetic_holdout`'s samples."""
+    data = render_synthetic_holdout(holdout, renderer, cfg)
     out = infer_images(model, data.images, progress="score synthetic held-out", tile=cfg.score.tile, map_fn=map_fn,
                        embed_fn=embed_fn)
     return out.embeddings, out.maps, (data.labels > 0).cpu().numpy()
