@@ -43,6 +43,16 @@ def test_stitching_the_tiles_of_a_map_gives_the_map_back_no_seams():
     torch.testing.assert_close(stitch(extract_tiles(m, 36), 90, 36), m)
 
 
+def test_channels_stitch_independently():
+    """Several maps per tile (``--map both`` stitches the head's and the density's together) stitch as each alone."""
+    torch.manual_seed(0)
+    maps = torch.rand(2 * len(tile_grid(90, 36)), 2, 9, 9)
+    both = stitch(maps, 90, 36)
+    assert both.shape == (2, 2, 90, 90)
+    for c in range(2):
+        torch.testing.assert_close(both[:, c:c + 1], stitch(maps[:, c:c + 1], 90, 36))
+
+
 def test_overlaps_blend_towards_the_tile_centre():
     """Where two tiles disagree, the stitched value moves smoothly from one to the other (no jump)."""
     size, tile = 64, 32

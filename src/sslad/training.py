@@ -431,13 +431,15 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
     tile, scorer = cfg.score.tile, Scorer(cfg.score)
     if scorer.map_source in ("density", "both"):
         scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile))
-    if scorer.map_source == "both":  # each source's held-out scale first: the averaged maps need them
-        ref = (holdout if holdout is not None and len(holdout) > 1 else fit).images
-        scorer.fit_map_scales({k: infer_images(model, ref, tile=tile, map_fn=scorer.part_fn(k)).maps
-                               for k in ("seg", "density")}, cfg.data.image_size)
-    infer = functools.partial(infer_images, model, tile=tile, map_fn=scorer.map_fn, embed_fn=scorer.embed_fn)
+    both = scorer.map_source == "both"  # one pass gives both sources' maps; scaled once the held-out ones are in
+    infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn,
+                              map_fn=scorer.parts_fn if both else scorer.map_fn)
     fit_out = infer(fit.images, progress="embed train")
     hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None
+    if both:
+        ref = hold if hold is not None and len(holdout) > 1 else fit_out
+        scorer.fit_map_scales(ref.maps, cfg.data.image_size)
+        fit_out, hold = (None if o is None else o._replace(maps=scorer.combine_parts(o.maps)) for o in (fit_out, hold))
     rendered = None
     if holdout is not None and renderer is not None:  # every run records each mode's synthetic AUROC
         rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn, scorer.embed_fn)

@@ -15,7 +15,8 @@ EMBED_BATCH = 64
 
 class Outputs(NamedTuple):
     """float32 on the CPU: embeddings (N, D) (or (N, T, D), one per tile) and per-pixel anomaly values
-    (N, 1, h, w): the per-pixel head's probabilities or a patch density's distances; or None."""
+    (N, 1, h, w): the per-pixel head's probabilities or a patch density's distances (or what another ``map_fn``
+    makes, e.g. both of them as (N, 2, h, w)); or None."""
 
     embeddings: torch.Tensor
     maps: torch.Tensor | None

@@ -50,26 +50,26 @@ def blend_window(tile: int, device: torch.device | None = None) -> torch.Tensor:
 
 
 def stitch(tile_maps: torch.Tensor, size: int, tile: int) -> torch.Tensor:
-    """(N * T, 1, h, w) per-tile maps at any resolution -> (N, 1, S, S): each resized to the tile's ``P x P``,
+    """(N * T, C, h, w) per-tile maps at any resolution -> (N, C, S, S): each resized to the tile's ``P x P``,
     weighted by :func:`blend_window`, summed where tiles overlap and divided by the summed weights."""
     grid = tile_grid(size, tile)
     maps = tile_maps.float()
     if maps.shape[-2:] != (tile, tile):
         maps = F.interpolate(maps, size=(tile, tile), mode="bilinear", align_corners=False)
-    maps = maps.reshape(-1, len(grid), tile, tile)
+    maps = maps.reshape(-1, len(grid), maps.shape[1], tile, tile)
     w = blend_window(tile, maps.device)
     out, weight = 0, 0
     for t, (y, x) in enumerate(grid):  # padding, not slice assignment: the same ops trace to ONNX
         pad = (x, size - tile - x, y, size - tile - y)
         out = out + F.pad(maps[:, t] * w, pad)
         weight = weight + F.pad(w, pad)
-    return (out / weight)[:, None]
+    return out / weight
 
 
 def forward_tiled(forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]], images: torch.Tensor,
                   tile: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``forward`` (images -> (embeddings (M, D), per-pixel maps (M, 1, h, w) or None)) on the ``tile`` tiles
-    of (N, 3, S, S) images: (embeddings (N, T, D), maps stitched to (N, 1, S, S), or None)."""
+    """``forward`` (images -> (embeddings (M, D), per-pixel maps (M, C, h, w) or None)) on the ``tile`` tiles
+    of (N, 3, S, S) images: (embeddings (N, T, D), maps stitched to (N, C, S, S), or None)."""
     n, size = images.shape[0], images.shape[-1]
     emb, maps = forward(extract_tiles(images, tile))
     return emb.reshape(n, -1, emb.shape[-1]), None if maps is None else stitch(maps, size, tile)

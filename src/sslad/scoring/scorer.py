@@ -83,13 +83,15 @@ class Scorer:
         return self
 
     def part_fn(self, source: str):
-        """The map function of one source alone (``seg`` or ``density``): what ``map: both`` is scaled from."""
+        """The map function of one source alone (``seg`` or ``density``)."""
         return self._seg_part if source == "seg" else self._density_part
 
-    def fit_map_scales(self, parts: dict[str, torch.Tensor], size: int) -> Scorer:
-        """``map: both``: each source's scale on the held-out images, (median pixel, ``quantile`` of the map
-        maxima) of its own smoothed maps, so the two average on equal terms without a test label."""
-        self.map_scales = {k: list(self._map_scale(self.maps(v, size))) for k, v in parts.items()}
+    def fit_map_scales(self, parts: torch.Tensor, size: int) -> Scorer:
+        """``map: both``: each source's scale on the held-out images' (N, 2, h, w) :attr:`parts_fn` maps,
+        (median pixel, ``quantile`` of the map maxima) of its own smoothed maps, so the two average on equal
+        terms without a test label."""
+        self.map_scales = {k: list(self._map_scale(self.maps(parts[:, i:i + 1], size)))
+                           for i, k in enumerate(("seg", "density"))}
         return self
 
     def _map_scale(self, maps: torch.Tensor) -> tuple[float, float]:
@@ -104,12 +106,22 @@ class Scorer:
     def _density_part(self, probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
         return self.patches.maps(patches)
 
+    def parts_fn(self, probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
+        """(N, 2, h, w): the per-pixel head's probabilities and the patch density's map, unscaled, at the head's
+        resolution: what ``map: both`` scales (:meth:`fit_map_scales`) and averages (:meth:`combine_parts`)."""
+        d = F.interpolate(self.patches.maps(patches), size=probs.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([probs.float(), d], 1)
+
+    def combine_parts(self, parts: torch.Tensor) -> torch.Tensor:
+        """(N, 2, h, w) :meth:`parts_fn` maps -> (N, 1, h, w): each source on its held-out scale, averaged
+        (linear, so tiles stitched before or after it give the same map)."""
+        (ls, ts), (ld, td) = self.map_scales["seg"], self.map_scales["density"]
+        return ((parts[:, :1] - ls) / (ts - ls) + (parts[:, 1:] - ld) / (td - ld)) / 2
+
     def _both(self, probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
         """The per-pixel head's and the patch density's maps, each on its held-out scale, averaged at the
         head's resolution."""
-        d = F.interpolate(self.patches.maps(patches), size=probs.shape[-2:], mode="bilinear", align_corners=False)
-        (ls, ts), (ld, td) = self.map_scales["seg"], self.map_scales["density"]
-        return ((probs - ls) / (ts - ls) + (d - ld) / (td - ld)) / 2
+        return self.combine_parts(self.parts_fn(probs, patches))
 
     @property
     def map_fn(self):
