@@ -19,15 +19,20 @@ def save_record(name: str, record: dict) -> Path:
     return dest
 
 
-def load_run(run_dir: str):
+def load_run(run_dir: str, image_size: int | None = None):
     """A finished run with its data: (model, scorer, checkpoint, config, dataset, fit images, held-out images),
-    the split exactly as training made it."""
+    the split exactly as training made it; with ``image_size``, the images decoded at that side instead of the
+    run's (the config returned says so)."""
+    import dataclasses
+
     from sslad.checkpoint import load_checkpoint
     from sslad.config import RunConfig
     from sslad.data import load_dataset, split_train
 
     model, scorer, ckpt = load_checkpoint(run_dir)
     cfg = RunConfig.from_dict(ckpt["config"])
+    if image_size:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=image_size))
     data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size)
     fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
     return model, scorer, ckpt, cfg, data, fit, holdout
