@@ -59,7 +59,7 @@ def probe(img: torch.Tensor, family: str, g: torch.Generator) -> torch.Tensor:
 
 
 def mode_scores(model, scorer, images: torch.Tensor, size: int) -> dict[str, np.ndarray]:
-    out = infer_images(model, images, map_fn=scorer.map_fn, embed_fn=scorer.embed_fn)
+    out = infer_images(model, images, map_fn=scorer.map_fn, embed_fn=scorer.embed_fn, tile=scorer.tile)
     parts = scorer._parts(out.embeddings, scorer.maps(out.maps, size))
     chosen, scores = scorer.image_score, {}
     for mode in MODES if "map" in parts else MODES[:1]:
