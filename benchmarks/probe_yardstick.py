@@ -28,7 +28,6 @@ from sslad.scoring.metrics import auroc
 from sslad.training import render_synthetic_holdout
 
 FAMILIES = ("blur", "noise", "shift")
-MODES = ("embedding", "map", "both")
 
 
 def blob(size: int, g: torch.Generator) -> torch.Tensor:
@@ -60,13 +59,7 @@ def probe(img: torch.Tensor, family: str, g: torch.Generator) -> torch.Tensor:
 
 def mode_scores(model, scorer, images: torch.Tensor, size: int) -> dict[str, np.ndarray]:
     out = infer_images(model, images, map_fn=scorer.map_fn, embed_fn=scorer.embed_fn, tile=scorer.tile)
-    parts = scorer._parts(out.embeddings, scorer.maps(out.maps, size))
-    chosen, scores = scorer.image_score, {}
-    for mode in MODES if "map" in parts else MODES[:1]:
-        scorer.image_score = mode
-        scores[mode] = scorer._combine(parts).numpy()
-    scorer.image_score = chosen
-    return scores
+    return scorer.mode_scores(out.embeddings, out.maps, size)
 
 
 def main(argv: list[str]) -> int:

@@ -188,6 +188,23 @@ def test_scorer_thresholds_come_from_the_held_out_set():
     assert np.allclose(s_back, s_both) and back.threshold == both.threshold and back.map_range == both.map_range
 
 
+def test_mode_scores_give_every_mode_whatever_the_scorer_uses():
+    """What the yardsticks compare: each mode's scores equal those of a scorer fitted to use that mode."""
+    from sslad.config import ScoreConfig
+    from sslad.scoring import Scorer
+
+    g = torch.Generator().manual_seed(1)
+    fit = (torch.randn(60, 8, generator=g), torch.rand(60, 1, 8, 8, generator=g) * 0.1)
+    hold = (torch.randn(30, 8, generator=g) * 1.5, torch.rand(30, 1, 8, 8, generator=g) * 0.2)
+    new = (torch.randn(12, 8, generator=g) * 2.0, torch.rand(12, 1, 8, 8, generator=g) * 0.3)
+    scorers = {m: Scorer(ScoreConfig(image_score=m)).fit(*fit, 32, holdout=hold) for m in ("embedding", "map", "both")}
+    every = scorers["embedding"].mode_scores(*new, 32)
+    assert set(every) == {"embedding", "map", "both"} and scorers["embedding"].image_score == "embedding"
+    for mode, sc in scorers.items():
+        np.testing.assert_allclose(every[mode], sc.score(*new, 32)[0])
+    assert set(scorers["embedding"].mode_scores(new[0], None, 32)) == {"embedding"}  # no maps: the density alone
+
+
 def test_density_names_are_the_configs_choices():
     """One vocabulary: the config's density choices are exactly the density classes' names."""
     from sslad.config import DENSITIES

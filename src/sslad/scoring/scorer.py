@@ -154,13 +154,20 @@ class Scorer:
         0.1-0.7 points of synthetic AUROC, which cost 0.7-3.0 points of real AUROC)."""
         from sslad.scoring.metrics import auroc
 
-        modes = ["embedding", "map", "both"] if "map" in parts else ["embedding"]
-        for mode in modes:
-            self.image_score = mode
-            self.synthetic_auroc[mode] = auroc(anomalous, self._combine(parts).numpy())
-        values = {m: float(np.nan_to_num(self.synthetic_auroc[m], nan=-1.0)) for m in modes}
+        scores = self._every_mode(parts)
+        self.synthetic_auroc.update({mode: auroc(anomalous, v) for mode, v in scores.items()})
+        values = {m: float(np.nan_to_num(self.synthetic_auroc[m], nan=-1.0)) for m in scores}
         best = max(values.values())
-        return next(m for m in modes if values[m] >= best - self.auto_margin)
+        return next(m for m in scores if values[m] >= best - self.auto_margin)
+
+    def mode_scores(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int) -> dict[str, np.ndarray]:
+        """float64 (N,) image scores of every mode this scorer can give (``embedding``; ``map`` and ``both`` when
+        there are maps), whichever it uses: what the synthetic yardstick compares, for any set of images."""
+        return self._every_mode(self._parts(embeddings, self.maps(probs, size)))
+
+    def _every_mode(self, parts: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        modes = ("embedding", "map", "both") if "map" in parts else ("embedding",)
+        return {mode: self._combine(parts, mode).numpy() for mode in modes}
 
     @staticmethod
     def maps(probs: torch.Tensor | None, size: int) -> torch.Tensor | None:
@@ -179,10 +186,12 @@ class Scorer:
             parts["map"] = maps.flatten(1).amax(1).double()
         return parts
 
-    def _combine(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.image_score == "both":
+    def _combine(self, parts: dict[str, torch.Tensor], mode: str | None = None) -> torch.Tensor:
+        """The image scores of ``mode`` (default: the scorer's own) from :meth:`_parts`."""
+        mode = mode or self.image_score
+        if mode == "both":
             return sum((parts[k] - self.stats[k][0]) / self.stats[k][1] for k in ("embedding", "map"))
-        return parts[self.image_score]
+        return parts[mode]
 
     def fit(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
             holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None,
