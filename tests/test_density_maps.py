@@ -100,7 +100,8 @@ def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles
     scorer = fit_scorer(model, fit, holdout, cfg, make_renderer("torch", 32, torch.device("cpu")))
     assert set(scorer.map_scales) == {"seg", "density"}
     x = data.test.images
-    parts = {k: infer_images(model, x, map_fn=scorer.part_fn(k)).maps for k in ("seg", "density")}
+    sources = {"seg": lambda probs, patches: probs, "density": lambda probs, patches: scorer.patches.maps(patches)}
+    parts = {k: infer_images(model, x, map_fn=fn).maps for k, fn in sources.items()}
     d = torch.nn.functional.interpolate(parts["density"], size=parts["seg"].shape[-2:], mode="bilinear",
                                         align_corners=False)
     (ls, ts), (ld, td) = scorer.map_scales["seg"], scorer.map_scales["density"]

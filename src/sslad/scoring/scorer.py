@@ -82,10 +82,6 @@ class Scorer:
         self.patches = PatchGaussian().fit(descriptors)
         return self
 
-    def part_fn(self, source: str):
-        """The map function of one source alone (``seg`` or ``density``)."""
-        return self._seg_part if source == "seg" else self._density_part
-
     def fit_map_scales(self, parts: torch.Tensor, size: int) -> Scorer:
         """``map: both``: each source's scale on the held-out images' (N, 2, h, w) :attr:`parts_fn` maps,
         (median pixel, ``quantile`` of the map maxima) of its own smoothed maps, so the two average on equal
@@ -98,10 +94,6 @@ class Scorer:
         lo = float(maps.median())
         top = quantile_threshold(maps.flatten(1).amax(1).double().numpy(), self.quantile)
         return lo, max(top, lo + 1e-6)
-
-    @staticmethod
-    def _seg_part(probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
-        return probs
 
     def _density_part(self, probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
         return self.patches.maps(patches)
