@@ -136,8 +136,13 @@ def cli():
               help="Image score: auto (best on synthetic anomalies of held-out images), embedding density, map "
               "maximum, or both standardised" + _d("score", "image_score"))
 @click.option("--map", type=click.Choice(C.SCORE_MAPS), default=None,
-              help="Anomaly maps from the per-pixel head (seg), a Gaussian over the trunk's layer2-3 patch "
+              help="Anomaly maps from the per-pixel head (seg), a patch density over the trunk's layer2-3 patch "
               "descriptors (density), or both averaged on their held-out scales" + _d("score", "map"))
+@click.option("--patch-density", type=click.Choice(C.PATCH_DENSITIES), default=None,
+              help="The density maps' model: a coreset memory of good patch descriptors, nearest-neighbour distance "
+              "(knn, PatchCore's), or one Gaussian over them (gauss)" + _d("score", "patch_density"))
+@click.option("--patch-bank", type=int, default=None,
+              help="--patch-density knn: descriptors kept in the memory" + _d("score", "patch_bank"))
 @click.option("--tile", type=int, default=None,
               help="Score in overlapping tiles of this side (e.g. the --crop side); 0: whole images"
               + _d("score", "tile"))

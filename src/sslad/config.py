@@ -110,13 +110,18 @@ class ScoreConfig:
     views_below: int = 50  # fewer held-out images than this: their augmented views join them for the thresholds
     auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
     tile: int = 0  # score in overlapping tiles of this side (embedding score: the worst tile's); 0: whole images
-    map: str = "both"  # seg (the per-pixel head), density (a Gaussian over patch descriptors) or both averaged
+    map: str = "both"  # seg (the per-pixel head), density (a patch density's) or both averaged
+    patch_density: str = "knn"  # what makes the density maps: knn (a coreset memory, PatchCore) or gauss (0.5's)
+    patch_bank: int = 10_000  # knn: descriptors kept in the memory (a greedy coreset of the sampled locations)
 
 
 STUDENT_ARCHS = ("resnet18", "resnet10", "resnet10_slim", "mobilenet_v3_small")  # the downstream transfer's trunks
 #: A run's anomaly maps: the per-pixel head's (seg), a patch density's over the trunk's mid-level features
 #: (density), or the two averaged on their held-out scales (both).
 SCORE_MAPS = ("seg", "density", "both")
+#: What makes the density maps: a coreset memory of good patch descriptors and the nearest one's distance
+#: (knn, PatchCore's) or one Gaussian over them (gauss); ``sslad.scoring.density.PATCH_TYPES``.
+PATCH_DENSITIES = ("knn", "gauss")
 #: The student run's map: its own per-pixel head (seg: the small detector), the student-teacher discrepancy
 #: (distill: teacher and student both kept), or whichever scores the synthetic held-out anomalies better (auto).
 MAP_SOURCES = ("seg", "distill", "auto")
@@ -257,6 +262,8 @@ class RunConfig:
             one_of(c.embedding, EMBEDDINGS, "embedding"),
             one_of(c.image_score, IMAGE_SCORES, "image score"),
             one_of(c.map, SCORE_MAPS, "map source"),
+            one_of(c.patch_density, PATCH_DENSITIES, "patch density"),
+            (c.patch_bank >= 1, "--patch-bank must be at least 1"),
             (c.image_score in ("embedding", "auto") or t.seg_weight > 0 or c.map != "seg",
              f"--image-score {c.image_score} needs maps: the per-pixel head (--seg-weight > 0) or --map density"),
             (0 < c.threshold_quantile <= 1, "--threshold-quantile must lie in (0, 1]"),
@@ -364,7 +371,8 @@ __all__ = [
     "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "EMBEDDINGS", "IMAGE_SCORES", "MAX_IMAGE_SIZE",
     "MIN_IMAGE_SIZE",
     "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
-    "DISTILL_INITS", "DISTILL_LOSSES", "FINETUNE_FROM", "MAP_SOURCES", "PREVIEW_COUNT", "SCORE_MAPS", "RENDER_BATCH",
+    "DISTILL_INITS", "DISTILL_LOSSES", "FINETUNE_FROM", "MAP_SOURCES", "PATCH_DENSITIES", "PREVIEW_COUNT", "SCORE_MAPS",
+    "RENDER_BATCH",
     "STUDENT_ARCHS", "DistillConfig",
     "FinetuneConfig", "DataConfig", "RunConfig", "ScoreConfig", "SynthConfig", "TrainConfig", "default", "load_yaml",
     "save_yaml",

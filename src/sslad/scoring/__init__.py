@@ -6,6 +6,7 @@ from sslad.scoring.density import (
     GaussianDensity,
     KNNDensity,
     PatchGaussian,
+    PatchKNN,
     density_from_state,
     ledoit_wolf,
     make_density,
@@ -22,7 +23,8 @@ from sslad.scoring.metrics import (
 from sslad.scoring.scorer import Scorer
 
 __all__ = [
-    "DENSITY_TYPES", "GaussianDensity", "KNNDensity", "PatchGaussian", "Scorer", "aupro", "auroc", "decision_metrics",
+    "DENSITY_TYPES", "GaussianDensity", "KNNDensity", "PatchGaussian", "PatchKNN", "Scorer", "aupro", "auroc",
+    "decision_metrics",
     "density_from_state", "image_metrics", "ledoit_wolf", "make_density", "pixel_metrics", "quantile_threshold",
     "to_image_maps",
 ]

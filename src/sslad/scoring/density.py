@@ -4,8 +4,9 @@
   covariance; the score is the Mahalanobis distance (the CutPaste paper's estimator).
 * :class:`KNNDensity` (``knn``): mean Euclidean distance of the normalised embedding to its
   ``k`` nearest good training embeddings.
-* :class:`PatchGaussian`: one Gaussian over per-location patch descriptors, for anomaly maps
-  (``score.map: density``).
+* :class:`PatchGaussian` (``gauss``) and :class:`PatchKNN` (``knn``, the default): patch densities over
+  per-location patch descriptors, for anomaly maps (``score.map: density`` or ``both``; ``score.patch_density``):
+  one Gaussian, or a coreset memory and the nearest-neighbour distance (PatchCore).
 
 Both round-trip through ``state_dict`` (plain tensors, safe for ``torch.load(weights_only=True)``).
 """
@@ -150,6 +151,90 @@ class PatchGaussian:
         self.mean, self.precision = state["mean"].float(), state["precision"].float()
         self.shrinkage = float(state.get("shrinkage", 0.0))
         return self
+
+
+def greedy_coreset(x: torch.Tensor, n: int, seed: int = 0, dim: int = 128) -> torch.Tensor:
+    """int64 (min(n, M),) indices of rows of ``x`` (M, C) chosen by greedy k-centre selection (each next row the
+    one farthest from those chosen), on a seeded random projection to ``dim`` dimensions (PatchCore's coreset):
+    a few thousand rows that cover the good descriptors, their rare kinds included, where a random sample keeps
+    mostly the common ones."""
+    if n >= len(x):
+        return torch.arange(len(x))
+    g = torch.Generator().manual_seed(seed)
+    z = x.float()
+    if z.shape[1] > dim:
+        z = z @ (torch.randn(z.shape[1], dim, generator=g) / dim ** 0.5)
+    sq = z.pow(2).sum(1)
+    chosen = torch.empty(n, dtype=torch.long)
+    chosen[0] = int(torch.randint(len(z), (1,), generator=g))
+    dist = torch.full((len(z),), float("inf"))
+    new = torch.empty(len(z))
+    for j in range(1, n):
+        i = int(chosen[j - 1])
+        torch.mv(z, z[i], out=new)
+        new.mul_(-2).add_(sq).add_(sq[i])
+        torch.minimum(dist, new, out=dist)
+        chosen[j] = int(dist.argmax())
+    return chosen
+
+
+class PatchKNN:
+    """A memory of good patch descriptors (PatchCore, Roth et al. 2022): a greedy coreset of ``bank`` descriptors
+    of the fit images' locations; a location's anomaly value is the Euclidean distance to its nearest entry.
+    Location-independent like :class:`PatchGaussian`, but many-modal: a texture with several kinds of good
+    patches is not one ellipsoid (measured in the README: the same pixel AUROC as the Gaussian, and maps whose
+    maxima rank images 4-7 points better, on both real sets)."""
+
+    name = "patch_knn"
+
+    def __init__(self, bank: int = 10_000, seed: int = 0) -> None:
+        self.size, self.seed = int(bank), int(seed)
+        self.bank: torch.Tensor | None = None
+
+    def fit(self, x: torch.Tensor) -> PatchKNN:
+        """``x``: (M, C) descriptors sampled from the good images' locations."""
+        if x.ndim != 2 or x.shape[0] < 1:
+            raise ValueError("the patch memory needs at least 1 descriptor")
+        x = x.float()
+        self.bank = x[greedy_coreset(x, self.size, self.seed)].contiguous()
+        return self
+
+    def _nearest(self, q: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+        d2 = q.pow(2).sum(-1, keepdim=True) - 2 * q @ bank.T + bank.pow(2).sum(1)
+        return d2.amin(-1).clamp_min(0).sqrt()
+
+    def maps(self, feats: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """(N, C, h, w) descriptors -> float32 (N, 1, h, w) distances to the nearest memory entry (plain tensor ops:
+        exportable; outside an export the locations go in chunks, so memory stays bounded)."""
+        bank = self.bank.to(feats.device)
+        q = feats.float().permute(0, 2, 3, 1)
+        if torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+            return self._nearest(q, bank)[:, None]
+        flat = q.reshape(-1, q.shape[-1])
+        d = torch.cat([self._nearest(flat[i:i + chunk], bank) for i in range(0, len(flat), chunk)])
+        return d.reshape(q.shape[:3])[:, None]
+
+    def state_dict(self) -> dict:
+        return {"type": self.name, "bank": self.bank.cpu(), "size": self.size, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> PatchKNN:
+        self.bank = state["bank"].float()
+        self.size, self.seed = int(state.get("size", len(self.bank))), int(state.get("seed", 0))
+        return self
+
+
+#: The patch densities (what makes ``map: density``) by name (``sslad.config.PATCH_DENSITIES``: gauss, knn).
+PATCH_TYPES = {"gauss": PatchGaussian, "knn": PatchKNN}
+PatchDensity = PatchGaussian | PatchKNN
+
+
+def patch_density_from_state(state: dict) -> PatchDensity:
+    """A fitted patch density from its state (the type is in it: checkpoints before 0.6 hold a Gaussian)."""
+    kind = state.get("type", PatchGaussian.name)
+    cls = next((c for c in PATCH_TYPES.values() if c.name == kind), None)
+    if cls is None:
+        raise ValueError(f"unknown patch density type {kind!r} in checkpoint")
+    return cls().load_state_dict(state)
 
 
 #: The density classes by name; their names are ``sslad.config.DENSITIES`` (checked by a test).

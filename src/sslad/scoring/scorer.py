@@ -11,9 +11,10 @@ of the maps to make. It fits the density on the embeddings of the *fit* part of 
 training images and calibrates on the *held-out* part, which neither the density nor the
 network has seen (``sslad.data.holdout_split``):
 
-* maps (``map``): ``seg``, the network's per-pixel probabilities; ``density``, the Mahalanobis distance
-  of each location's patch descriptor under one Gaussian fitted on the fit images' locations
-  (:class:`~sslad.scoring.density.PatchGaussian`: the scorer turns descriptors into maps); or ``both``,
+* maps (``map``): ``seg``, the network's per-pixel probabilities; ``density``, the distance
+  of each location's patch descriptor to the nearest of a coreset memory of the fit images' locations
+  (``patch_density: knn``, :class:`~sslad.scoring.density.PatchKNN`) or its Mahalanobis distance under one
+  Gaussian fitted on them (``gauss``; the scorer turns descriptors into maps); or ``both``,
   the two averaged, each first put on its own held-out scale (median pixel to the 99 % map threshold);
 * embedding (``embedding``): what the density scores: the network's pooled embedding (``pooled``), or that
   and the global maximum of the patch descriptors per channel (``pooled+peak``, :func:`peak_embedding`: a
@@ -40,7 +41,14 @@ import torch
 import torch.nn.functional as F
 
 from sslad.config import ScoreConfig
-from sslad.scoring.density import PatchGaussian, density_from_state, make_density
+from sslad.scoring.density import (
+    PATCH_TYPES,
+    PatchDensity,
+    PatchKNN,
+    density_from_state,
+    make_density,
+    patch_density_from_state,
+)
 from sslad.scoring.maps import smooth_maps, to_image_maps
 from sslad.scoring.metrics import quantile_threshold
 
@@ -67,7 +75,8 @@ class Scorer:
         self.auto_margin = cfg.auto_margin
         self.tile = cfg.tile  # > 0: the network scores tiles of this side; embeddings arrive as (N, T, D)
         self.map_source = cfg.map  # seg: the head's probabilities; density: the patch density's; both: averaged
-        self.patches: PatchGaussian | None = None
+        self.patch_density, self.patch_bank = cfg.patch_density, cfg.patch_bank  # what fit_patches fits
+        self.patches: PatchDensity | None = None
         self.map_scales: dict[str, list[float]] = {}  # map: both -> {source: [held-out median, 99 % of maxima]}
         self.stats: dict[str, list[float]] = {}
         self.threshold: float | None = None
@@ -79,7 +88,8 @@ class Scorer:
     def fit_patches(self, descriptors: torch.Tensor) -> Scorer:
         """Fit the patch density (``map: density`` or ``both``) on (M, C) descriptors of the fit images'
         locations; done before the maps of any image are made (they come from it)."""
-        self.patches = PatchGaussian().fit(descriptors)
+        kind = PATCH_TYPES[self.patch_density]
+        self.patches = (kind(self.patch_bank) if kind is PatchKNN else kind()).fit(descriptors)
         return self
 
     def fit_map_scales(self, parts: torch.Tensor, size: int) -> Scorer:
@@ -275,5 +285,6 @@ class Scorer:
         self.embedding = str(state.get("embedding", "pooled"))  # before 0.5: the pooled embedding alone
         self.map_scales = dict(state.get("map_scales") or {})
         if state.get("patches"):
-            self.patches = PatchGaussian().load_state_dict(state["patches"])
+            self.patches = patch_density_from_state(state["patches"])
+            self.patch_density = next(k for k, c in PATCH_TYPES.items() if isinstance(self.patches, c))
         return self
