@@ -1,5 +1,6 @@
-"""Feature: anomaly maps from a patch density (``--map density``): one Gaussian over the trunk's layer2-3 patch
-descriptors, fitted on the good images' locations; maps without a per-pixel head, exported like any run."""
+"""Feature: anomaly maps from a patch density (``--map density``) over the trunk's layer2-3 patch descriptors,
+fitted on the good images' locations: a coreset memory and the nearest entry's distance (``--patch-density knn``,
+the default) or one Gaussian (``gauss``); maps without a per-pixel head, exported like any run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from click.testing import CliRunner
 import sslad
 from helpers import assert_onnx_export_matches
 from sslad.cli import cli
-from sslad.scoring import PatchGaussian
+from sslad.config import ScoreConfig
+from sslad.scoring import PatchGaussian, PatchKNN, Scorer
+from sslad.scoring.density import greedy_coreset
 
 
 def test_the_patch_density_scores_an_unseen_descriptor_highest():
@@ -27,6 +30,62 @@ def test_the_patch_density_scores_an_unseen_descriptor_highest():
     assert int(maps.flatten().argmax()) == 25 + 3 * 5 + 4
     again = PatchGaussian().load_state_dict(pg.state_dict())
     torch.testing.assert_close(again.maps(feats), maps)
+
+
+def test_the_coreset_keeps_the_rare_descriptors_a_random_sample_misses():
+    """1,000 descriptors in one tight cluster and 5 far apart from it and each other: a coreset of 10 holds all
+    5 rare ones (greedy k-centre covers the space; a random 10 of 1,005 would hold one of them 5 % of the time)."""
+    g = torch.Generator().manual_seed(0)
+    common = torch.randn(1000, 16, generator=g) * 0.1
+    rare = torch.eye(16)[:5] * 10.0
+    x = torch.cat([common, rare])
+    idx = greedy_coreset(x, 10, dim=8)
+    assert len(set(idx.tolist())) == 10
+    assert set(range(1000, 1005)) <= set(idx.tolist())
+    torch.testing.assert_close(greedy_coreset(x, 2000), torch.arange(1005))  # asked for more: all of them
+
+
+def test_the_patch_memory_is_zero_on_good_descriptors_and_highest_on_an_unseen_one():
+    g = torch.Generator().manual_seed(0)
+    good = torch.randn(50, 6, generator=g)
+    knn = PatchKNN(bank=100).fit(good)  # a memory larger than the descriptors keeps them all
+    feats = good[:45].T.reshape(1, 6, 5, 9).repeat(2, 1, 1, 1)
+    feats[1, :, 3, 4] = 5.0  # one location far from every good descriptor
+    maps = knn.maps(feats)
+    assert maps.shape == (2, 1, 5, 9)
+    assert float(maps[0].max()) < 0.01  # every location of image 0 is in the memory (float rounding aside)
+    assert int(maps.flatten().argmax()) == 45 + 3 * 9 + 4
+    torch.testing.assert_close(knn.maps(feats, chunk=7), maps)  # chunked over locations: the same numbers
+    again = PatchKNN().load_state_dict(knn.state_dict())
+    torch.testing.assert_close(again.maps(feats), maps)
+    assert PatchKNN(bank=8).fit(good).bank.shape == (8, 6)
+
+
+@pytest.mark.parametrize(("kind", "cls"), [("knn", PatchKNN), ("gauss", PatchGaussian)])
+def test_the_scorer_fits_and_restores_the_configured_patch_density(kind, cls):
+    scorer = Scorer(ScoreConfig(patch_density=kind, patch_bank=30)).fit_patches(torch.randn(200, 4))
+    scorer.density.fit(torch.randn(20, 5))
+    assert isinstance(scorer.patches, cls)
+    again = Scorer.from_state(scorer.state_dict())
+    assert isinstance(again.patches, cls) and again.patch_density == kind
+    feats = torch.randn(2, 4, 3, 3)
+    torch.testing.assert_close(again.patches.maps(feats), scorer.patches.maps(feats))
+
+
+def test_a_checkpointed_gaussian_without_a_type_still_loads():
+    """Scorers written before the memory existed hold the Gaussian's state with its type; one without a type is
+    read as the Gaussian too."""
+    scorer = Scorer(ScoreConfig(patch_density="gauss")).fit_patches(torch.randn(100, 3))
+    scorer.density.fit(torch.randn(20, 5))
+    state = scorer.state_dict()
+    state["patches"].pop("type")
+    assert isinstance(Scorer.from_state(state).patches, PatchGaussian)
+
+
+def test_an_unknown_patch_density_is_one_clear_line(tiles, tmp_path):
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--config",
+                                   str(_yaml(tmp_path, "score:\n  patch_density: magic\n")), "--epochs", "0"])
+    assert res.exit_code != 0 and "unknown patch density 'magic'" in res.output and "Traceback" not in res.output
 
 
 @pytest.fixture(scope="module")
