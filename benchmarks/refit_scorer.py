@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
              "score_overrides": overrides}
     folder = "-".join(["refit", *(f"{k}-{v}" for k, v in overrides.items())])
     metrics = evaluate_set(Detector(model, scorer, cfg.data.image_size), data.test, Path(run_dir) / folder, extra)
-    save_record(name, {"name": name, "run_dir": str(run_dir), "metrics": metrics})
+    save_record(name, {"name": name, "run_dir": str(run_dir), "score_overrides": overrides, "metrics": metrics})
     print(f"{name}: {scorer.image_score} image AUROC {metrics['image_auroc']:.4f} (was {old.image_score})")
     return 0
 

@@ -1,6 +1,6 @@
 """Feature: anomaly maps from a patch density (``--map density``) over the trunk's layer2-3 patch descriptors,
-fitted on the good images' locations: a coreset memory and the nearest entry's distance (``--patch-density knn``,
-the default) or one Gaussian (``gauss``); maps without a per-pixel head, exported like any run."""
+fitted on the good images' locations: one Gaussian (``--patch-density gauss``, the default) or a coreset memory
+and the nearest entry's distance (``knn``); maps without a per-pixel head, exported like any run."""
 
 from __future__ import annotations
 
@@ -90,12 +90,13 @@ def test_an_unknown_patch_density_is_one_clear_line(tiles, tmp_path):
 
 @pytest.fixture(scope="module")
 def density_run(tiles, tmp_path_factory):
-    """A tiny run without a per-pixel head whose maps come from the patch density (64 px: an 8 x 8 grid of
-    layer2 locations)."""
+    """A tiny run without a per-pixel head whose maps come from the patch memory (64 px: an 8 x 8 grid of
+    layer2 locations; the Gaussian's maps are the default ``--map both`` runs' everywhere else)."""
     out = tmp_path_factory.mktemp("density") / "run"
     res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "64", "--epochs", "2",
                                    "--batch-size", "12", "--device", "cpu", "--seed", "1", "--seg-weight", "0",
-                                   "--map", "density"], catch_exceptions=False)
+                                   "--map", "density", "--patch-density", "knn", "--patch-bank", "100"],
+                             catch_exceptions=False)
     assert res.exit_code == 0, res.output
     return out
 
@@ -105,6 +106,7 @@ def test_a_density_run_has_maps_without_a_per_pixel_head(density_run, tiles, tmp
     assert m["map"] == "density" and m["pixel_auroc"] is not None and "map" in m["synthetic_auroc"]
     det = sslad.load(density_run, "cpu")
     assert not det.model.cfg.seg_head and det.has_maps and det.scorer.map_source == "density"
+    assert isinstance(det.scorer.patches, PatchKNN) and len(det.scorer.patches.bank) == 100
     res = CliRunner().invoke(cli, ["predict", str(density_run), str(tiles / "test" / "blob"),
                                    "--out", str(tmp_path / "p.csv"), "--maps"])
     assert res.exit_code == 0, res.output

@@ -139,8 +139,8 @@ def cli():
               help="Anomaly maps from the per-pixel head (seg), a patch density over the trunk's layer2-3 patch "
               "descriptors (density), or both averaged on their held-out scales" + _d("score", "map"))
 @click.option("--patch-density", type=click.Choice(C.PATCH_DENSITIES), default=None,
-              help="The density maps' model: a coreset memory of good patch descriptors, nearest-neighbour distance "
-              "(knn, PatchCore's), or one Gaussian over them (gauss)" + _d("score", "patch_density"))
+              help="The density maps' model: one Gaussian over the good patch descriptors (gauss), or a coreset "
+              "memory of them and the nearest one's distance (knn, PatchCore's)" + _d("score", "patch_density"))
 @click.option("--patch-bank", type=int, default=None,
               help="--patch-density knn: descriptors kept in the memory" + _d("score", "patch_bank"))
 @click.option("--tile", type=int, default=None,

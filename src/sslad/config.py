@@ -111,7 +111,7 @@ class ScoreConfig:
     auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
     tile: int = 0  # score in overlapping tiles of this side (embedding score: the worst tile's); 0: whole images
     map: str = "both"  # seg (the per-pixel head), density (a patch density's) or both averaged
-    patch_density: str = "knn"  # what makes the density maps: knn (a coreset memory, PatchCore) or gauss (0.5's)
+    patch_density: str = "gauss"  # what makes the density maps: gauss (one Gaussian) or knn (a coreset memory)
     patch_bank: int = 10_000  # knn: descriptors kept in the memory (a greedy coreset of the sampled locations)
 
 
@@ -119,9 +119,9 @@ STUDENT_ARCHS = ("resnet18", "resnet10", "resnet10_slim", "mobilenet_v3_small") 
 #: A run's anomaly maps: the per-pixel head's (seg), a patch density's over the trunk's mid-level features
 #: (density), or the two averaged on their held-out scales (both).
 SCORE_MAPS = ("seg", "density", "both")
-#: What makes the density maps: a coreset memory of good patch descriptors and the nearest one's distance
-#: (knn, PatchCore's) or one Gaussian over them (gauss); ``sslad.scoring.density.PATCH_TYPES``.
-PATCH_DENSITIES = ("knn", "gauss")
+#: What makes the density maps: one Gaussian over the good patch descriptors (gauss) or a coreset memory of them
+#: and the nearest one's distance (knn, PatchCore's); ``sslad.scoring.density.PATCH_TYPES``.
+PATCH_DENSITIES = ("gauss", "knn")
 #: The student run's map: its own per-pixel head (seg: the small detector), the student-teacher discrepancy
 #: (distill: teacher and student both kept), or whichever scores the synthetic held-out anomalies better (auto).
 MAP_SOURCES = ("seg", "distill", "auto")

@@ -4,7 +4,7 @@
   covariance; the score is the Mahalanobis distance (the CutPaste paper's estimator).
 * :class:`KNNDensity` (``knn``): mean Euclidean distance of the normalised embedding to its
   ``k`` nearest good training embeddings.
-* :class:`PatchGaussian` (``gauss``) and :class:`PatchKNN` (``knn``, the default): patch densities over
+* :class:`PatchGaussian` (``gauss``, the default) and :class:`PatchKNN` (``knn``): patch densities over
   per-location patch descriptors, for anomaly maps (``score.map: density`` or ``both``; ``score.patch_density``):
   one Gaussian, or a coreset memory and the nearest-neighbour distance (PatchCore).
 
@@ -183,7 +183,7 @@ class PatchKNN:
     of the fit images' locations; a location's anomaly value is the Euclidean distance to its nearest entry.
     Location-independent like :class:`PatchGaussian`, but many-modal: a texture with several kinds of good
     patches is not one ellipsoid (measured in the README: the same pixel AUROC as the Gaussian, and maps whose
-    maxima rank images 4-7 points better, on both real sets)."""
+    maxima rank images 4-7 points better, on both real sets; it costs a nearest-neighbour search per location)."""
 
     name = "patch_knn"
 
