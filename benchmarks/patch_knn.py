@@ -1,12 +1,13 @@
 """Would a nearest-neighbour patch memory (PatchCore-style) make better maps than the patch Gaussian?
 
 Usage:
-    python benchmarks/patch_knn.py NAME RUN_DIR [--bank 10000] [--k 1] [--untrained]
+    python benchmarks/patch_knn.py NAME RUN_DIR [--bank 10000] [--untrained]
 
 On a finished run's trunk: the patch descriptors sslad's patch density scores (layer2 + layer3 at layer2's
 grid, 3x3-averaged) of every location of the fit images form a memory; a greedy k-centre coreset of
 ``--bank`` descriptors (PatchCore's, on a random projection to 128 dimensions) keeps it small; a test
-location's anomaly value is its mean Euclidean distance to its ``--k`` nearest memory entries. Beside it,
+location's anomaly value is its Euclidean distance to the nearest memory entry (``sslad.scoring.PatchKNN``,
+what ``--patch-density knn`` fits). Beside it,
 the run's own patch Gaussian (fitted the same way as ``sslad train`` does) and the head's map, each alone and
 averaged with the head's map on held-out scales (as ``--map both``). Pixel AUROC, AUPRO and the image AUROC
 of each map's maximum, whole images at the run's size, in ``benchmarks/results/NAME.json``.
@@ -23,7 +24,7 @@ from common import load_run, save_record
 
 from sslad.models import PretextNet
 from sslad.scoring import image_metrics, pixel_metrics, to_image_maps
-from sslad.scoring.density import GaussianDensity, PatchGaussian
+from sslad.scoring.density import GaussianDensity, PatchGaussian, PatchKNN
 from sslad.scoring.scorer import peak_embedding
 
 
@@ -44,38 +45,6 @@ def flat(d: torch.Tensor) -> torch.Tensor:
     return d.permute(0, 2, 3, 1).reshape(-1, d.shape[1])
 
 
-def greedy_coreset(x: torch.Tensor, n: int, seed: int = 0, dim: int = 128) -> torch.Tensor:
-    """Indices of ``n`` rows of ``x`` chosen by greedy k-centre selection on a random projection (PatchCore)."""
-    if n >= len(x):
-        return torch.arange(len(x))
-    g = torch.Generator().manual_seed(seed)
-    proj = x @ torch.randn(x.shape[1], dim, generator=g) / dim ** 0.5
-    sq = proj.pow(2).sum(1)
-    chosen = [int(torch.randint(len(x), (1,), generator=g))]
-    dist = torch.full((len(x),), float("inf"))
-    new = torch.empty(len(x))
-    for _ in range(n):
-        i = chosen[-1]
-        torch.mv(proj, proj[i], out=new)
-        new.mul_(-2).add_(sq).add_(sq[i])
-        torch.minimum(dist, new, out=dist)
-        chosen.append(int(dist.argmax()))
-    return torch.tensor(chosen[:n])
-
-
-def knn_maps(bank: torch.Tensor, d: torch.Tensor, k: int, chunk: int = 8192) -> torch.Tensor:
-    """(N, 1, h, w) mean distance of each location's descriptor to its k nearest bank entries."""
-    q = flat(d)
-    b2 = bank.pow(2).sum(1)
-    out = []
-    for i in range(0, len(q), chunk):
-        z = q[i:i + chunk]
-        d2 = (z.pow(2).sum(1, keepdim=True) - 2 * z @ bank.T + b2).clamp_min(0)
-        out.append(d2.topk(k, dim=1, largest=False).values.sqrt().mean(1))
-    n, _, h, w = d.shape
-    return torch.cat(out).reshape(n, 1, h, w)
-
-
 def scale(held: torch.Tensor) -> tuple[float, float]:
     """(median pixel, 99th-percentile of image maxima) of held-out maps: what ``--map both`` scales by."""
     flat_ = held.flatten()
@@ -91,7 +60,6 @@ def main(argv: list[str]) -> int:
         return 2
     name, run_dir = argv[0], argv[1]
     n_bank = int(argv[argv.index("--bank") + 1]) if "--bank" in argv else 10_000
-    k = int(argv[argv.index("--k") + 1]) if "--k" in argv else 1
     model, scorer, ckpt, cfg, data, fit, holdout = load_run(run_dir)
     if "--untrained" in argv:
         torch.manual_seed(cfg.train.seed)
@@ -111,11 +79,10 @@ def main(argv: list[str]) -> int:
     g = torch.Generator().manual_seed(0)
     gauss = PatchGaussian().fit((x[torch.randperm(len(x), generator=g)[:200_000]] if len(x) > 200_000 else x).double())
     t0 = time.time()
-    bank = x[greedy_coreset(x, n_bank)]
+    memory = PatchKNN(n_bank).fit(x)
     t_coreset = time.time() - t0
     t0 = time.time()
-    maps = {"gauss": (gauss.maps(held_d), gauss.maps(test_d)),
-            "knn": (knn_maps(bank, held_d, k), knn_maps(bank, test_d, k))}
+    maps = {"gauss": (gauss.maps(held_d), gauss.maps(test_d)), "knn": (memory.maps(held_d), memory.maps(test_d))}
     t_knn = time.time() - t0
     if test_p is not None:
         maps["seg"] = (held_p, test_p)
@@ -146,7 +113,7 @@ def main(argv: list[str]) -> int:
                      "map_max_image_auroc": im["image_auroc"], "per_type_image_auroc": im["per_type_auroc"]}
         print(f"{name} {key:10s}: pixel {pix.get('pixel_auroc')} AUPRO {pix.get('aupro')} "
               f"image(max) {im['image_auroc']} embedding+max {joint_auroc['image_auroc']}", flush=True)
-    record = {"name": name, "run_dir": str(run_dir), "bank": len(bank), "k": k, "untrained": "--untrained" in argv,
+    record = {"name": name, "run_dir": str(run_dir), "bank": len(memory.bank), "untrained": "--untrained" in argv,
               "memory_locations": len(x), "image_size": size, "rows": rows,
               "seconds": {"descriptors": t_embed, "coreset": t_coreset, "knn_maps": t_knn}}
     save_record(name, record)
