@@ -139,3 +139,26 @@ def test_tiles_and_the_patch_density_make_maps_together(tiled_run, tiles):
         scores, maps = det.as_module()(data.test.images)
     np.testing.assert_allclose(scores.numpy(), res.scores, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(maps, res.maps)
+
+
+def test_sampling_patches_of_tiles_keeps_the_forward_batch_as_small_as_whole_images():
+    """Cutting each image into tiles multiplies a batch: at 96 px in 32-px tiles (25 tiles an image) a batch of 8
+    images would be 200 tiles a forward pass (at 384 of 128 px and the default 64 images: 1,600, which ran a
+    2-core machine's 24 GiB out of memory). The patch sampler runs about as many pixels per pass as whole images,
+    and still draws from every tile."""
+    from sslad.models import NetConfig, PretextNet
+    from sslad.models.embed import sample_patches
+
+    model = PretextNet(NetConfig(seg_head=False)).eval()
+    sizes, forward = [], model.dense_outputs
+
+    def counting(x):
+        sizes.append(len(x))
+        return forward(x)
+
+    model.dense_outputs = counting
+    images = torch.randint(0, 255, (6, 3, 96, 96), dtype=torch.uint8)
+    tiles_per_image = len(tile_offsets(96, 32)) ** 2
+    out = sample_patches(model, images, total=600, batch_size=8, tile=32)
+    assert max(sizes) == tiles_per_image  # one image's tiles a pass (8 x 32^2 / 96^2 rounds down to 1 image)
+    assert sum(sizes) == 6 * tiles_per_image and out.shape == (6 * tiles_per_image * 4, 384)

@@ -13,6 +13,11 @@ from sslad.models.tiles import extract_tiles, forward_tiled
 EMBED_BATCH = 64
 
 
+def tiled_batch(batch_size: int, tile: int, size: int) -> int:
+    """Images per forward pass when each is cut into tiles: about as many pixels as ``batch_size`` whole images."""
+    return max(1, batch_size * tile ** 2 // size ** 2)
+
+
 class Outputs(NamedTuple):
     """float32 on the CPU: embeddings (N, D) (or (N, T, D), one per tile) and per-pixel anomaly values
     (N, 1, h, w): the per-pixel head's probabilities or a patch density's distances (or what another ``map_fn``
@@ -62,8 +67,8 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     dev = next(model.parameters()).device
     want_maps = maps and (model.cfg.seg_head or map_fn is not None)
     tiled = 0 < tile < images.shape[-1]
-    if tiled:  # about as many pixels per batch as whole images
-        batch_size = max(1, batch_size * tile ** 2 // images.shape[-1] ** 2)
+    if tiled:
+        batch_size = tiled_batch(batch_size, tile, images.shape[-1])
 
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return forward_maps(model, x, map_fn, embed_fn)
@@ -94,6 +99,8 @@ def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000
     dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     tiled = 0 < tile < images.shape[-1]
+    if tiled:  # about as many pixels per forward pass as whole images (25 tiles an image at 384 of 128 px)
+        batch_size = tiled_batch(batch_size, tile, images.shape[-1])
     per = max(1, -(-total // len(images)))
     out = []
     for i in range(0, images.shape[0], batch_size):
