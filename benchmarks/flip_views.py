@@ -17,27 +17,22 @@ import sys
 
 import torch
 from common import load_run, save_record
+from patch_knn import dense
 
 from sslad.models import PretextNet
 from sslad.scoring import image_metrics, pixel_metrics, to_image_maps
 from sslad.scoring.density import GaussianDensity, PatchGaussian
-from sslad.scoring.scorer import peak_embedding
 
 FLIPS = ((), (3,), (2,), (2, 3))
 
 
 @torch.no_grad()
-def views(model: PretextNet, images: torch.Tensor, batch: int = 32):
+def views(model: PretextNet, images: torch.Tensor):
     """Per flip: (embeddings (N, D), patch descriptors (N, C, h, w) flipped back)."""
     out = []
     for dims in FLIPS:
-        es, ps = [], []
-        for i in range(0, len(images), batch):
-            x = images[i:i + batch]
-            e, _, p = model.dense_outputs(x.flip(dims) if dims else x)
-            es.append(peak_embedding(e, p))
-            ps.append(p.float().flip(dims) if dims else p.float())
-        out.append((torch.cat(es), torch.cat(ps)))
+        patches, _, emb = dense(model, images.flip(dims) if dims else images)
+        out.append((emb, patches.flip(dims) if dims else patches))
     return out
 
 
