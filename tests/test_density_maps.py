@@ -176,6 +176,36 @@ def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles
     torch.testing.assert_close(maps, res.maps)
 
 
+def test_with_held_out_images_the_fit_images_maps_are_not_made_and_the_scorer_is_the_same(tiny_run, tiles,
+                                                                                          monkeypatch):
+    """Held-out images calibrate the maps, so the fit images' maps would go unused: they are not made (a patch
+    memory's maps cost more than the network's forward pass), and the fitted scorer is the one made with them."""
+    import sslad.training as training
+    from sslad.checkpoint import load_checkpoint
+    from sslad.config import RunConfig
+    from sslad.data import load_dataset, split_train
+
+    model, _, ckpt = load_checkpoint(tiny_run[0])
+    cfg = RunConfig.from_dict(ckpt["config"]).override(score={"map": "both"})
+    data = load_dataset(str(tiles), None, 32)
+    fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
+    assert len(holdout) > 1
+    real, calls = training.infer_images, []
+
+    def spy(*args, force_maps=False, **kw):
+        calls.append((kw.get("progress"), kw.get("maps", True)))
+        return real(*args, **{**kw, "maps": True} if force_maps else kw)
+
+    monkeypatch.setattr(training, "infer_images", spy)
+    lean = training.fit_scorer(model, fit, holdout, cfg)
+    assert ("embed train", False) in calls
+    monkeypatch.setattr(training, "infer_images", lambda *a, **kw: spy(*a, force_maps=True, **kw))
+    full = training.fit_scorer(model, fit, holdout, cfg)
+    a, b = lean.state_dict(), full.state_dict()
+    for key in ("threshold", "pixel_threshold", "map_range", "map_scales", "stats"):
+        assert a[key] == b[key], key
+
+
 def test_map_both_without_a_per_pixel_head_is_the_density_alone():
     from sslad.config import RunConfig
 

@@ -434,12 +434,13 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
     both = scorer.map_source == "both"  # one pass gives both sources' maps; scaled once the held-out ones are in
     infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn,
                               map_fn=scorer.parts_fn if both else scorer.map_fn)
-    fit_out = infer(fit.images, progress="embed train")
+    calibrate_on_holdout = holdout is not None and len(holdout) > 1  # then the fit images' maps go unused
+    fit_out = infer(fit.images, progress="embed train", maps=not calibrate_on_holdout)
     hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None
     if both:
-        ref = hold if hold is not None and len(holdout) > 1 else fit_out
-        scorer.fit_map_scales(ref.maps, cfg.data.image_size)
-        fit_out, hold = (None if o is None else o._replace(maps=scorer.combine_parts(o.maps)) for o in (fit_out, hold))
+        scorer.fit_map_scales((hold if calibrate_on_holdout else fit_out).maps, cfg.data.image_size)
+        fit_out, hold = (o if o is None or o.maps is None else o._replace(maps=scorer.combine_parts(o.maps))
+                         for o in (fit_out, hold))
     rendered = None
     if holdout is not None and renderer is not None:  # every run records each mode's synthetic AUROC
         rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn, scorer.embed_fn)

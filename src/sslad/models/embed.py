@@ -70,8 +70,9 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     if tiled:
         batch_size = tiled_batch(batch_size, tile, images.shape[-1])
 
-    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return forward_maps(model, x, map_fn, embed_fn)
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:  # maps=False: no map made or stitched
+        e, p = forward_maps(model, x, map_fn if want_maps else None, embed_fn)
+        return e, p if want_maps else None
 
     embs, probs = [], []
     for i in bar(range(0, images.shape[0], batch_size), progress, unit="batch"):

@@ -207,11 +207,11 @@ class Scorer:
         out (their 99th percentile is little more than their maximum), the synthetic set's good rows,
         augmented views of the same images, join them for the thresholds: more views, a steadier tail.
         """
-        if self.uses_maps and probs is None:
+        use_holdout = holdout is not None and len(holdout[0]) > 1
+        cal_emb, cal_probs = holdout if use_holdout else (embeddings, probs)  # probs: unused with a holdout
+        if self.uses_maps and cal_probs is None:
             raise ValueError(f"image score {self.image_score!r} needs a network with a per-pixel head")
         self.density.fit(embeddings.flatten(0, 1) if embeddings.ndim == 3 else embeddings)
-        use_holdout = holdout is not None and len(holdout[0]) > 1
-        cal_emb, cal_probs = holdout if use_holdout else (embeddings, probs)
         self.calibration = {"set": "holdout" if use_holdout else "fit", "images": int(len(cal_emb))}
         maps = self.maps(cal_probs, size)
         parts = self._parts(cal_emb, maps)
