@@ -195,6 +195,11 @@ class Scorer:
             return sum((parts[k] - self.stats[k][0]) / self.stats[k][1] for k in ("embedding", "map"))
         return parts[mode]
 
+    @staticmethod
+    def calibrates_on_holdout(n_holdout: int) -> bool:
+        """Whether ``n_holdout`` held-out images set the standardisation and thresholds (else the fit images)."""
+        return n_holdout > 1
+
     def fit(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
             holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None,
             synthetic: tuple[torch.Tensor, torch.Tensor | None, np.ndarray] | None = None) -> Scorer:
@@ -207,7 +212,7 @@ class Scorer:
         out (their 99th percentile is little more than their maximum), the synthetic set's good rows,
         augmented views of the same images, join them for the thresholds: more views, a steadier tail.
         """
-        use_holdout = holdout is not None and len(holdout[0]) > 1
+        use_holdout = holdout is not None and self.calibrates_on_holdout(len(holdout[0]))
         cal_emb, cal_probs = holdout if use_holdout else (embeddings, probs)  # probs: unused with a holdout
         if self.uses_maps and cal_probs is None:
             raise ValueError(f"image score {self.image_score!r} needs a network with a per-pixel head")
