@@ -131,7 +131,7 @@ def test_threshold_is_a_quantile_of_held_out_good_scores(trained):
     from sslad.config import RunConfig
     from sslad.training import synthetic_holdout
 
-    emb, probs, anomalous = synthetic_holdout(model, held_out, make_renderer("torch", 32, torch.device("cpu")),
+    emb, probs, anomalous, _ = synthetic_holdout(model, held_out, make_renderer("torch", 32, torch.device("cpu")),
                                               RunConfig.from_dict(ck["config"]), scorer.map_fn, scorer.embed_fn)
     views, view_maps = scorer.score(emb[~anomalous], probs[~anomalous], 32)
     scores, maps = np.concatenate([scores, views]), torch.cat([maps, view_maps])

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from helpers import assert_onnx_export_matches
 from sslad.cli import cli
 from sslad.config import ScoreConfig
-from sslad.models.tiles import extract_tiles, stitch, tile_grid, tile_offsets
+from sslad.models.embed import infer_images
+from sslad.models.tiles import extract_tiles, resize_images, stitch, tile_grid, tile_offsets
 from sslad.scoring import Scorer
 
 
@@ -162,3 +163,62 @@ def test_sampling_patches_of_tiles_keeps_the_forward_batch_as_small_as_whole_ima
     out = sample_patches(model, images, total=600, batch_size=8, tile=32)
     assert max(sizes) == tiles_per_image  # one image's tiles a pass (8 x 32^2 / 96^2 rounds down to 1 image)
     assert sum(sizes) == 6 * tiles_per_image and out.shape == (6 * tiles_per_image * 4, 384)
+
+
+def test_a_whole_view_joins_its_density_on_held_out_statistics():
+    """An anomaly the tiles cannot see (every tile ordinary) but the whole view can: the joined score ranks it
+    first; the score is the sum of the views' log scores standardised on the held-out set, and survives a reload."""
+    g = torch.Generator().manual_seed(1)
+
+    def views(n: int) -> tuple[torch.Tensor, torch.Tensor]:  # (n, 4 tiles, 6) and (n, 5); feature 0 near +5
+        t, w = torch.randn(n, 4, 6, generator=g), torch.randn(n, 5, generator=g)
+        t[..., 0], w[:, 0] = 5 + 0.1 * t[..., 0], 5 + 0.1 * w[:, 0]
+        return t, w
+
+    (fit, fit_whole), (hold, hold_whole), (test, test_whole) = views(60), views(20), views(8)
+    sc = Scorer(ScoreConfig(image_score="embedding", tile=16, whole_view=16)).fit(
+        fit, None, 32, holdout=(hold, None, hold_whole), whole=fit_whole)
+    test[5], test_whole[5, 0] = fit.mean((0, 1)), -5.0  # every tile ordinary; the whole view unlike any seen
+    scores, _ = sc.score(test, None, 32, whole=test_whole)
+    assert int(np.argmax(scores)) == 5
+    tiles_only = Scorer(ScoreConfig(image_score="embedding", tile=16)).fit(fit, None, 32, holdout=(hold, None))
+    assert int(np.argmin(tiles_only.score(test, None, 32)[0])) == 5  # the tiles alone: the most ordinary
+
+    def z(view: torch.Tensor, cal: torch.Tensor) -> np.ndarray:  # standardised log score, floored at -3
+        return ((view.log() - cal.log().mean()) / cal.log().std(unbiased=False)).clamp_min(-3.0).numpy()
+
+    per_tile = sc.density.score(test.flatten(0, 1)).reshape(8, 4).amax(1).double()
+    hold_tile = sc.density.score(hold.flatten(0, 1)).reshape(20, 4).amax(1).double()
+    whole_view = lambda e: sc.whole_density.score(e).double()  # noqa: E731
+    want = z(per_tile, hold_tile) + z(whole_view(test_whole), whole_view(hold_whole))
+    np.testing.assert_allclose(scores, want, rtol=1e-9)
+    again = Scorer.from_state(sc.state_dict())
+    assert again.whole_view == 16 and again.is_finite()
+    np.testing.assert_allclose(again.score(test, None, 32, whole=test_whole)[0], scores)
+    with pytest.raises(ValueError, match="whole view"):
+        sc.score(test, None, 32)
+
+
+def test_a_run_with_a_whole_view_scores_and_exports_both_views(tiles, tmp_path):
+    import sslad
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "40", "--tile", "32",
+                                   "--whole-view", "32", "--epochs", "0", "--device", "cpu"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    det = sslad.load(out, "cpu")
+    assert det.scorer.whole_view == 32 and len(det.scorer.view_stats) == 2
+    files = sorted((tiles / "test" / "blob").glob("*.png"))
+    got = det.score(files)
+    # the whole view is scored: its embeddings move the image scores
+    whole = infer_images(det.model, resize_images(got.images, 32), embed_fn=det.scorer.embed_fn).embeddings
+    shifted, _ = det.scorer.score(infer_images(det.model, got.images, tile=32, embed_fn=det.scorer.embed_fn,
+                                               maps=False).embeddings, None, 40, whole=whole.flip(0))
+    assert not np.allclose(shifted, got.scores)
+    assert_onnx_export_matches(out, files, tmp_path / "m.onnx")
+
+
+def test_a_whole_view_larger_than_the_image_is_one_clear_line(tiles, tmp_path):
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--image-size", "40",
+                                   "--whole-view", "64", "--epochs", "0"])
+    assert res.exit_code != 0 and "--whole-view must be 0" in res.output and "Traceback" not in res.output

@@ -146,6 +146,9 @@ def cli():
 @click.option("--tile", type=int, default=None,
               help="Score in overlapping tiles of this side (e.g. the --crop side); 0: whole images"
               + _d("score", "tile"))
+@click.option("--whole-view", type=int, default=None,
+              help="Also score the whole image at this side (e.g. half the --image-size) with a density of its own, "
+              "joined with the main view's on the held-out images' statistics; 0: off" + _d("score", "whole_view"))
 @click.option("--threshold-quantile", type=float, default=None,
               help="Thresholds: this quantile of the held-out good images' scores" + _d("score", "threshold_quantile"))
 @click.option("--student", type=click.Choice(C.STUDENT_ARCHS), default=None,

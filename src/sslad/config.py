@@ -110,6 +110,7 @@ class ScoreConfig:
     views_below: int = 50  # fewer held-out images than this: their augmented views join them for the thresholds
     auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
     tile: int = 0  # score in overlapping tiles of this side (embedding score: the worst tile's); 0: whole images
+    whole_view: int = 0  # also embed the whole image at this side, a density of its own, joined; 0: off
     map: str = "both"  # seg (the per-pixel head), density (a patch density's) or both averaged
     patch_density: str = "gauss"  # what makes the density maps: gauss (one Gaussian) or knn (a coreset memory)
     patch_bank: int = 10_000  # knn: descriptors kept in the memory (a greedy coreset of the sampled locations)
@@ -273,6 +274,8 @@ class RunConfig:
             (0 <= c.auto_margin < 1, "auto_margin must lie in [0, 1)"),
             (c.tile == 0 or MIN_IMAGE_SIZE <= c.tile <= d.image_size,
              f"--tile must be 0 (whole images) or lie in [{MIN_IMAGE_SIZE}, --image-size {d.image_size}]"),
+            (c.whole_view == 0 or MIN_IMAGE_SIZE <= c.whole_view <= d.image_size,
+             f"--whole-view must be 0 (off) or lie in [{MIN_IMAGE_SIZE}, --image-size {d.image_size}]"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -25,7 +25,7 @@ from sslad.config import DEFAULT_DEVICE
 from sslad.errors import SsladError
 from sslad.models import PretextNet, infer_images
 from sslad.models.embed import forward_maps
-from sslad.models.tiles import forward_tiled
+from sslad.models.tiles import forward_tiled, resize_images
 from sslad.scoring import Scorer
 
 
@@ -112,16 +112,12 @@ class Detector:
         return det
 
     def _resize(self, images: torch.Tensor) -> torch.Tensor:
-        if tuple(images.shape[-2:]) == (self.image_size, self.image_size):
-            return images
-        out = F.interpolate(images.float(), size=(self.image_size,) * 2, mode="bilinear", antialias=True,
-                            align_corners=False)
-        return out.round().clamp(0, 255).to(torch.uint8)
+        return resize_images(images, self.image_size)
 
     def _score_images(self, images: torch.Tensor, progress: str | None) -> Detection:
         out = infer_images(self.model, images, progress=progress, tile=self.scorer.tile, map_fn=self.scorer.map_fn,
-                           embed_fn=self.scorer.embed_fn)
-        scores, maps = self.scorer.score(out.embeddings, out.maps, self.image_size)
+                           embed_fn=self.scorer.embed_fn, whole=self.scorer.whole_view)
+        scores, maps = self.scorer.score(out.embeddings, out.maps, self.image_size, whole=out.whole)
         anomalous = scores > self.threshold if self.threshold is not None else np.zeros(len(scores), bool)
         return Detection(scores=scores, maps=maps, anomalous=anomalous, images=images.cpu())
 
@@ -141,7 +137,11 @@ class _DetectorModule(nn.Module):
 
         x = images.float()
         emb, probs = forward_tiled(forward, x, self.scorer.tile) if 0 < self.scorer.tile < self.size else forward(x)
-        scores, maps = self.scorer.score_tensors(emb, probs, self.size)
+        whole = None
+        if self.scorer.whole_view:
+            small = resize_images(images, self.scorer.whole_view).float()
+            whole = forward_maps(self.model, small, None, self.scorer.embed_fn)[0]
+        scores, maps = self.scorer.score_tensors(emb, probs, self.size, whole=whole)
         return scores.float(), maps
 
 

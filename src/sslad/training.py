@@ -417,11 +417,12 @@ def render_synthetic_holdout(holdout: ImageSet, renderer, cfg: RunConfig) -> Syn
 
 def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunConfig, map_fn=None,
                       embed_fn=None) -> tuple:
-    """(embeddings, per-pixel probabilities, anomalous (N,) bool) of :func:`render_synthetic_holdout`'s samples."""
+    """(embeddings, per-pixel probabilities, anomalous (N,) bool, whole-view embeddings or None) of
+    :func:`render_synthetic_holdout`'s samples."""
     data = render_synthetic_holdout(holdout, renderer, cfg)
     out = infer_images(model, data.images, progress="score synthetic held-out", tile=cfg.score.tile, map_fn=map_fn,
-                       embed_fn=embed_fn)
-    return out.embeddings, out.maps, (data.labels > 0).cpu().numpy()
+                       embed_fn=embed_fn, whole=cfg.score.whole_view)
+    return out.embeddings, out.maps, (data.labels > 0).cpu().numpy(), out.whole
 
 
 def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig, renderer=None) -> Scorer:
@@ -433,7 +434,7 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
         scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile))
     both = scorer.map_source == "both"  # one pass gives both sources' maps; scaled once the held-out ones are in
     infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn,
-                              map_fn=scorer.parts_fn if both else scorer.map_fn)
+                              map_fn=scorer.parts_fn if both else scorer.map_fn, whole=scorer.whole_view)
     calibrate_on_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))  # fit maps unused
     fit_out = infer(fit.images, progress="embed train", maps=not calibrate_on_holdout)
     hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None
@@ -444,8 +445,8 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
     rendered = None
     if holdout is not None and renderer is not None:  # every run records each mode's synthetic AUROC
         rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn, scorer.embed_fn)
-    return scorer.fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size,
-                      holdout=None if hold is None else (hold.embeddings, hold.maps), synthetic=rendered)
+    return scorer.fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size, holdout=hold, synthetic=rendered,
+                      whole=fit_out.whole)
 
 
 def load_resume_state(out: Path, is_main: bool, overwrite: bool, resume: bool, data_path: str) -> dict | None:
@@ -502,8 +503,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "precision": cfg.train.precision, "image_score": cfg.score.image_score,
                "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
                "decoder": cfg.train.decoder, "seg_loss": cfg.train.seg_loss, "crop": cfg.train.crop,
-               "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "map": cfg.score.map,
-               "seed": cfg.train.seed,
+               "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "whole_view": cfg.score.whole_view,
+               "map": cfg.score.map, "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
                "threshold_set": scorer.calibration["set"], **stats}
     detector = Detector(run.model, scorer, cfg.data.image_size)

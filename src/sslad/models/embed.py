@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 
 from sslad.models.net import PretextNet
-from sslad.models.tiles import extract_tiles, forward_tiled
+from sslad.models.tiles import extract_tiles, forward_tiled, resize_images
 
 EMBED_BATCH = 64
 
@@ -21,10 +21,12 @@ def tiled_batch(batch_size: int, tile: int, size: int) -> int:
 class Outputs(NamedTuple):
     """float32 on the CPU: embeddings (N, D) (or (N, T, D), one per tile) and per-pixel anomaly values
     (N, 1, h, w): the per-pixel head's probabilities or a patch density's distances (or what another ``map_fn``
-    makes, e.g. both of them as (N, 2, h, w)); or None."""
+    makes, e.g. both of them as (N, 2, h, w)); or None; and the whole images' embeddings (N, D) at a smaller side
+    (``infer_images(whole=...)``), or None."""
 
     embeddings: torch.Tensor
     maps: torch.Tensor | None
+    whole: torch.Tensor | None = None
 
 
 #: The density's embeddings (N, D') from the pooled embeddings (N, D) and the patch descriptors (N, C, h', w').
@@ -51,13 +53,14 @@ def forward_maps(model: PretextNet, x: torch.Tensor, map_fn: MapFn | None = None
 @torch.no_grad()
 def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,
                  progress: str | None = None, maps: bool = True, tile: int = 0,
-                 map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None) -> Outputs:
+                 map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None, whole: int = 0) -> Outputs:
     """Run uint8 (N, 3, S, S) images (any device) through the network in batches.
 
     With ``tile`` (0 < tile < S) each image is scored in overlapping tiles (:mod:`sslad.models.tiles`):
     embeddings (N, T, D), one per tile, and maps stitched at the image's resolution. With ``map_fn`` the
     maps are ``map_fn`` of the patch descriptors (a patch density), not the per-pixel head's; with ``embed_fn``
-    the embeddings are ``embed_fn`` of the pooled embeddings and the patch descriptors.
+    the embeddings are ``embed_fn`` of the pooled embeddings and the patch descriptors. With ``whole`` (a side),
+    the images resized to it are embedded too, whole (:attr:`Outputs.whole`).
     fp32 on the CPU (scores reproduce exactly across runs and exports); bf16 autocast on CUDA.
     """
     from sslad.progress import bar
@@ -87,7 +90,11 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
         embs.append(e.float().cpu())
     model.train(was_training)
     emb = torch.cat(embs) if embs else torch.empty(0, model.embed_dim)
-    return Outputs(emb, torch.cat(probs) if probs else None)
+    whole_emb = None
+    if whole:
+        whole_emb = infer_images(model, resize_images(images, whole), batch_size, progress and f"{progress} (whole)",
+                                 maps=False, embed_fn=embed_fn).embeddings
+    return Outputs(emb, torch.cat(probs) if probs else None, whole_emb)
 
 
 @torch.no_grad()

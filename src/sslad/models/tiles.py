@@ -76,3 +76,12 @@ def forward_tiled(forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Te
 
 
 __all__ = ["blend_window", "extract_tiles", "forward_tiled", "stitch", "tile_grid", "tile_offsets"]
+
+
+def resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> uint8 (N, 3, side, side): bilinear with antialiasing, rounded (an image decoded at that
+    side, near enough); the images themselves when they have that side already. Plain tensor ops (exported)."""
+    if tuple(images.shape[-2:]) == (side, side):
+        return images
+    out = F.interpolate(images.float(), size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    return out.round().clamp(0, 255).to(torch.uint8)

@@ -22,6 +22,10 @@ network has seen (``sslad.data.holdout_split``):
 * tiles (``tile``): with a tile side, the network scores overlapping tiles (``sslad.models.tiles``): the
   density is fitted on the tiles' embeddings ``(N, T, D)`` and an image's embedding score is its most
   anomalous tile's; the maps arrive stitched;
+* whole view (``whole_view``): with a side, the whole image resized to it is embedded too, with a density of its
+  own: the image's embedding score is then the sum of the two views' log scores, each standardised on the held-out
+  images and floored at ``VIEW_Z_FLOOR`` (tiles see small defects, the whole image large low-contrast ones;
+  neither outweighs nor hides the other);
 * image score (``image_score``): ``embedding`` (the density's score), ``map`` (the maximum of the
   smoothed anomaly map) or ``both`` (the sum of the two, each standardised by its mean and
   standard deviation on the held-out images); ``auto`` picks the one with the best AUROC on a
@@ -53,6 +57,9 @@ from sslad.scoring.maps import smooth_maps, to_image_maps
 from sslad.scoring.metrics import quantile_threshold
 
 FORMAT = "sslad-scorer"
+#: Whole view: a view's standardised log score counts down to this and no further (a view that finds an image
+#: far more ordinary than the held-out ones, e.g. a near-zero distance, must not hide what the other view sees).
+VIEW_Z_FLOOR = -3.0
 
 
 def peak_embedding(pooled: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
@@ -74,6 +81,9 @@ class Scorer:
         self.views_below = cfg.views_below
         self.auto_margin = cfg.auto_margin
         self.tile = cfg.tile  # > 0: the network scores tiles of this side; embeddings arrive as (N, T, D)
+        self.whole_view = cfg.whole_view  # > 0: whole images at this side too, scored by their own density
+        self.whole_density = make_density(cfg) if cfg.whole_view else None
+        self.view_stats: list[list[float]] = []  # whole view: [mean, std] of each view's log score, held out
         self.map_source = cfg.map  # seg: the head's probabilities; density: the patch density's; both: averaged
         self.patch_density, self.patch_bank = cfg.patch_density, cfg.patch_bank  # what fit_patches fits
         self.patches: PatchDensity | None = None
@@ -162,10 +172,11 @@ class Scorer:
         best = max(values.values())
         return next(m for m in scores if values[m] >= best - self.auto_margin)
 
-    def mode_scores(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int) -> dict[str, np.ndarray]:
+    def mode_scores(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
+                    whole: torch.Tensor | None = None) -> dict[str, np.ndarray]:
         """float64 (N,) image scores of every mode this scorer can give (``embedding``; ``map`` and ``both`` when
         there are maps), whichever it uses: what the synthetic yardstick compares, for any set of images."""
-        return self._every_mode(self._parts(embeddings, self.maps(probs, size)))
+        return self._every_mode(self._parts(embeddings, self.maps(probs, size), whole))
 
     def _every_mode(self, parts: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         modes = ("embedding", "map", "both") if "map" in parts else ("embedding",)
@@ -176,14 +187,31 @@ class Scorer:
         """float32 (N, S, S) smoothed anomaly maps of (N, 1, h, w) probabilities, or None without them."""
         return None if probs is None else to_image_maps(probs, size)
 
-    def _parts(self, embeddings: torch.Tensor, maps: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """float64 (N,) score of each part: the density on the embeddings (the most anomalous tile's for
-        (N, T, D) tile embeddings), the maximum of each map."""
+    def _view_scores(self, embeddings: torch.Tensor, whole: torch.Tensor | None) -> list[torch.Tensor]:
+        """float64 (N,) density score of each view: the embeddings' (the most anomalous tile's for (N, T, D) tile
+        embeddings), then the whole images' (``whole_view``)."""
         if embeddings.ndim == 3:
             dens = self.density.score(embeddings.flatten(0, 1)).reshape(embeddings.shape[:2]).amax(1)
         else:
             dens = self.density.score(embeddings)
-        parts = {"embedding": dens.double()}
+        if not self.whole_view:
+            return [dens.double()]
+        if whole is None:
+            raise ValueError(f"this scorer joins a whole view at {self.whole_view} px: pass its embeddings (whole=)")
+        return [dens.double(), self.whole_density.score(whole).double()]
+
+    @staticmethod
+    def _log(scores: torch.Tensor) -> torch.Tensor:
+        return torch.log(scores.clamp_min(1e-12))  # the Gaussian's squared distances are heavy-tailed
+
+    def _parts(self, embeddings: torch.Tensor, maps: torch.Tensor | None,
+               whole: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """float64 (N,) score of each part: the density on the embeddings (with a whole view, the sum of the
+        views' standardised log scores), the maximum of each map."""
+        views = self._view_scores(embeddings, whole)
+        dens = views[0] if len(views) == 1 else sum(((self._log(v) - m) / sd).clamp_min(VIEW_Z_FLOOR)
+                                                    for v, (m, sd) in zip(views, self.view_stats, strict=True))
+        parts = {"embedding": dens}
         if maps is not None:
             parts["map"] = maps.flatten(1).amax(1).double()
         return parts
@@ -202,9 +230,11 @@ class Scorer:
 
     def fit(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
             holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None,
-            synthetic: tuple[torch.Tensor, torch.Tensor | None, np.ndarray] | None = None) -> Scorer:
+            synthetic: tuple[torch.Tensor, torch.Tensor | None, np.ndarray] | None = None,
+            whole: torch.Tensor | None = None) -> Scorer:
         """Density on ``embeddings``; standardisation and thresholds on ``holdout`` = (embeddings, probs)
-        of the held-out good images (on the fit images themselves when there are fewer than 2).
+        of the held-out good images (on the fit images themselves when there are fewer than 2). With a whole
+        view, ``whole`` holds the fit images' whole-view embeddings, and each set's tuple ends with its own.
 
         ``synthetic`` = (embeddings, probs, anomalous (N,) bool) of pretext samples rendered onto the
         held-out images: with ``image_score="auto"`` the mode with the best AUROC on them is kept
@@ -213,25 +243,31 @@ class Scorer:
         augmented views of the same images, join them for the thresholds: more views, a steadier tail.
         """
         use_holdout = holdout is not None and self.calibrates_on_holdout(len(holdout[0]))
-        cal_emb, cal_probs = holdout if use_holdout else (embeddings, probs)  # probs: unused with a holdout
+        cal_emb, cal_probs, cal_whole = _with_whole(holdout) if use_holdout else (embeddings, probs, whole)
         if self.uses_maps and cal_probs is None:
             raise ValueError(f"image score {self.image_score!r} needs a network with a per-pixel head")
         self.density.fit(embeddings.flatten(0, 1) if embeddings.ndim == 3 else embeddings)
+        if self.whole_view:
+            if whole is None or cal_whole is None:
+                raise ValueError(f"this scorer joins a whole view at {self.whole_view} px: pass its embeddings")
+            self.whole_density.fit(whole)
+            self.view_stats = [[float(x.mean()), float(max(float(x.std(unbiased=False)), 1e-12))]
+                               for x in map(self._log, self._view_scores(cal_emb, cal_whole))]
         self.calibration = {"set": "holdout" if use_holdout else "fit", "images": int(len(cal_emb))}
         maps = self.maps(cal_probs, size)
-        parts = self._parts(cal_emb, maps)
+        parts = self._parts(cal_emb, maps, cal_whole)
         self.stats = {k: [float(v.mean()), float(max(float(v.std(unbiased=False)), 1e-12))] for k, v in parts.items()}
         if synthetic is not None:  # every mode's synthetic AUROC is recorded; "auto" keeps the best
-            fixed, emb, sprobs, anomalous = self.image_score, *synthetic
-            chosen = self._choose(self._parts(emb, self.maps(sprobs, size)), np.asarray(anomalous))
+            fixed, (emb, sprobs, anomalous, swhole) = self.image_score, _with_whole(synthetic, 3)
+            chosen = self._choose(self._parts(emb, self.maps(sprobs, size), swhole), np.asarray(anomalous))
             self.image_score = chosen if fixed == "auto" else fixed
         elif self.image_score == "auto":
             self.image_score = "embedding"
         lo = None if maps is None else float(maps.median())
         if synthetic is not None and use_holdout and len(cal_emb) < self.views_below:
             good = ~torch.as_tensor(np.asarray(synthetic[2]))
-            view_probs = None if synthetic[1] is None else synthetic[1][good]
-            views = self._parts(synthetic[0][good], self.maps(view_probs, size))
+            view_probs = None if sprobs is None else sprobs[good]
+            views = self._parts(emb[good], self.maps(view_probs, size), None if swhole is None else swhole[good])
             parts = {k: torch.cat([v, views[k]]) for k, v in parts.items()}
             self.calibration["views"] = int(good.sum())
         self.threshold = quantile_threshold(self._combine(parts).numpy(), self.quantile)
@@ -240,18 +276,19 @@ class Scorer:
             self.map_range = [lo, lo + 2 * max(self.pixel_threshold - lo, 1e-6)]
         return self
 
-    def score(self, embeddings: torch.Tensor, probs: torch.Tensor | None,
-              size: int) -> tuple[np.ndarray, torch.Tensor | None]:
-        """(float64 image scores (N,), smoothed maps float32 (N, S, S) or None)."""
+    def score(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
+              whole: torch.Tensor | None = None) -> tuple[np.ndarray, torch.Tensor | None]:
+        """(float64 image scores (N,), smoothed maps float32 (N, S, S) or None); ``whole``: the whole-view
+        embeddings (``whole_view``)."""
         maps = self.maps(probs, size)
-        return self._combine(self._parts(embeddings, maps)).numpy(), maps
+        return self._combine(self._parts(embeddings, maps, whole)).numpy(), maps
 
-    def score_tensors(self, embeddings: torch.Tensor, probs: torch.Tensor | None,
-                      size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def score_tensors(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
+                      whole: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`score` as plain tensor ops for one batch (what the exported model runs): (float64
         scores (N,), maps (N, S, S), or an empty (N, 0, 0) tensor without a per-pixel head)."""
         maps = None if probs is None else smooth_maps(probs, size)
-        scores = self._combine(self._parts(embeddings, maps))
+        scores = self._combine(self._parts(embeddings, maps, whole))
         return scores, maps if maps is not None else embeddings.new_zeros((embeddings.shape[0], 0, 0))
 
     def is_finite(self) -> bool:
@@ -259,8 +296,10 @@ class Scorer:
         state = self.state_dict()
         values = [state["threshold"], state["pixel_threshold"], *(state["map_range"] or []),
                   *(v for pair in state["map_scales"].values() for v in pair),
-                  *(v for pair in state["stats"].values() for v in pair)]
-        tensors = [v for part in (state["density"], state["patches"] or {}) for v in part.values()
+                  *(v for pair in state["stats"].values() for v in pair),
+                  *(v for pair in state["view_stats"] for v in pair)]
+        tensors = [v for part in (state["density"], state["patches"] or {}, state["whole_density"] or {})
+                   for v in part.values()
                    if isinstance(v, torch.Tensor)]
         return (all(v is None or math.isfinite(v) for v in values)
                 and all(bool(torch.isfinite(t).all()) for t in tensors if t is not None and t.is_floating_point()))
@@ -271,7 +310,9 @@ class Scorer:
                 "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
                 "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile,
                 "map_source": self.map_source, "map_scales": self.map_scales, "embedding": self.embedding,
-                "patches": None if self.patches is None else self.patches.state_dict()}
+                "patches": None if self.patches is None else self.patches.state_dict(),
+                "whole_view": self.whole_view, "view_stats": self.view_stats,
+                "whole_density": None if self.whole_density is None else self.whole_density.state_dict()}
 
     @classmethod
     def from_state(cls, state: dict, threshold: float | None = None) -> Scorer:
@@ -289,7 +330,15 @@ class Scorer:
         self.map_source = str(state.get("map_source", "seg"))
         self.embedding = str(state.get("embedding", "pooled"))  # before 0.5: the pooled embedding alone
         self.map_scales = dict(state.get("map_scales") or {})
+        self.whole_view = int(state.get("whole_view") or 0)  # before 0.7: no whole view
+        self.view_stats = [list(v) for v in state.get("view_stats") or []]
+        self.whole_density = density_from_state(state["whole_density"]) if state.get("whole_density") else None
         if state.get("patches"):
             self.patches = patch_density_from_state(state["patches"])
             self.patch_density = next(k for k, c in PATCH_TYPES.items() if isinstance(self.patches, c))
         return self
+
+
+def _with_whole(outputs: tuple, n: int = 2) -> tuple:
+    """A set's tuple (its first ``n`` items, then its whole-view embeddings or None when it has none)."""
+    return (*outputs[:n], outputs[n] if len(outputs) > n else None)
