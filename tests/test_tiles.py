@@ -208,6 +208,8 @@ def test_a_run_with_a_whole_view_scores_and_exports_both_views(tiles, tmp_path):
     assert res.exit_code == 0, res.output
     det = sslad.load(out, "cpu")
     assert det.scorer.whole_view == 32 and len(det.scorer.view_stats) == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["whole_view"] == 32 and {"embedding", "view:main", "view:whole"} <= set(metrics["synthetic_auroc"])
     files = sorted((tiles / "test" / "blob").glob("*.png"))
     got = det.score(files)
     # the whole view is scored: its embeddings move the image scores

@@ -54,7 +54,7 @@ from sslad.scoring.density import (
     patch_density_from_state,
 )
 from sslad.scoring.maps import smooth_maps, to_image_maps
-from sslad.scoring.metrics import quantile_threshold
+from sslad.scoring.metrics import auroc, quantile_threshold
 
 FORMAT = "sslad-scorer"
 #: Whole view: a view's standardised log score counts down to this and no further (a view that finds an image
@@ -164,8 +164,6 @@ class Scorer:
         is within ``auto_margin`` of the best: a more complex mode must win by more than the noise of a
         few hundred synthetic samples (measured: on 6 runs, a margin of 0 picked "both" 5 times for
         0.1-0.7 points of synthetic AUROC, which cost 0.7-3.0 points of real AUROC)."""
-        from sslad.scoring.metrics import auroc
-
         scores = self._every_mode(parts)
         self.synthetic_auroc.update({mode: auroc(anomalous, v) for mode, v in scores.items()})
         values = {m: float(np.nan_to_num(self.synthetic_auroc[m], nan=-1.0)) for m in scores}
@@ -260,6 +258,9 @@ class Scorer:
         if synthetic is not None:  # every mode's synthetic AUROC is recorded; "auto" keeps the best
             fixed, (emb, sprobs, anomalous, swhole) = self.image_score, _with_whole(synthetic, 3)
             chosen = self._choose(self._parts(emb, self.maps(sprobs, size), swhole), np.asarray(anomalous))
+            if self.whole_view:  # each view alone, beside the joined "embedding": does the join help here?
+                views = zip(("view:main", "view:whole"), self._view_scores(emb, swhole), strict=True)
+                self.synthetic_auroc.update({k: auroc(np.asarray(anomalous), v.numpy()) for k, v in views})
             self.image_score = chosen if fixed == "auto" else fixed
         elif self.image_score == "auto":
             self.image_score = "embedding"
