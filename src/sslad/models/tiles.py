@@ -7,7 +7,8 @@ regular grid with at least half a tile of overlap, the last one flush with the f
 is covered; overlapping maps are blended with a tent window (highest in a tile's centre, never zero), and
 the blend is normalised by the summed weights, so a constant map stays constant and no seam appears.
 
-Plain tensor ops over offsets fixed by ``(S, P)``: the exported model tiles the same way.
+Plain tensor ops over offsets fixed by ``(S, P)``: the exported model tiles the same way. The same holds for
+:func:`resize_images`, which makes the coarser whole-image view scored beside the tiles (``--whole-view``).
 """
 
 from __future__ import annotations
@@ -75,9 +76,6 @@ def forward_tiled(forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Te
     return emb.reshape(n, -1, emb.shape[-1]), None if maps is None else stitch(maps, size, tile)
 
 
-__all__ = ["blend_window", "extract_tiles", "forward_tiled", "stitch", "tile_grid", "tile_offsets"]
-
-
 def resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> uint8 (N, 3, side, side): bilinear with antialiasing, rounded (an image decoded at that
     side, near enough); the images themselves when they have that side already. Plain tensor ops (exported)."""
@@ -85,3 +83,7 @@ def resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
         return images
     out = F.interpolate(images.float(), size=(side, side), mode="bilinear", antialias=True, align_corners=False)
     return out.round().clamp(0, 255).to(torch.uint8)
+
+
+__all__ = ["blend_window", "extract_tiles", "forward_tiled", "resize_images", "stitch", "tile_grid", "tile_offsets"]
+

@@ -300,8 +300,7 @@ class Scorer:
                   *(v for pair in state["stats"].values() for v in pair),
                   *(v for pair in state["view_stats"] for v in pair)]
         tensors = [v for part in (state["density"], state["patches"] or {}, state["whole_density"] or {})
-                   for v in part.values()
-                   if isinstance(v, torch.Tensor)]
+                   for v in part.values() if isinstance(v, torch.Tensor)]
         return (all(v is None or math.isfinite(v) for v in values)
                 and all(bool(torch.isfinite(t).all()) for t in tensors if t is not None and t.is_floating_point()))
 
