@@ -218,6 +218,12 @@ def test_a_run_with_a_whole_view_scores_and_exports_both_views(tiles, tmp_path):
                                                maps=False).embeddings, None, 40, whole=whole.flip(0))
     assert not np.allclose(shifted, got.scores)
     assert_onnx_export_matches(out, files, tmp_path / "m.onnx")
+    res = CliRunner().invoke(cli, ["export", str(out), "--format", "torchscript"])  # traced tiles: one fixed grid
+    assert res.exit_code == 0, res.output
+    with torch.no_grad():
+        ts_scores, ts_maps = torch.jit.load(str(out / "model.torchscript.pt"))(got.images)
+    np.testing.assert_allclose(ts_scores.numpy(), got.scores, rtol=1e-4, atol=1e-4 * np.abs(got.scores).max())
+    np.testing.assert_allclose(ts_maps.numpy(), got.maps.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_a_whole_view_larger_than_the_image_is_one_clear_line(tiles, tmp_path):

@@ -38,7 +38,7 @@ def tile_grid(size: int, tile: int) -> list[tuple[int, int]]:
 
 def extract_tiles(images: torch.Tensor, tile: int) -> torch.Tensor:
     """(N, C, S, S) -> (N * T, C, P, P), tiles of image 0 first, each image's in :func:`tile_grid` order."""
-    n, c, size, _ = images.shape
+    n, c, size = images.shape[0], images.shape[1], int(images.shape[-1])  # int: a traced shape is a tensor
     tiles = [images[:, :, y:y + tile, x:x + tile] for y, x in tile_grid(size, tile)]
     return torch.stack(tiles, dim=1).reshape(n * len(tiles), c, tile, tile)
 
@@ -71,7 +71,7 @@ def forward_tiled(forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Te
                   tile: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``forward`` (images -> (embeddings (M, D), per-pixel maps (M, C, h, w) or None)) on the ``tile`` tiles
     of (N, 3, S, S) images: (embeddings (N, T, D), maps stitched to (N, C, S, S), or None)."""
-    n, size = images.shape[0], images.shape[-1]
+    n, size = images.shape[0], int(images.shape[-1])  # the tile grid is fixed by the side, also when traced
     emb, maps = forward(extract_tiles(images, tile))
     return emb.reshape(n, -1, emb.shape[-1]), None if maps is None else stitch(maps, size, tile)
 
