@@ -212,11 +212,13 @@ def test_a_run_with_a_whole_view_scores_and_exports_both_views(tiles, tmp_path):
     assert metrics["whole_view"] == 32 and {"embedding", "view:main", "view:whole"} <= set(metrics["synthetic_auroc"])
     files = sorted((tiles / "test" / "blob").glob("*.png"))
     got = det.score(files)
-    # the whole view is scored: its embeddings move the image scores
+    # the scores are the tiles' and the 32-px whole images' embeddings joined, recomputed by hand; another
+    # image's whole view gives other scores
+    assert det.scorer.image_score == "embedding"
     whole = infer_images(det.model, resize_images(got.images, 32), embed_fn=det.scorer.embed_fn).embeddings
-    shifted, _ = det.scorer.score(infer_images(det.model, got.images, tile=32, embed_fn=det.scorer.embed_fn,
-                                               maps=False).embeddings, None, 40, whole=whole.flip(0))
-    assert not np.allclose(shifted, got.scores)
+    tiled = infer_images(det.model, got.images, tile=32, embed_fn=det.scorer.embed_fn, maps=False).embeddings
+    np.testing.assert_allclose(det.scorer.score(tiled, None, 40, whole=whole)[0], got.scores, rtol=1e-9)
+    assert not np.allclose(det.scorer.score(tiled, None, 40, whole=whole.flip(0))[0], got.scores)
     assert_onnx_export_matches(out, files, tmp_path / "m.onnx")
     res = CliRunner().invoke(cli, ["export", str(out), "--format", "torchscript"])  # traced tiles: one fixed grid
     assert res.exit_code == 0, res.output
