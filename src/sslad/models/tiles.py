@@ -86,4 +86,3 @@ def resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
 
 
 __all__ = ["blend_window", "extract_tiles", "forward_tiled", "resize_images", "stitch", "tile_grid", "tile_offsets"]
-
