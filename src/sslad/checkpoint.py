@@ -90,8 +90,13 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
 
 
 def run_folder(path: str | Path) -> Path:
-    """The run folder named by ``path``: the folder itself, or the folder of ``RUN_DIR/model.pt``."""
+    """The run folder named by ``path``: the folder itself, or the folder of ``RUN_DIR/model.pt``.
+
+    A path that does not exist is one clear error here, before any output file is checked against it.
+    """
     p = Path(path)
+    if not p.exists():
+        raise SsladError(f"run folder not found: {p}")
     return p.parent if p.is_file() else p
 
 
