@@ -101,6 +101,18 @@ def test_predict_scores_a_folder(trained, tiles, tmp_path):
     assert "6 images scored" in res.output
 
 
+def test_predict_scores_one_image_file_as_in_its_folder(trained, tiles, tmp_path):
+    out, _ = trained
+    folder = tiles / "test" / "blob"
+    one = sorted(folder.iterdir())[2]
+    run(["predict", str(out), str(folder), "--out", str(tmp_path / "all.csv"), "--device", "cpu"])
+    res = run(["predict", str(out), str(one), "--out", str(tmp_path / "one.csv"), "--device", "cpu"])
+    rows = list(csv.DictReader(open(tmp_path / "one.csv")))
+    by_path = {r["path"]: r for r in csv.DictReader(open(tmp_path / "all.csv"))}
+    assert "1 images scored" in res.output and [r["path"] for r in rows] == [str(one)]
+    assert rows[0]["score"] == by_path[str(one)]["score"]
+
+
 def test_regen_every_n_reuses_the_set_between_regenerations(tiles, tmp_path):
     out = tmp_path / "regen2"
     res = run(["train", str(tiles), "--out", str(out), *TINY[:2], "--epochs", "5", "--batch-size", "12",

@@ -262,6 +262,8 @@ BAD = {  # name: (message, argv)
     "predict a missing run": ("run folder not found", lambda c: ["predict", c.p / "no-run", c.d / "test" / "good"]),
     "eval a missing run": ("run folder not found", lambda c: ["eval", c.p / "no-run", c.d]),
     "export a missing run": ("run folder not found", lambda c: ["export", c.p / "no-run"]),
+    "predict a text file": ("not an image file", lambda c: ["predict", c.r, c.file()]),
+    "predict a missing folder": ("no folder or image file", lambda c: ["predict", c.r, c.p / "nothing-here"]),
     "bench json to a missing folder": ("does not exist", lambda c: ["bench", "--backends", "torch", "--json",
                                                                     c.p / "no" / "b.json"]),
     "bench plot to a folder": ("is a directory", lambda c: ["bench", "--backends", "torch", "--plot", c.p]),

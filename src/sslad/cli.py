@@ -279,14 +279,14 @@ def preview(data, out_dir, count, **kw):
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
-@click.argument("folder", type=click.Path())
+@click.argument("folder", metavar="FOLDER|IMAGE", type=click.Path())
 @click.option("--out", "out_csv", default=None, type=click.Path(dir_okay=False),
               help="CSV to write [RUN_DIR/predictions.csv].")
 @click.option("--device", default=C.DEFAULT_DEVICE, show_default=True, help=" | ".join(C.DEVICES))
 @click.option("--maps", is_flag=True, help="Also write an anomaly-map overlay PNG per image to maps/ beside the CSV.")
 @friendly
 def predict(run_dir, folder, out_csv, device, maps):
-    """Score every image in FOLDER with RUN_DIR's model; flag those above the run's threshold."""
+    """Score every image in FOLDER (or one IMAGE file) with RUN_DIR's model; flag those above the run's threshold."""
     from sslad.predict import predict_folder
 
     res = predict_folder(run_dir, folder, out_csv, device, maps=maps)

@@ -1,4 +1,5 @@
-"""``sslad predict``: score every image of a folder with a trained run, optionally with map overlays."""
+"""``sslad predict``: score every image of a folder (or one image file) with a trained run, optionally with
+map overlays."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sslad.config import DEFAULT_DEVICE
-from sslad.data import list_folder
+from sslad.data import list_inputs
 from sslad.detector import Detection, Detector
 from sslad.errors import SsladError
 from sslad.files import check_output_file, make_output_dir, writing
@@ -28,7 +29,8 @@ def save_overlays(folder: Path, det: Detection, value_range, threshold) -> None:
 
 def predict_folder(run_dir: str, folder: str, out_csv: str | None = None, device: str = DEFAULT_DEVICE,
                    maps: bool = False) -> dict:
-    """Scores and decisions for every image of ``folder``; CSV at ``out_csv`` (default RUN_DIR/predictions.csv).
+    """Scores and decisions for every image of ``folder`` (or the one image file it names); CSV at ``out_csv``
+    (default RUN_DIR/predictions.csv).
 
     With ``maps``, an overlay PNG per image goes to ``maps/`` beside the CSV.
     """
@@ -39,7 +41,7 @@ def predict_folder(run_dir: str, folder: str, out_csv: str | None = None, device
     detector = Detector.load(run_dir, device)
     if maps and not detector.has_maps:
         raise SsladError(f"{run_dir} was trained without the per-pixel head (--seg-weight 0): it makes no maps")
-    det = detector.score(list_folder(folder), progress="score")
+    det = detector.score(list_inputs(folder), progress="score")
     with writing(out, "--out"):
         write_scores(out, det.paths, [UNKNOWN] * len(det.paths), det.scores, detector.threshold, det.skipped)
     res = {"images": len(det.paths), "flagged": int(np.sum(det.anomalous)), "threshold": detector.threshold,

@@ -144,6 +144,18 @@ def list_folder(folder: str | Path) -> list[Path]:
     return files
 
 
+def list_inputs(path: str | Path) -> list[Path]:
+    """What ``sslad predict`` scores: every image directly in a folder, or one image file."""
+    p = Path(path)
+    if p.is_file():
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise SsladError(f"not an image file ({', '.join(IMAGE_EXTENSIONS)}): {p}")
+        return [p]
+    if not p.exists():
+        raise SsladError(f"no folder or image file at {p}")
+    return list_folder(p)
+
+
 def load_folder(folder: str | Path, image_size: int, device: torch.device | str = "cpu"
                 ) -> tuple[ImageSet, list[tuple[str, str]]]:
     """:func:`load_files` of every image directly in ``folder``."""
@@ -151,7 +163,8 @@ def load_folder(folder: str | Path, image_size: int, device: torch.device | str 
 
 
 __all__ = [
-    "AnomalyDataset", "ImageSet", "holdout_split", "list_folder", "load_dataset", "load_files", "load_folder",
+    "AnomalyDataset", "ImageSet", "holdout_split", "list_folder", "list_inputs", "load_dataset", "load_files",
+    "load_folder",
     "read_image",
     "read_images",
     "split_train",
