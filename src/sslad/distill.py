@@ -42,7 +42,15 @@ from sslad.report import EpochLog, results_table
 from sslad.runtime import resolve_device, resolve_precision, seed_everything
 from sslad.scoring import Scorer, image_metrics, pixel_metrics, to_image_maps
 from sslad.synth.generator import PretextGenerator
-from sslad.training import budget_epochs, cosine_lr, fit_scorer, prepare_run_dir, schedule
+from sslad.training import (
+    budget_epochs,
+    finite_mean,
+    fit_scorer,
+    optimizer_step,
+    prepare_run_dir,
+    schedule,
+    set_cosine_lr,
+)
 
 #: Regenerations of the distillation use seed + this + k: never the teacher's training sets.
 DISTILL_SEED = 2_000_003
@@ -286,20 +294,14 @@ def _fit(student: StudentNet, teacher: PretextNet, gen: PretextGenerator, cfg: R
         losses = []
         for i in bar(range(steps_per_epoch), f"distil {epoch + 1}/{epochs}", unit="step"):
             idx = perm[i * batch:(i + 1) * batch]
-            lr = cosine_lr(dc.lr, step, total)
-            for group in opt.param_groups:
-                group["lr"] = lr
+            lr = set_cosine_lr(opt, dc.lr, step, total)
             with torch.autocast(synth.images.device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = distill_loss(student, teacher, synth.images[idx], synth.labels[idx] == 0, dc.seg_weight,
                                     dc.embed_weight, metric)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(opt, loss)
             losses.append(loss.detach())
             step += 1
-        mean = float(torch.stack(losses).mean())
-        if not math.isfinite(mean):
-            raise SsladError(f"distillation diverged in epoch {epoch + 1}; retry with a lower --lr")
+        mean = finite_mean(losses, "distillation", epoch)
         dt = time.perf_counter() - t0
         seconds += dt
         epoch_log.add(epoch=epoch + 1, regen_index=epoch, loss=mean, lr=lr, epoch_s=dt, regen_s=synth.seconds,

@@ -32,7 +32,7 @@ from sslad.models import PretextNet
 from sslad.models.embed import infer_images
 from sslad.progress import bar
 from sslad.report import EpochLog
-from sslad.training import budget_epochs, cosine_lr
+from sslad.training import budget_epochs, finite_mean, optimizer_step, set_cosine_lr
 
 
 def trainable_stages(model: PretextNet, train_from: str) -> list[torch.nn.Parameter]:
@@ -124,20 +124,14 @@ def fit_finetune(model: PretextNet, fit: ImageSet, fc: FinetuneConfig, gray: boo
         for i in bar(range(steps_per_epoch), f"fine-tune {epoch + 1}/{epochs}", unit="step"):
             x = fit.images[perm[i * batch:(i + 1) * batch]]
             v1, v2 = augment_views(x, gen, gray), augment_views(x, gen, gray)
-            lr = cosine_lr(fc.lr, step, total)
-            for group in opt.param_groups:
-                group["lr"] = lr
+            lr = set_cosine_lr(opt, fc.lr, step, total)
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
                 z = model.embed(torch.cat([v1, v2]))
             loss = mean_shifted_loss(z[:len(x)], z[len(x):], center, fc.temperature, fc.angular)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(opt, loss)
             losses.append(loss.detach())
             step += 1
-        mean = float(torch.stack(losses).mean())
-        if not math.isfinite(mean):
-            raise SsladError(f"fine-tuning diverged in epoch {epoch + 1}; retry with a lower --lr")
+        mean = finite_mean(losses, "fine-tuning", epoch)
         first = mean if first is None else first
         dt = time.perf_counter() - t0
         seconds += dt

@@ -81,14 +81,34 @@ def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, xb: torch.Tenso
         if seg is not None and mb is not None and seg_weight > 0:
             target = F.adaptive_avg_pool2d(mb[:, None].float(), seg.shape[-2:])
             loss = loss + seg_weight * seg_loss(seg.float(), target, seg_kind)
+    optimizer_step(opt, loss)
+    return loss.detach(), (logits.argmax(1) == yb).sum()
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return loss.detach(), (logits.argmax(1) == yb).sum()
 
 
 def cosine_lr(base: float, step: int, total: int) -> float:
     return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def set_cosine_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int) -> float:
+    """Set every parameter group's learning rate to :func:`cosine_lr` (one cosine cycle per step); returns it."""
+    lr = cosine_lr(base, step, total)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def finite_mean(losses: list[torch.Tensor], what: str, epoch: int) -> float:
+    """The epoch's mean loss; a non-finite one is one clear error (``what`` diverged), not a NaN model."""
+    mean = float(torch.stack(losses).mean())
+    if not math.isfinite(mean):
+        raise SsladError(f"{what} diverged in epoch {epoch + 1}; retry with a lower --lr")
+    return mean
 
 
 @dataclass
@@ -374,9 +394,7 @@ def fit_pretext(run: Run) -> dict:
                         enabled=run.dist.main, unit="step")
             for i in steps:
                 idx = perm[i * loop.batch:(i + 1) * loop.batch]
-                lr = cosine_lr(cfg.train.lr, p.step, loop.total_steps)  # cosine per step
-                for group in loop.opt.param_groups:
-                    group["lr"] = lr
+                lr = set_cosine_lr(loop.opt, cfg.train.lr, p.step, loop.total_steps)
                 xb, mb = synth.images[idx], synth.masks[idx]
                 if loop.crops is not None:  # patch-level: P-pixel steps on S-pixel detail
                     xb, mb = take_crops(xb, mb, loop.crops[idx], cfg.train.crop)
@@ -513,4 +531,5 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
     return metrics
 
 
-__all__ = ["RUN_FILES", "cosine_lr", "fit_pretext", "fit_scorer", "setup", "train_run", "train_step"]
+__all__ = ["RUN_FILES", "cosine_lr", "finite_mean", "fit_pretext", "fit_scorer", "optimizer_step", "set_cosine_lr",
+           "setup", "train_run", "train_step"]
