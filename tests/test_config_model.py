@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -15,6 +17,23 @@ def test_config_yaml_round_trip_and_override(tmp_path):
     assert cfg.data.image_size == 64 and cfg.train.epochs == 3 and cfg.train.lr is None
     save_yaml(cfg, tmp_path / "c.yaml")
     assert load_yaml(tmp_path / "c.yaml") == cfg
+
+
+RECIPES = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[r.name for r in RECIPES])
+def test_every_shipped_recipe_loads_and_validates(recipe):
+    # a misspelt key or an impossible value in configs/ would reach a user as an error at `sslad train`
+    cfg = load_yaml(recipe).validate()
+    assert cfg.train.epochs >= 1
+
+
+def test_the_long_tiles_recipe_is_the_tiles_recipe_with_twice_the_steps():
+    root = Path(__file__).resolve().parent.parent / "configs"
+    base, long = load_yaml(root / "cpu-tiles.yaml"), load_yaml(root / "cpu-tiles-long.yaml")
+    assert long.train.min_steps >= 2 * base.train.min_steps
+    assert long.override(train={"min_steps": base.train.min_steps}) == base
 
 
 @pytest.mark.parametrize("text, msg", [
