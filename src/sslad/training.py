@@ -96,7 +96,7 @@ def cosine_lr(base: float, step: int, total: int) -> float:
 
 
 def set_cosine_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int) -> float:
-    """Set every parameter group's learning rate to :func:`cosine_lr` (one cosine cycle per step); returns it."""
+    """Set every parameter group's learning rate to :func:`cosine_lr` at ``step`` (called every step); returns it."""
     lr = cosine_lr(base, step, total)
     for group in opt.param_groups:
         group["lr"] = lr
