@@ -82,15 +82,17 @@ class DaliRenderer:
         view = out.permute(0, 2, 3, 1).view(plan.groups, 3, s, s, 3)  # (group, class, H, W, C)
         masks = torch.zeros((len(plan), s, s), dtype=torch.uint8, device=padded.device)
         mview = masks.view(plan.groups, 3, s, s, 1)  # class 0 stays empty
-        stream = torch.cuda.current_stream() if gpu else None
+        # torch's stream as a raw handle: DALI reads the GPU inputs on it. run() returns host-synchronous outputs
+        # (stream-bound ones need DALI's dynamic executor; its keyword arguments would be pipeline inputs).
+        stream = torch.cuda.current_stream().cuda_stream if gpu else None
         for g0 in range(0, plan.groups, self.groups_per_batch):
             g1 = min(g0 + self.groups_per_batch, plan.groups)
             base = hwc.index_select(0, index[g0:g1])
-            self.pipe.feed_input("base", base if gpu else base.numpy(), layout="HWC")
+            self.pipe.feed_input("base", base if gpu else base.numpy(), layout="HWC", cuda_stream=stream)
             other = hwc.index_select(0, blend[g0:g1])
-            self.pipe.feed_input("blend", other if gpu else other.numpy(), layout="HWC")
+            self.pipe.feed_input("blend", other if gpu else other.numpy(), layout="HWC", cuda_stream=stream)
             self.pipe.feed_input("params", params[g0:g1])
-            outs = self.pipe.run(cuda_stream=stream) if gpu else self.pipe.run()
+            outs = self.pipe.run()
             for c, tl in enumerate(outs[:3]):
                 view[g0:g1, c].copy_(torch.from_dlpack(tl.as_tensor()))
             for c, tl in enumerate(outs[3:], start=1):
