@@ -179,6 +179,17 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
     shift = ip("shift")
     a = twist(fn.slice(base, start=shift, end=shift + size, axis_names="HW"), "jitter")
 
+    def paste(canvas, piece, shapes, anchors):
+        """``piece`` (h x w, top-left of its tensor) pasted into ``canvas`` at ``anchors[1]``.
+
+        The piece is padded to the canvas's S x S first: DALI 2.4's GPU multi_paste reads every input with
+        the output's row stride (measured on an H200: row r of an h x w piece came from offset r * S), so a
+        smaller piece gave wrong pixels and, at larger sizes, an illegal memory access. Padding changes
+        nothing on the CPU operators, which read each input with its own stride.
+        """
+        piece = fn.pad(piece, axis_names="HW", shape=[size, size])
+        return fn.multi_paste(canvas, piece, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+
     def plane(value):  # a constant (S, S, 1) uint8 plane on the graph's device
         return fn.constant(idata=value, shape=[size, size, 1], dtype=types.UINT8, layout="HWC", device=device)
 
@@ -186,10 +197,10 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
     box = ip("cut_box")
     patch = twist(fn.slice(a, start=box[0:2], shape=box[2:4], axis_names="HW"), "cut_jitter")
     shapes, anchors = ip("cut_shapes", [2, 2]), ip("cut_anchors", [2, 2])
-    cut = fn.multi_paste(a, patch, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+    cut = paste(a, patch, shapes, anchors)
     ones = fn.cast(fn.slice(plane(1), start=[0, 0], shape=box[2:4], axis_names="HW") * here(p("cut_keep")),
                    dtype=types.UINT8)
-    cut_mask = fn.multi_paste(plane(0), ones, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+    cut_mask = paste(plane(0), ones, shapes, anchors)
 
     # Scar: jittered patch (or one colour), warped into its window with premultiplied alpha.
     box = ip("scar_box")
@@ -206,9 +217,9 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
     under = fn.cast(fn.slice(a, start=win[0:2], shape=win[2:4], axis_names="HW"), dtype=types.FLOAT)
     blended = fn.cast(under * (1.0 - warped[:, :, 3:4]) + warped[:, :, 0:3], dtype=types.UINT8)
     shapes, anchors = ip("scar_shapes", [2, 2]), ip("scar_anchors", [2, 2])
-    scar = fn.multi_paste(a, blended, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+    scar = paste(a, blended, shapes, anchors)
     inside = fn.cast(warped[:, :, 3:4] >= 0.5, dtype=types.UINT8)
-    scar_mask = fn.multi_paste(plane(0), inside, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+    scar_mask = paste(plane(0), inside, shapes, anchors)
 
     def irregular(img, mask, source, c):
         """Blend a soft blob of ``source``'s twisted content into ``img`` (no-op for plain rows)."""
@@ -224,10 +235,10 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
         under = fn.cast(fn.slice(img, start=win[0:2], shape=win[2:4], axis_names="HW"), dtype=types.FLOAT)
         res = fn.cast(under * (1.0 - alpha) + content * alpha, dtype=types.UINT8)
         shapes, anchors = ip(f"{c}_irr_shapes", [2, 2]), ip(f"{c}_irr_anchors", [2, 2])
-        img = fn.multi_paste(img, res, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+        img = paste(img, res, shapes, anchors)
         marked = fn.cast(soft * blob[3:4] >= 0.5, dtype=types.UINT8) | fn.slice(
             mask, start=win[0:2], shape=win[2:4], axis_names="HW")
-        mask = fn.multi_paste(mask, marked, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+        mask = paste(mask, marked, shapes, anchors)
         return img, mask
 
     cut, cut_mask = irregular(cut, cut_mask, blend, "cut")
@@ -249,8 +260,8 @@ def pretext_pipeline(image_size: int, device: str = "cpu"):
                                 types.FLOAT), 0.0, 255.0)
     res = fn.cast(under * (1.0 - alpha) + content * alpha, dtype=types.UINT8)
     shapes, anchors = ip("crack_shapes", [2, 2]), ip("crack_anchors", [2, 2])
-    scar = fn.multi_paste(scar, res, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+    scar = paste(scar, res, shapes, anchors)
     marked = fn.cast(comp * blob[1:2] >= 0.5, dtype=types.UINT8) | fn.slice(
         scar_mask, start=win[0:2], shape=win[2:4], axis_names="HW")
-    scar_mask = fn.multi_paste(scar_mask, marked, shapes=shapes, out_anchors=anchors, output_size=[size, size])
+    scar_mask = paste(scar_mask, marked, shapes, anchors)
     return a, cut, scar, cut_mask, scar_mask
