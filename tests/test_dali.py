@@ -210,3 +210,42 @@ def test_torch_cuda_matches_torch_cpu(tmp_path):
     got = render_images(plan, reflect_pad(imgs.cuda(), plan.pad))
     assert got.is_cuda
     compare(plan, ref, got, "torch_cuda", tmp_path)
+
+
+class _CanvasStrideRenderer:
+    """A renderer with the fault the first H200 run found in DALI 2.4's GPU multi_paste: each pasted h x w
+    piece read with the canvas's row stride (row r of the piece taken from the piece buffer at r * S)."""
+
+    name = "canvas-stride"
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def render(self, plan, padded):
+        out, masks = self.inner.render(plan, padded)
+        out = out.clone()
+        for i in range(len(plan)):
+            rows = torch.nonzero(masks[i].any(1)).flatten()
+            cols = torch.nonzero(masks[i].any(0)).flatten()
+            if len(rows) < 2:
+                continue
+            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+            piece = out[i, :, y0:y1, x0:x1].permute(1, 2, 0).reshape(-1)  # HWC buffer of the pasted piece
+            h, w, s = y1 - y0, x1 - x0, out.shape[-1]
+            for r in range(1, h):
+                seg = piece[r * s * 3:(r * s + w) * 3]
+                if len(seg) == w * 3:
+                    out[i, :, y0 + r, x0:x1] = seg.reshape(w, 3).t()
+                else:  # past the piece's buffer: whatever memory lies there
+                    out[i, :, y0 + r, x0:x1] = 255 - out[i, :, y0 + r, x0:x1]
+        return out, masks
+
+
+def test_check_renderer_passes_dali_cpu_and_rejects_the_canvas_stride_fault(dali):
+    from sslad.backends import check_renderer
+    from sslad.errors import SsladError
+
+    good = dali_renderer(torch.device("cpu"))
+    check_renderer(good, S, "cpu")  # the CPU operators draw the plan as torch does
+    with pytest.raises(SsladError, match="canvas-stride renderer draws the pretext plan differently"):
+        check_renderer(_CanvasStrideRenderer(good), S, "cpu")
