@@ -16,7 +16,7 @@ from sslad.synth.renderer import Renderer, TorchRenderer
 
 #: Share of pixels (and of mask pixels) a renderer may differ from the torch reference by more than two
 #: grey levels in :func:`check_renderer`: room for interpolation at rotated edges, none for a broken graph
-#: (the first GPU run of DALI 2.4's multi_paste misread 5 % of the pixels, 7 % of the mask pixels).
+#: (on the first GPU run, DALI 2.4's multi_paste misread 5 % of the pixels, 1.5 % of the mask pixels of a plan).
 CHECK_TOLERANCE = 0.002
 
 
