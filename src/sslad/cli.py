@@ -118,6 +118,9 @@ def cli():
               help="Weight of the per-pixel loss on the synthetic masks; 0: no maps" + _d("train", "seg_weight"))
 @click.option("--decoder", type=click.Choice(C.DECODERS), default=None,
               help="Per-pixel head: U-Net decoder (1/2 resolution) or the light layer1-3 head" + _d("train", "decoder"))
+@click.option("--seg-width", type=int, default=None,
+              help="The per-pixel head's width (the U-Net's widths scale from it: 2w at 1/16 .. w/2 at 1/2)"
+              + _d("train", "seg_width"))
 @click.option("--seg-loss", type=click.Choice(C.SEG_LOSSES), default=None,
               help="Per-pixel loss (focal, class-balanced BCE, Dice + BCE, plain BCE)" + _d("train", "seg_loss"))
 @click.option("--min-steps", type=int, default=None,
