@@ -110,7 +110,8 @@ def test_predict_scores_one_image_file_as_in_its_folder(trained, tiles, tmp_path
     rows = list(csv.DictReader(open(tmp_path / "one.csv")))
     by_path = {r["path"]: r for r in csv.DictReader(open(tmp_path / "all.csv"))}
     assert "1 images scored" in res.output and [r["path"] for r in rows] == [str(one)]
-    assert rows[0]["score"] == by_path[str(one)]["score"]
+    # the same score up to float rounding: a batch of one and a batch of six take different oneDNN paths on some CPUs
+    assert float(rows[0]["score"]) == pytest.approx(float(by_path[str(one)]["score"]), rel=1e-5)
 
 
 def test_regen_every_n_reuses_the_set_between_regenerations(tiles, tmp_path):

@@ -55,7 +55,9 @@ def test_the_patch_memory_is_zero_on_good_descriptors_and_highest_on_an_unseen_o
     assert maps.shape == (2, 1, 5, 9)
     assert float(maps[0].max()) < 0.01  # every location of image 0 is in the memory (float rounding aside)
     assert int(maps.flatten().argmax()) == 45 + 3 * 9 + 4
-    torch.testing.assert_close(knn.maps(feats, chunk=7), maps)  # chunked over locations: the same numbers
+    # chunked over locations: the same numbers, up to the rounding of a distance near zero (sqrt of ~1e-6: ~1e-3;
+    # the matrix products' blocking differs between CPUs, seen on AMD EPYC)
+    torch.testing.assert_close(knn.maps(feats, chunk=7), maps, atol=0.01, rtol=1e-5)
     again = PatchKNN().load_state_dict(knn.state_dict())
     torch.testing.assert_close(again.maps(feats), maps)
     assert PatchKNN(bank=8).fit(good).bank.shape == (8, 6)
