@@ -25,7 +25,9 @@ VARIANTS = {"unet_w64": NetConfig(), "unet_w32": NetConfig(seg_width=32), "unet_
 
 def step_seconds(cfg: NetConfig, px: int, batch: int, steps: int, amp: bool) -> float:
     torch.manual_seed(0)
-    net = PretextNet(cfg).to(memory_format=torch.channels_last)
+    net = PretextNet(cfg)
+    if amp:  # as training lays the network out on a CPU (channels-last with bf16 only)
+        net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), 3e-4)
     x = torch.randint(0, 256, (batch, 3, px, px), dtype=torch.uint8)
     y, m = torch.randint(0, 3, (batch,)), (torch.rand(batch, px, px) > 0.95).float()
