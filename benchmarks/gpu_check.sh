@@ -15,7 +15,7 @@
 #   Real data is optional (.carry/magnetic_tile, 80 MB, does not fit one call): without it step 4 trains on a
 #   generated texture set, which measures the GPU training path and its time, not detection quality.
 #
-# Writes under $OUT (default /tmp/sslad_gpu_check): gpu.txt, gpu_tests.log, bench_gpu.json/.png,
+# Writes under $OUT (default /tmp/sslad_gpu_check): gpu.txt, dali_gpu_diff.json, gpu_tests.log, bench_gpu.json,
 # bench_gpu_training.json, train_{dali,torch}_metrics.json and summary.json: 8 files, what a lent machine returns.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,44 +37,50 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 python3 -c "import torch, nvidia.dali as d; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'dali', d.__version__)" \
   | tee -a "$OUT/gpu.txt"
 
-# 2. The gpu-marked tests: DALI GPU graph and torch CUDA vs the CPU reference on the same plans.
+# 2. Where DALI's GPU graph differs from the torch reference (per size up to 512 px, family, class, row
+#    variant), then the gpu-marked tests: DALI GPU graph and torch CUDA vs the CPU reference on the same plans.
+timeout 90 python3 benchmarks/dali_gpu_diff.py --json "$OUT/dali_gpu_diff.json" 2>&1 | tail -n 25
 python3 -m pytest -q -m gpu -rs -p no:cacheprovider tests/test_dali.py 2>&1 | tee "$OUT/gpu_tests.log"
 
-# 3. Regeneration throughput at 128/256/512 px with large batches, then training throughput.
-timeout 150 $SSLAD bench --backends dali,torch,pil --device cuda --image-size 128,256,512 --batch-size 2048 \
-  --images 2048 --repeats 3 --warmup 2 --workers 16 --json "$OUT/bench_gpu.json" --plot "$OUT/bench_gpu.png" \
-  2>&1 | tail -n 20
-timeout 120 $SSLAD bench --backends dali,torch,pil --device cuda --image-size 256 --batch-size 96 --images 1024 \
-  --repeats 1 --warmup 5 --workers 16 --training --train-steps 50 --json "$OUT/bench_gpu_training.json" \
-  2>&1 | tail -n 12
+# 3. Regeneration throughput at 128/256/512 px with large batches, then training throughput fed by each
+#    backend beside data already resident on the GPU. PIL on 16 workers was measured on the first H200 run
+#    (gpu_h200_check_session29.json); BACKENDS_BENCH=dali,torch,pil adds it again (about a minute more).
+timeout 120 $SSLAD bench --backends "${BACKENDS_BENCH:-dali,torch}" --device cuda --image-size 128,256,512 \
+  --batch-size 2048 --images 2048 --repeats 3 --warmup 2 --workers 16 --json "$OUT/bench_gpu.json" 2>&1 | tail -n 20
+timeout 120 $SSLAD bench --backends "${BACKENDS_BENCH:-dali,torch}" --device cuda --image-size 256 --batch-size 96 \
+  --images 1024 --repeats 1 --warmup 5 --workers 16 --training --train-steps 50 \
+  --json "$OUT/bench_gpu_training.json" 2>&1 | tail -n 12
 
-# 4. The GPU recipe (configs/gpu.yaml: 256 px, U-Net decoder, blobs and cracks, maps) per backend, same seed.
-#    On magnetic_tile when it was carried; else on a generated texture set (tests/helpers.make_mvtec, 384 training
-#    images at 256 px), 10 epochs: the end-to-end GPU path and its time per backend.
+# 4. The GPU recipe (configs/gpu.yaml: 256 px, U-Net decoder, blobs and cracks, maps, 100 epochs) per backend,
+#    same seed, both at once (one H200 is far from busy with one ResNet-18 at batch 96; the record says they
+#    shared it). On magnetic_tile when it was carried; else on a generated texture set (tests/helpers.make_mvtec,
+#    384 training images at 256 px), 10 epochs: the end-to-end GPU path and its time per backend.
 DATA=.carry/magnetic_tile
-EPOCHS=20
+EPOCHS=${EPOCHS:-100}
 if [ ! -d "$DATA" ]; then
   DATA=/tmp/toy_textures
   EPOCHS=10
   python3 -c "import sys; from pathlib import Path; sys.path.insert(0, 'tests'); from helpers import make_mvtec; make_mvtec(Path('$DATA'), size=256, n_train=384, n_good=32, n_bad=32)"
 fi
 for b in ${BACKENDS:-dali torch}; do  # run folders stay in /tmp (model.pt is large); their metrics.json come back
-  start=$SECONDS
-  timeout 150 $SSLAD train "$DATA" --config configs/gpu.yaml --backend "$b" --epochs "$EPOCHS" --seed 0 \
-    --out "/tmp/train_$b" --overwrite 2>&1 | tail -n 12
-  echo "train --backend $b: $((SECONDS - start)) s wall"
-  cp "/tmp/train_$b/metrics.json" "$OUT/train_${b}_metrics.json" 2>/dev/null
+  ( start=$SECONDS
+    timeout "${TRAIN_TIMEOUT:-300}" $SSLAD train "$DATA" --config configs/gpu.yaml --backend "$b" --epochs "$EPOCHS" \
+      --seed 0 --out "/tmp/train_$b" --overwrite > "/tmp/train_$b.log" 2>&1
+    echo "train --backend $b: rc $?, $((SECONDS - start)) s wall" >> "/tmp/train_$b.log"
+    cp "/tmp/train_$b/metrics.json" "$OUT/train_${b}_metrics.json" 2>/dev/null ) &
 done
+wait
+for b in ${BACKENDS:-dali torch}; do echo "== $b"; tail -n 8 "/tmp/train_$b.log"; done
 python3 - "$OUT" "$DATA" "$EPOCHS" <<'PY'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
-summary = {"data": sys.argv[2], "epochs": int(sys.argv[3])}
+summary = {"data": sys.argv[2], "epochs": int(sys.argv[3]), "note": "the backends trained at once, sharing the GPU"}
 for b in ("dali", "torch"):
     m = out / f"train_{b}_metrics.json"
     if m.is_file():
         d = json.loads(m.read_text())
         summary[b] = {k: d.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "false_positive_rate",
-                                            "train_time_s", "images_per_s", "regen_time_s", "backend",
+                                            "train_time_s", "images_per_s", "regen_time_s", "backend", "steps", "per_type_auroc", "recall",
                                             "discrepancy_pixel_auroc")}
 (out / "summary.json").write_text(json.dumps(summary, indent=1))
 print(json.dumps(summary, indent=1))
