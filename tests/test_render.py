@@ -340,3 +340,16 @@ def test_crack_masks_mark_the_pixels_that_change(size):
     if size == 256:  # thin lines: 1-4 px wide, so the mask is about length x width
         widths = plan.crack[plan.cracks()][:, :, 3]
         assert int(widths.max()) >= 3
+
+
+def test_renderers_take_large_batches_on_cuda_and_small_ones_on_the_cpu():
+    from sslad.backends import make_renderer, render_batch
+    from sslad.config import GPU_RENDER_PIXELS, RENDER_BATCH
+
+    assert render_batch(256, "cpu") == RENDER_BATCH
+    assert render_batch(256, "cuda") == GPU_RENDER_PIXELS // 256**2 > RENDER_BATCH  # a pixel budget on the GPU
+    assert render_batch(512, "cuda") == render_batch(256, "cuda") // 4
+    assert render_batch(4096, "cuda") == RENDER_BATCH  # never below the CPU's batch
+    assert make_renderer("torch", 256, torch.device("cuda")).chunk == render_batch(256, "cuda") // 3
+    assert make_renderer("torch", 256, torch.device("cpu")).chunk == RENDER_BATCH // 3
+    assert make_renderer("torch", 256, torch.device("cuda"), batch_size=96).chunk == 32  # an explicit batch wins

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from sslad.config import BACKENDS, RENDER_BATCH
+from sslad.config import BACKENDS, GPU_RENDER_PIXELS, RENDER_BATCH
 from sslad.errors import SsladError
 from sslad.synth import balanced_plan, reflect_pad, render
 from sslad.synth.renderer import Renderer, TorchRenderer
@@ -20,9 +20,19 @@ from sslad.synth.renderer import Renderer, TorchRenderer
 CHECK_TOLERANCE = 0.002
 
 
+def render_batch(image_size: int, device: torch.device | str) -> int:
+    """Images per renderer call: ``RENDER_BATCH`` on the CPU; on CUDA as many as ``GPU_RENDER_PIXELS`` allows
+    (a GPU renders small batches far below its speed, and a regeneration is a pause in training)."""
+    if torch.device(device).type != "cuda":
+        return RENDER_BATCH
+    return max(RENDER_BATCH, GPU_RENDER_PIXELS // (int(image_size) ** 2))
+
+
 def make_renderer(backend: str, image_size: int, device: torch.device,
-                  batch_size: int = RENDER_BATCH) -> Renderer:
-    """``torch`` or ``dali`` (GPU operators when ``device`` is CUDA, DALI's CPU operators otherwise)."""
+                  batch_size: int | None = None) -> Renderer:
+    """``torch`` or ``dali`` (GPU operators when ``device`` is CUDA, DALI's CPU operators otherwise);
+    ``batch_size`` images per call, by default :func:`render_batch`."""
+    batch_size = batch_size or render_batch(image_size, device)
     if backend == "torch":
         return TorchRenderer(batch_size)
     if backend == "dali":
@@ -61,4 +71,4 @@ def check_renderer(renderer: Renderer, image_size: int, device: torch.device | s
         )
 
 
-__all__ = ["CHECK_TOLERANCE", "check_renderer", "make_renderer"]
+__all__ = ["CHECK_TOLERANCE", "check_renderer", "make_renderer", "render_batch"]
