@@ -100,8 +100,9 @@ def _summary(backend, device, size, batch, images_out, times, cpu, mem, mode) ->
     )
 
 
-def _generator(backend: str, base: torch.Tensor, batch: int):
-    """A generator of the PIL baseline's classes (patch scar) over ``base``, rendered by ``backend``."""
+def _generator(backend: str, base: torch.Tensor, batch: int | None):
+    """A generator of the PIL baseline's classes (patch scar) over ``base``, rendered by ``backend``
+    (``batch`` images per renderer call; None: the renderers' default on that device, as training renders)."""
     from sslad.backends import make_renderer
     from sslad.config import SynthConfig
     from sslad.synth.generator import PretextGenerator
@@ -164,7 +165,7 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
     training picks on this device (``resolve_precision("auto")``).
 
     ``resident``: a synthetic set already on the device (the upper bound); ``torch``/``dali``:
-    regenerated on the device every epoch (regeneration time included); ``pil``: batches from
+    regenerated on the device every epoch, as training renders (regeneration time included); ``pil``: batches from
     the conventional DataLoader, copied to the device (it makes no masks: classes only).
     """
     from sslad.models import NetConfig, PretextNet
@@ -203,7 +204,7 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
             x, y = next(it)
             return x * std + mean, y
     else:
-        gen = _generator("torch" if feed == "resident" else feed, base.to(device), max(batch, 64))
+        gen = _generator("torch" if feed == "resident" else feed, base.to(device), None)  # as training renders
         state = {"k": 0, "x": None, "y": None, "m": None, "pos": 0}
 
         def next_batch():
