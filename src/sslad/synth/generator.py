@@ -72,8 +72,6 @@ class PretextGenerator:
 
     def regenerate(self, k: int) -> Synthetic:
         """Regeneration k (plan seed ``seed + k``), rendered on the device."""
-        if self.padded.is_cuda:  # time this regeneration, not the training steps still queued before it
-            torch.cuda.synchronize(self.padded.device)
         t0 = time.perf_counter()
         plan = self.plan(k)
         x, masks = self.renderer.render(plan, self.padded)
