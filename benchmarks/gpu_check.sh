@@ -12,7 +12,7 @@
 #         libcst==1.9.0
 #     (cd .whl && for w in nvidia_dali*.whl; do split -b 60M "$w" "$w.part-" && rm "$w"; done)
 #   Send the wheel parts in successive calls (each under the 64 MiB carry limit, the small wheels with the last)
-#   while the machine stays warm, then run this script in one call; it reassembles the parts first.
+#   while the machine stays warm, then run this script in one call; it joins the parts in /tmp first.
 #   Real data is optional (.carry/magnetic_tile, 80 MB, does not fit one call): without it step 4 trains on a
 #   generated texture set, which measures the GPU training path and its time, not detection quality.
 #
@@ -24,12 +24,18 @@ OUT=${OUT:-/tmp/sslad_gpu_check}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 SSLAD_NO_PROGRESS=1
 
-# 1. Wheels: reassemble split parts, install into a private site dir (the image has torch).
-if compgen -G ".whl/*.part-aa" > /dev/null; then
-  for first in .whl/*.part-aa; do whl=${first%.part-aa}; cat "$whl".part-* > "$whl" && rm -f "$whl".part-*; done
-fi
-if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+# 1. Wheels: join split parts in /tmp (the parts stay as they are: a dry run where they are kept loses nothing),
+#    install into a private site dir (the image has torch).
+WHL=/tmp/sslad_whl
+rm -rf "$WHL" && mkdir -p "$WHL"
+for first in .whl/*.part-aa; do
+  [ -e "$first" ] || continue
+  whl=${first%.part-aa}; cat "$whl".part-* > "$WHL/$(basename "$whl")" || exit 1
+done
+cp .whl/*.whl "$WHL"/ 2>/dev/null
+if compgen -G "$WHL/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl \
+    || exit 1
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src
@@ -80,9 +86,9 @@ for b in ("dali", "torch"):
     m = out / f"train_{b}_metrics.json"
     if m.is_file():
         d = json.loads(m.read_text())
-        summary[b] = {k: d.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "false_positive_rate",
-                                            "train_time_s", "images_per_s", "regen_time_s", "backend", "steps", "per_type_auroc", "recall",
-                                            "discrepancy_pixel_auroc")}
+        summary[b] = {k: d.get(k) for k in ("image_auroc", "per_type_auroc", "pixel_auroc", "aupro", "recall",
+                                            "false_positive_rate", "train_time_s", "images_per_s", "regen_time_s",
+                                            "backend", "steps", "discrepancy_pixel_auroc")}
 (out / "summary.json").write_text(json.dumps(summary, indent=1))
 print(json.dumps(summary, indent=1))
 PY
