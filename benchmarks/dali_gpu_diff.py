@@ -30,17 +30,9 @@ FAMILIES = {  # name -> (scar, irregular share, crack share)
 VARIANTS = {0: "plain", 1: "irregular", 2: "crack"}
 
 
-def base_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """uint8 (n, 3, size, size): a diagonal gradient plus per-image noise, so every pixel differs."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.linspace(0, 255, size)
-    grad = (0.5 * x[None, :, None] + 0.5 * x[None, None, :]).expand(3, size, size)
-    noise = torch.randint(0, 60, (n, 3, size, size), generator=g).float()
-    return (grad[None] * 0.7 + noise).clamp(0, 255).to(torch.uint8)
-
-
 def compare(size: int, family: str, groups: int, batch: int, device: torch.device) -> dict:
     from sslad.backends import make_renderer
+    from sslad.bench import base_images  # textured with noise: a misread pixel shows
     from sslad.synth import balanced_plan, reflect_pad, render
 
     scar, irregular, cracks = FAMILIES[family]
