@@ -167,6 +167,21 @@ def test_resume_without_an_unfinished_run(tiles, tmp_path, reference):
     assert res.exit_code == 1 and "nothing to resume" in res.output and not (tmp_path / "none").exists()
 
 
+def test_resume_scores_a_run_whose_scoring_was_cut(tiles, tmp_path, reference):
+    """Stopped after model.pt was saved, while it scored the test split (a time limit, a kill): --resume scores it,
+    and metrics.json (the training's summary included, kept in model.pt) and scores.csv are the uninterrupted run's."""
+    out = tmp_path / "cut"
+    shutil.copytree(reference, out)
+    for name in ("metrics.json", "scores.csv", "report.png"):
+        (out / name).unlink()
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--resume"])
+    assert res.exit_code == 0, res.output[-2000:]
+    assert "scoring its test split" in res.output and (out / "report.png").is_file()
+    assert_same_run(reference, out)
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--resume"])  # now it is finished
+    assert res.exit_code == 1 and "nothing to resume" in res.output
+
+
 def test_overwrite_removes_what_sslad_wrote_and_only_that(tiles, tmp_path):
     out = tmp_path / "run"
     out.mkdir()

@@ -42,9 +42,10 @@ def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra
     return metrics
 
 
-def evaluate_run(run_dir: str, data_path: str, category: str | None, out_dir: str | None,
-                 device: str = DEFAULT_DEVICE) -> dict:
-    """``sslad eval``: re-score the test split of ``data_path`` with the run's detector."""
+def evaluate_run(run_dir: str | Path, data_path: str, category: str | None, out_dir: str | Path | None,
+                 device: str = DEFAULT_DEVICE, extra: dict | None = None) -> dict:
+    """``sslad eval``: re-score the test split of ``data_path`` with the run's detector (``extra`` joins
+    metrics.json: the training's summary when ``sslad train --resume`` finishes a run's cut scoring)."""
     from sslad.checkpoint import run_folder
     from sslad.data import load_dataset
 
@@ -56,4 +57,4 @@ def evaluate_run(run_dir: str, data_path: str, category: str | None, out_dir: st
         raise SsladError(f"{data_path} has no readable test images to evaluate")
     skipped = [{"path": p, "error": reason} for p, reason in data.skipped]
     return evaluate_set(detector, data.test, out, extra={"dataset": data.name, "run_dir": str(run_dir),
-                                                         "skipped_images": skipped})
+                                                         "skipped_images": skipped, **(extra or {})})

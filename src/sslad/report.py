@@ -12,12 +12,12 @@ import numpy as np
 from sslad.labels import GOOD, UNKNOWN
 
 
-def _clean(obj):
+def json_safe(obj):
     """JSON-safe: NaN becomes null, numpy scalars become Python numbers."""
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, (np.floating, float)):
         v = float(obj)
         return None if math.isnan(v) or math.isinf(v) else v
@@ -27,7 +27,7 @@ def _clean(obj):
 
 
 def write_json(path: Path, obj: dict) -> None:
-    Path(path).write_text(json.dumps(_clean(obj), indent=2) + "\n")
+    Path(path).write_text(json.dumps(json_safe(obj), indent=2) + "\n")
 
 
 def write_scores(path: Path, paths, types, scores, threshold: float | None,

@@ -28,13 +28,13 @@ from sslad.data import AnomalyDataset, ImageSet, load_dataset, split_train
 from sslad.data.io import check_memory
 from sslad.detector import Detector
 from sslad.errors import SsladError
-from sslad.evaluate import evaluate_set
+from sslad.evaluate import evaluate_run, evaluate_set
 from sslad.export import EXPORT_FILES, EXPORT_SIDECARS
-from sslad.files import make_output_dir
+from sslad.files import load_torch_file, make_output_dir
 from sslad.models import NetConfig, PretextNet, infer_images, load_trunk_weights
 from sslad.models.embed import sample_patches
 from sslad.progress import bar
-from sslad.report import EpochLog, results_table, save_class_grid
+from sslad.report import EpochLog, json_safe, results_table, save_class_grid
 from sslad.runtime import Dist, StopSignals, init_distributed, resolve_device, resolve_precision, seed_everything
 from sslad.scoring import Scorer
 from sslad.synth import CLASS_NAMES
@@ -481,17 +481,38 @@ def load_resume_state(out: Path, is_main: bool, overwrite: bool, resume: bool, d
     return state
 
 
+def scoring_was_cut(out: Path) -> bool:
+    """A run saved at the end of its training (``model.pt``: network, fitted scorer, the training's summary) and
+    stopped while it scored its test split: no training state is left and no ``metrics.json`` was written."""
+    return (out / "model.pt").is_file() and not (out / TRAIN_STATE).is_file() and not (out / "metrics.json").is_file()
+
+
+def finish_scoring(out: Path, log: Callable[[str], None]) -> dict:
+    """``--resume`` of a run whose scoring was cut: the end of :func:`train_run` again, from ``model.pt``, on the
+    data and device saved with it; metrics.json gets the same summary as an uninterrupted run's."""
+    ckpt = load_torch_file(out / "model.pt", "checkpoint")  # its settings first: the device to score on
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("config"), dict):
+        raise SsladError(f"{out / 'model.pt'} is not an sslad checkpoint (foreign or corrupt file)")
+    cfg, summary = RunConfig.from_dict(ckpt["config"]), (ckpt.get("extra") or {}).get("summary", {})
+    log(f"resuming the run in {out}: its training is saved (model.pt), scoring its test split")
+    metrics = evaluate_run(out, cfg.data.path, cfg.data.category, out, cfg.train.device, extra=summary)
+    log(results_table(metrics))
+    return metrics
+
+
 def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
               log: Callable[[str], None] = print) -> dict:
     """Train the pretext model, fit the scorer, save, evaluate; returns ``metrics.json``'s content.
 
     With ``resume``, the run in ``out_dir`` continues from its training state, with the settings
-    saved there (``cfg`` is not re-read).
+    saved there (``cfg`` is not re-read); a run stopped while scoring its test split is scored.
     """
     out = Path(out_dir)
     created = not out.exists()
     cfg = cfg.resolved()
     is_main = int(os.environ.get("RANK", "0")) == 0
+    if resume and scoring_was_cut(out):
+        return finish_scoring(out, log) if is_main else {}
     state = load_resume_state(out, is_main, overwrite, resume, cfg.data.path)
     if state is not None:
         cfg = RunConfig.from_dict(state["config"])
@@ -514,9 +535,6 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
         return {}
     run.model.eval().to(memory_format=torch.contiguous_format)  # score as eval/predict will load it
     scorer = fit_scorer(run.model, run.fit, run.holdout, cfg, run.gen.renderer)
-    save_checkpoint(run.out / "model.pt", run.model, cfg.to_dict(), epoch=stats["epochs"],
-                    regen_index=stats["regen_index"], scorer_state=scorer.state_dict())
-    (run.out / TRAIN_STATE).unlink(missing_ok=True)  # finished: model.pt is the run's one artefact
     summary = {"dataset": run.data.name, "backend": run.gen.renderer.name, "device": str(run.device),
                "scar": cfg.synth.scar, "color": cfg.synth.color, "regen_every": cfg.synth.regen_every,
                "precision": cfg.train.precision, "image_score": cfg.score.image_score,
@@ -527,6 +545,10 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "map": cfg.score.map, "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
                "threshold_set": scorer.calibration["set"], **stats}
+    save_checkpoint(run.out / "model.pt", run.model, cfg.to_dict(), epoch=stats["epochs"],  # the summary too:
+                    regen_index=stats["regen_index"], scorer_state=scorer.state_dict(),  # a cut scoring resumes
+                    extra={"summary": json_safe(summary)})
+    (run.out / TRAIN_STATE).unlink(missing_ok=True)  # finished: model.pt is the run's one artefact
     detector = Detector(run.model, scorer, cfg.data.image_size)
     metrics = evaluate_set(detector, run.data.test, run.out, extra=summary)
     log(results_table(metrics))
