@@ -7,8 +7,8 @@
 #
 # On an H200 (gpu_h200_steps_session32.json): the four trainings at once took 38 / 150 / 270 / 280 s, scoring
 # 2-3 minutes each beside the others; a 470-s limit cut the 8x runs' scoring after their model.pt was written, and
-# they were scored with `sslad eval` in a second call (76 s). Step 3 does that when it happens; the trainings now stop at
-# 380 s (TRAIN_TIMEOUT) so that it fits one 600-s call.
+# they were scored with `sslad eval` in a second call (76 s). Step 3 finishes such runs with `--resume` (0.7.4: it scores
+# a run whose scoring was cut, in its own folder); the trainings now stop at 380 s (TRAIN_TIMEOUT) to fit one 600-s call.
 # Needs .carry/magnetic_tile (carried in two calls: train/, then the rest with the call that runs this script).
 # Writes under $OUT (default /tmp/sslad_gpu_steps): summary.json and gpu_steps_files.tgz (gpu.txt, smoke.log,
 # steps_<k>x_s<seed>_{metrics.json,epochs.csv,log}).
@@ -43,11 +43,11 @@ for run in "1 0" "4 0" "8 0" "8 1"; do
 done
 wait
 
-# 3. A run whose training finished but whose scoring was cut: score it with the saved model and scorer.
+# 3. A run whose training finished but whose scoring was cut: --resume scores it from its model.pt.
 for name in steps_8x_s0 steps_8x_s1 steps_4x_s0 steps_1x_s0; do
   if [ ! -f "$OUT/${name}_metrics.json" ] && [ -f "/tmp/$name/model.pt" ]; then
-    timeout 200 $SSLAD eval "/tmp/$name" "$DATA" --device cuda --out "/tmp/eval_$name" >> "$OUT/$name.log" 2>&1 \
-      && cp "/tmp/eval_$name/metrics.json" "$OUT/${name}_metrics.json" &
+    timeout 200 $SSLAD train "$DATA" --out "/tmp/$name" --resume >> "$OUT/$name.log" 2>&1 \
+      && cp "/tmp/$name/metrics.json" "$OUT/${name}_metrics.json" &
   fi
 done
 wait
