@@ -1,7 +1,8 @@
 """Checkpoints, loadable with ``torch.load(..., weights_only=True)``, both written atomically.
 
 * ``model.pt`` (:func:`save_checkpoint`): a *finished* run, self-describing, everything needed
-  to score new images; the one file ``eval``, ``predict`` and ``export`` read.
+  to score new images; the one file ``eval``, ``predict`` and ``export`` read. Its ``extra`` keeps
+  the training's summary: a run stopped while scoring its test split is scored by ``--resume``.
 * ``train_state.pt`` (:func:`save_train_state`): an *unfinished* run's training state (weights,
   optimizer, position in the schedule, shuffle RNG), written at the end of every epoch and on
   SIGINT/SIGTERM; ``sslad train ... --resume`` continues from it and it is removed when the run
