@@ -94,3 +94,22 @@ def test_few_held_out_images_take_their_augmented_views_into_the_threshold():
     many = Scorer(ScoreConfig(image_score="embedding", views_below=5)).fit(*fit, 32, holdout=hold, synthetic=synth)
     assert "views" not in many.calibration
     assert many.threshold == pytest.approx(float(np.quantile(many.density.score(hold[0]).numpy(), 0.99)))
+
+
+def test_overlay_outlines_the_ground_truth_and_the_thresholded_region():
+    """Overlays (report.png, predict --maps): the border of the ground-truth mask is magenta, the border of the
+    region above the pixel threshold white, their insides and the rest keep the blended map."""
+    from sslad.report import TRUTH_COLOR, overlay
+
+    image = np.full((16, 16, 3), 100, np.uint8)
+    amap = np.zeros((16, 16), np.float32)
+    amap[2:6, 2:6] = 1.0  # above the threshold: rows/cols 2-5
+    truth = np.zeros((16, 16), np.uint8)
+    truth[8:14, 8:14] = 1  # ground truth: rows/cols 8-13
+    out = overlay(image, amap, (0.0, 1.0), threshold=0.5, truth=truth)
+    assert (out[8, 8:14] == TRUTH_COLOR).all() and (out[13, 8:14] == TRUTH_COLOR).all()
+    assert (out[8:14, 8] == TRUTH_COLOR).all() and (out[10, 10] == image[10, 10]).all()  # inside: map 0, the image
+    assert (out[2, 2:6] == 255).all() and not (out[4, 4] == 255).all()  # threshold border white, inside heat
+    assert (out[0, 0] == image[0, 0]).all()
+    plain = overlay(image, amap, (0.0, 1.0), threshold=0.5)
+    assert (plain[8, 8] == image[8, 8]).all()  # no truth given: nothing drawn there

@@ -34,7 +34,7 @@ def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra
         metrics.update(decision_metrics(test.types, det.scores, threshold))
         write_scores(out_dir / "scores.csv", test.paths, test.types, det.scores, threshold)
         save_report(out_dir / "report.png", metrics, test.types, det.scores, threshold, det.images, det.maps,
-                    detector.map_range, detector.pixel_threshold)
+                    detector.map_range, detector.pixel_threshold, masks=test.masks)
     metrics.update({"threshold": threshold, "threshold_quantile": detector.scorer.quantile,
                     "pixel_threshold": detector.pixel_threshold, "map_range": detector.map_range})
     metrics.update(extra or {})

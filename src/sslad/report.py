@@ -90,11 +90,12 @@ def results_table(metrics: dict) -> str:
 
 
 def save_report(path: Path, metrics: dict, types, scores, threshold: float | None, images=None, maps=None,
-                map_range=None, pixel_threshold: float | None = None, per_row: int = 4) -> bool:
+                map_range=None, pixel_threshold: float | None = None, per_row: int = 4, masks=None) -> bool:
     """One picture of a result (``report.png``): the per-type AUROC table, the ROC curve, score histograms
     (good vs defective, log-scaled counts) with the threshold, and overlays, on the model's stored colour
     scale, of the highest-scoring good images (false alarms first) and the lowest-scoring defective ones
-    (misses first). False when matplotlib is missing.
+    (misses first), the region above ``pixel_threshold`` outlined white and, given ``masks`` (N, H, W), the
+    ground truth magenta. False when matplotlib is missing.
     """
     try:
         import matplotlib
@@ -145,10 +146,14 @@ def save_report(path: Path, metrics: dict, types, scores, threshold: float | Non
             for c, i in enumerate(idx):
                 ax = fig.add_subplot(grid[r, c])
                 rgb = images[i].permute(1, 2, 0).numpy()
-                ax.imshow(overlay(rgb, maps[i].numpy(), map_range, pixel_threshold))
+                truth = None if masks is None else masks[i].numpy()
+                ax.imshow(overlay(rgb, maps[i].numpy(), map_range, pixel_threshold, truth))
                 ax.set_title(f"{title}: {types[i]} {scores[i]:.3g}", fontsize=8)
                 ax.axis("off")
     fig.tight_layout()
+    if show:
+        key = "white: map above the pixel threshold" + ("; magenta: ground truth" if masks is not None else "")
+        fig.text(0.5, 0.005, key, ha="center", fontsize=8)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
@@ -189,21 +194,32 @@ def heat_colors(t: np.ndarray) -> np.ndarray:
     return np.clip(1.5 - np.abs(4.0 * t - np.array([3.0, 2.0, 1.0])), 0.0, 1.0)
 
 
+#: The colour of the ground truth's outline in overlays (magenta: apart from the heat ramp and the white threshold).
+TRUTH_COLOR = (255.0, 0.0, 255.0)
+
+
 def overlay(image: np.ndarray, amap: np.ndarray, value_range: tuple[float, float],
-            threshold: float | None = None) -> np.ndarray:
+            threshold: float | None = None, truth: np.ndarray | None = None) -> np.ndarray:
     """Anomaly map over an image, on a fixed scale: uint8 (H, W, 3) image, float (H, W) map.
 
     The map is normalised by ``value_range`` (the model's stored display range, the same for every
     image) and blended in proportion to its value, so a good image stays close to itself; pixels
-    on the border of the region above ``threshold`` are drawn white.
+    on the border of the region above ``threshold`` are drawn white, those on the border of the
+    ground-truth mask ``truth`` (H, W; nonzero inside) magenta.
     """
     lo, hi = value_range
     t = np.clip((amap - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
     alpha = 0.65 * t[..., None]
     out = image.astype(np.float32) * (1 - alpha) + 255.0 * heat_colors(t) * alpha
     if threshold is not None:
-        above = amap > threshold
-        inner = above.copy()
-        inner[1:-1, 1:-1] &= above[:-2, 1:-1] & above[2:, 1:-1] & above[1:-1, :-2] & above[1:-1, 2:]
-        out[above & ~inner] = 255.0
+        out[_border(amap > threshold)] = 255.0
+    if truth is not None:
+        out[_border(np.asarray(truth) > 0)] = TRUTH_COLOR
     return np.round(out).astype(np.uint8)
+
+
+def _border(region: np.ndarray) -> np.ndarray:
+    """The pixels of a boolean region with a 4-neighbour outside it (the image edge counts as inside)."""
+    inner = region.copy()
+    inner[1:-1, 1:-1] &= region[:-2, 1:-1] & region[2:, 1:-1] & region[1:-1, :-2] & region[1:-1, 2:]
+    return region & ~inner
