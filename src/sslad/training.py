@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from sslad.backends import make_renderer
-from sslad.checkpoint import TRAIN_STATE, load_train_state, save_checkpoint, save_train_state
+from sslad.checkpoint import TRAIN_STATE, load_train_state, read_checkpoint, save_checkpoint, save_train_state
 from sslad.config import RunConfig, save_yaml
 from sslad.data import AnomalyDataset, ImageSet, load_dataset, split_train
 from sslad.data.io import check_memory
@@ -30,7 +30,7 @@ from sslad.detector import Detector
 from sslad.errors import SsladError
 from sslad.evaluate import evaluate_run, evaluate_set
 from sslad.export import EXPORT_FILES, EXPORT_SIDECARS
-from sslad.files import load_torch_file, make_output_dir
+from sslad.files import make_output_dir
 from sslad.models import NetConfig, PretextNet, infer_images, load_trunk_weights
 from sslad.models.embed import sample_patches
 from sslad.progress import bar
@@ -490,9 +490,7 @@ def scoring_was_cut(out: Path) -> bool:
 def finish_scoring(out: Path, log: Callable[[str], None]) -> dict:
     """``--resume`` of a run whose scoring was cut: the end of :func:`train_run` again, from ``model.pt``, on the
     data and device saved with it; metrics.json gets the same summary as an uninterrupted run's."""
-    ckpt = load_torch_file(out / "model.pt", "checkpoint")  # its settings first: the device to score on
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("config"), dict):
-        raise SsladError(f"{out / 'model.pt'} is not an sslad checkpoint (foreign or corrupt file)")
+    ckpt = read_checkpoint(out)  # its settings first (the device to score on), checked as every reader checks it
     cfg, summary = RunConfig.from_dict(ckpt["config"]), (ckpt.get("extra") or {}).get("summary", {})
     log(f"resuming the run in {out}: its training is saved (model.pt), scoring its test split")
     metrics = evaluate_run(out, cfg.data.path, cfg.data.category, out, cfg.train.device, extra=summary)
