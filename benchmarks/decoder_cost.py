@@ -20,7 +20,6 @@ from sslad.runtime import resolve_precision
 from sslad.training import train_step
 
 VARIANTS = {"unet_w64": NetConfig(), "unet_w32": NetConfig(seg_width=32), "unet_w16": NetConfig(seg_width=16),
-            "unet_w64_fine16": NetConfig(seg_fine_width=16), "unet_w64_fine32": NetConfig(seg_fine_width=32),
             "light_w64": NetConfig(decoder="light"), "no_head": NetConfig(seg_head=False)}
 
 

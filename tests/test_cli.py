@@ -175,19 +175,16 @@ def test_predict_uses_the_stored_threshold(trained, tiles, tmp_path):
 
 def test_epochs_zero_scores_with_the_untrained_network(tiles, tmp_path):
     """The untrained baseline: a normal run folder, no training rows, the scorer fitted as usual; the network is the
-    one the flags describe (here a U-Net decoder of width 16 whose two fine blocks have 24 and 12 channels)."""
+    one the flags describe (here a U-Net decoder of width 16: its last block has 8 channels)."""
     out = tmp_path / "untrained"
     run(["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "0", "--device", "cpu",
-         "--seg-width", "16", "--seg-fine-width", "24"])
+         "--seg-width", "16"])
     m = json.loads((out / "metrics.json").read_text())
     assert m["epochs"] == 0 and m["steps"] == 0 and math.isfinite(m["threshold"])
     assert m["image_auroc"] == pytest.approx(auroc_of_scores_csv(out / "scores.csv"), abs=1e-6)
     assert list(csv.DictReader(open(out / "metrics.csv"))) == []
     ck = torch.load(out / "model.pt", weights_only=True)
-    assert ck["epoch"] == 0 and ck["model_args"]["seg_width"] == 16 and ck["model_args"]["seg_fine_width"] == 24
-    sd = ck["state_dict"]
-    assert [sd[f"seg.blocks.{i}.0.weight"].shape[0] for i in range(4)] == [32, 32, 24, 12]
-    assert sd["seg.out.weight"].shape[1] == 12
+    assert ck["epoch"] == 0 and ck["model_args"]["seg_width"] == 16 and ck["state_dict"]["seg.out.weight"].shape[1] == 8
 
 
 def test_config_yaml_holds_every_resolved_value(trained):
@@ -258,7 +255,6 @@ def test_preview_writes_plan_samples_and_grids(tiles, tmp_path):
     (["--variants", "0"], "--variants must be at least 1"),
     (["--cracks", "2"], "--cracks must lie in [0, 1]"),
     (["--seg-width", "4"], "--seg-width must lie in [8, 512]"),
-    (["--seg-fine-width", "16", "--decoder", "light"], "--seg-fine-width applies to --decoder unet only"),
     (["--weights", "/no/such/file.pt"], "no such file"),
 ])
 def test_bad_flags_give_one_clear_line(tiles, tmp_path, args, message, monkeypatch):

@@ -121,9 +121,6 @@ def cli():
 @click.option("--seg-width", type=int, default=None,
               help="The per-pixel head's width (the U-Net's widths scale from it: 2w at 1/16 .. w/2 at 1/2)"
               + _d("train", "seg_width"))
-@click.option("--seg-fine-width", type=int, default=None,
-              help="The U-Net's width on its two high-resolution grids (1/4: f, 1/2: f/2), where most of its cost "
-              "is; 0: --seg-width's" + _d("train", "seg_fine_width"))
 @click.option("--seg-loss", type=click.Choice(C.SEG_LOSSES), default=None,
               help="Per-pixel loss (focal, class-balanced BCE, Dice + BCE, plain BCE)" + _d("train", "seg_loss"))
 @click.option("--min-steps", type=int, default=None,

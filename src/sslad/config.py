@@ -92,8 +92,7 @@ class TrainConfig:
     weights: str = "none"  # none | imagenet | PATH
     seg_weight: float = 1.0  # weight of the per-pixel loss on the synthetic masks; 0: no per-pixel head
     decoder: str = "unet"  # the per-pixel head
-    seg_width: int = 64  # the per-pixel head's width; the U-Net decoder's widths scale from it (2w, 2w, w, w/2)
-    seg_fine_width: int = 0  # the U-Net's widths on layer1's and the stem's grids (f, f/2); 0: seg_width's
+    seg_width: int = 64  # the per-pixel head's width; the U-Net decoder's widths scale from it (2w, 2w, w, w/2, w/2)
     seg_loss: str = "focal"  # the per-pixel loss
     min_steps: int = 0  # a budget in optimiser steps: small sets get more epochs (epochs = max(epochs, needed))
     crop: int = 0  # train on crop x crop windows of the image_size images (0: whole images); scoring sees it all
@@ -261,8 +260,6 @@ class RunConfig:
             (t.seg_weight >= 0, "--seg-weight cannot be negative"),
             one_of(t.decoder, DECODERS, "decoder"),
             (8 <= t.seg_width <= 512, "--seg-width must lie in [8, 512]"),
-            (t.seg_fine_width == 0 or 8 <= t.seg_fine_width <= 512, "--seg-fine-width must be 0 or lie in [8, 512]"),
-            (t.seg_fine_width == 0 or t.decoder == "unet", "--seg-fine-width applies to --decoder unet only"),
             one_of(t.seg_loss, SEG_LOSSES, "per-pixel loss"),
             (t.min_steps >= 0, "--min-steps cannot be negative"),
             (t.crop == 0 or MIN_IMAGE_SIZE <= t.crop <= d.image_size,

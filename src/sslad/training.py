@@ -176,7 +176,7 @@ def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | 
     cfg = cfg.override(train={"precision": resolve_precision(cfg.train.precision, device)})
     seed_everything(cfg.train.seed + dist.rank)
     model = PretextNet(NetConfig(arch=cfg.train.arch, seg_head=cfg.train.seg_weight > 0, decoder=cfg.train.decoder,
-                                 seg_width=cfg.train.seg_width, seg_fine_width=cfg.train.seg_fine_width))
+                                 seg_width=cfg.train.seg_width))
     source = load_trunk_weights(model, cfg.train.weights)
     model = model.to(device)
     data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device)
@@ -537,8 +537,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "scar": cfg.synth.scar, "color": cfg.synth.color, "regen_every": cfg.synth.regen_every,
                "precision": cfg.train.precision, "image_score": cfg.score.image_score,
                "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
-               "decoder": cfg.train.decoder, "seg_width": cfg.train.seg_width,
-               "seg_fine_width": cfg.train.seg_fine_width, "seg_loss": cfg.train.seg_loss,
+               "decoder": cfg.train.decoder, "seg_width": cfg.train.seg_width, "seg_loss": cfg.train.seg_loss,
                "crop": cfg.train.crop,
                "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "whole_view": cfg.score.whole_view,
                "map": cfg.score.map, "seed": cfg.train.seed,

@@ -26,7 +26,6 @@ class NetConfig:
     num_classes: int = 3
     seg_head: bool = True  # a per-pixel head (anomaly maps)
     seg_width: int = 64  # the light head's width; the U-Net decoder's widths scale from it
-    seg_fine_width: int = 0  # the U-Net's two high-resolution blocks (1/4, 1/2): f and f/2; 0: seg_width's
     decoder: str = "unet"  # unet: skips from the stem and layer1-4 back to 1/2 resolution; light: layer1-3 at 1/4
 
     def to_dict(self) -> dict:
@@ -38,8 +37,7 @@ class NetConfig:
     def from_dict(cls, d: dict) -> NetConfig:
         return cls(arch=str(d["arch"]), head_dims=tuple(int(x) for x in d["head_dims"]),
                    num_classes=int(d["num_classes"]), seg_head=bool(d.get("seg_head", False)),
-                   seg_width=int(d.get("seg_width", 64)), seg_fine_width=int(d.get("seg_fine_width", 0)),
-                   decoder=str(d.get("decoder", "light")))  # light: 0.1
+                   seg_width=int(d.get("seg_width", 64)), decoder=str(d.get("decoder", "light")))  # light: 0.1
 
 
 def _trunk(arch: str) -> tuple[nn.Module, int]:
@@ -97,17 +95,14 @@ class UNetDecoder(nn.Module):
     """A U-Net decoder over the trunk: from layer4 (1/32) up through layer3, 2, 1 (1/16 .. 1/4) and the stem
     (1/2), each step upsampling x2, concatenating the skip and applying a conv block; one logit per
     location at half the input resolution. Widths shrink with the resolution to keep it cheap on a CPU
-    (DRAEM's discriminative network is a full U-Net; this one reuses the trunk as its encoder): 2w, 2w after
-    layer3 and layer2, then f and f/2 on layer1's and the stem's grids (f = ``fine``, by default w), the two
-    blocks where most of the decoder's cost is."""
+    (DRAEM's discriminative network is a full U-Net; this one reuses the trunk as its encoder)."""
 
-    def __init__(self, skips: tuple[int, ...], deep: int, width: int = 64, fine: int = 0):
+    def __init__(self, skips: tuple[int, ...], deep: int, width: int = 64):
         super().__init__()
-        fine = fine or width
-        widths = (2 * width, 2 * width, fine, fine // 2)  # after layer3, 2, 1 and the stem
+        widths = (2 * width, 2 * width, width, width // 2, width // 2)  # after layer3, 2, 1, stem; the last extra
         self.blocks = nn.ModuleList()
         cin = deep
-        for skip, cout in zip(reversed(skips), widths, strict=True):
+        for skip, cout in zip(reversed(skips), widths, strict=False):
             self.blocks.append(_conv_block(cin + skip, cout))
             cin = cout
         self.out = nn.Conv2d(cin, 1, 1)
@@ -144,8 +139,7 @@ class PretextNet(nn.Module):
         if cfg.seg_head:
             widths = tuple(getattr(self.trunk, f"layer{i}")[0].conv1.in_channels for i in (2, 3, 4))  # layer1-3 out
             if cfg.decoder == "unet":
-                self.seg = UNetDecoder((self.trunk.conv1.out_channels, *widths), dim, cfg.seg_width,
-                                       cfg.seg_fine_width)
+                self.seg = UNetDecoder((self.trunk.conv1.out_channels, *widths), dim, cfg.seg_width)
             elif cfg.decoder == "light":
                 self.seg = SegHead(widths, cfg.seg_width)
             else:
