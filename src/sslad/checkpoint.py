@@ -56,7 +56,21 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     Returns (model in eval mode on ``device``, scorer or None, the checkpoint dict).
     A missing, foreign or corrupt file raises :class:`SsladError` with one line.
     """
-    p, ckpt = _read(path)
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "model.pt").is_file() and (p / TRAIN_STATE).is_file():
+            raise SsladError(f"{p} holds an unfinished run (no model.pt yet); finish it with sslad train ... --resume")
+        p = p / "model.pt"
+    if not p.is_file():
+        raise SsladError(f"no checkpoint at {p}")
+    ckpt = load_torch_file(p, "not a readable sslad checkpoint")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise SsladError(f"{p} is not an sslad checkpoint (foreign or corrupt file)")
+    if int(ckpt.get("format_version", -1)) > FORMAT_VERSION:
+        raise SsladError(f"{p} has checkpoint format {ckpt['format_version']}; this sslad reads up to {FORMAT_VERSION}")
+    missing = [k for k in ("model_args", "state_dict", "config", "preprocessing") if not isinstance(ckpt.get(k), dict)]
+    if missing or not isinstance(ckpt["preprocessing"].get("image_size"), int):
+        raise SsladError(f"{p} is an incomplete sslad checkpoint (missing {', '.join(missing) or 'the image size'})")
     try:
         model = build_network(ckpt["model_args"])
         model.load_state_dict(ckpt["state_dict"])
@@ -74,31 +88,6 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
         if not scorer.is_finite():
             raise SsladError(f"{p}: the stored scorer or threshold is not finite (a diverged training)")
     return model, scorer, ckpt
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict of a run folder or ``model.pt``, checked as :func:`load_checkpoint` checks it, without
-    building the network (what a caller needs to read its settings first)."""
-    return _read(path)[1]
-
-
-def _read(path: str | Path) -> tuple[Path, dict]:
-    p = Path(path)
-    if p.is_dir():
-        if not (p / "model.pt").is_file() and (p / TRAIN_STATE).is_file():
-            raise SsladError(f"{p} holds an unfinished run (no model.pt yet); finish it with sslad train ... --resume")
-        p = p / "model.pt"
-    if not p.is_file():
-        raise SsladError(f"no checkpoint at {p}")
-    ckpt = load_torch_file(p, "not a readable sslad checkpoint")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise SsladError(f"{p} is not an sslad checkpoint (foreign or corrupt file)")
-    if int(ckpt.get("format_version", -1)) > FORMAT_VERSION:
-        raise SsladError(f"{p} has checkpoint format {ckpt['format_version']}; this sslad reads up to {FORMAT_VERSION}")
-    missing = [k for k in ("model_args", "state_dict", "config", "preprocessing") if not isinstance(ckpt.get(k), dict)]
-    if missing or not isinstance(ckpt["preprocessing"].get("image_size"), int):
-        raise SsladError(f"{p} is an incomplete sslad checkpoint (missing {', '.join(missing) or 'the image size'})")
-    return p, ckpt
 
 
 def run_folder(path: str | Path) -> Path:

@@ -43,15 +43,16 @@ def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra
 
 
 def evaluate_run(run_dir: str | Path, data_path: str, category: str | None, out_dir: str | Path | None,
-                 device: str = DEFAULT_DEVICE, extra: dict | None = None) -> dict:
+                 device: str = DEFAULT_DEVICE, extra: dict | None = None, detector: Detector | None = None) -> dict:
     """``sslad eval``: re-score the test split of ``data_path`` with the run's detector (``extra`` joins
-    metrics.json: the training's summary when ``sslad train --resume`` finishes a run's cut scoring)."""
+    metrics.json: the training's summary when ``sslad train --resume`` finishes a run's cut scoring, which passes
+    the ``detector`` it has already loaded; otherwise it is loaded from ``run_dir`` onto ``device``)."""
     from sslad.checkpoint import run_folder
     from sslad.data import load_dataset
 
     run_dir = run_folder(run_dir)
     out = make_output_dir(out_dir if out_dir is not None else run_dir / "eval", "--out")
-    detector = Detector.load(run_dir, device)
+    detector = detector if detector is not None else Detector.load(run_dir, device)
     data = load_dataset(data_path, category, detector.image_size, device="cpu", splits=("test",))
     if data.test is None or len(data.test) == 0:
         raise SsladError(f"{data_path} has no readable test images to evaluate")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from sslad.backends import make_renderer
-from sslad.checkpoint import TRAIN_STATE, load_train_state, read_checkpoint, save_checkpoint, save_train_state
+from sslad.checkpoint import TRAIN_STATE, load_train_state, save_checkpoint, save_train_state
 from sslad.config import RunConfig, save_yaml
 from sslad.data import AnomalyDataset, ImageSet, load_dataset, split_train
 from sslad.data.io import check_memory
@@ -490,10 +490,12 @@ def scoring_was_cut(out: Path) -> bool:
 def finish_scoring(out: Path, log: Callable[[str], None]) -> dict:
     """``--resume`` of a run whose scoring was cut: the end of :func:`train_run` again, from ``model.pt``, on the
     data and device saved with it; metrics.json gets the same summary as an uninterrupted run's."""
-    ckpt = read_checkpoint(out)  # its settings first (the device to score on), checked as every reader checks it
-    cfg, summary = RunConfig.from_dict(ckpt["config"]), (ckpt.get("extra") or {}).get("summary", {})
+    detector = Detector.load(out, "cpu")  # model.pt read once, checked as every reader checks it; then the device
+    cfg = RunConfig.from_dict(detector.info["config"])  # its settings name (the scorer's state is device-free)
+    detector.model.to(resolve_device(cfg.train.device))
+    summary = (detector.info.get("extra") or {}).get("summary", {})
     log(f"resuming the run in {out}: its training is saved (model.pt), scoring its test split")
-    metrics = evaluate_run(out, cfg.data.path, cfg.data.category, out, cfg.train.device, extra=summary)
+    metrics = evaluate_run(out, cfg.data.path, cfg.data.category, out, extra=summary, detector=detector)
     log(results_table(metrics))
     return metrics
 
