@@ -49,7 +49,7 @@ RENDER_BATCH = 256  # images per renderer call (torch chunks, DALI iterations) o
 #: 0.083 s at 2,048 per call against 0.31 s at 256 (torch, peak 2.6 GB); DALI's graph 14,000 img/s against 7,700.
 GPU_RENDER_PIXELS = 2048 * 256 * 256
 
-#: Default learning rate per optimizer (Adam measured in the README; SGD is the CutPaste paper's).
+#: Default learning rate per optimizer (Adam measured in docs/results.md; SGD is the CutPaste paper's).
 DEFAULT_LR = {"adam": 3e-4, "sgd": 0.03}
 
 
@@ -69,7 +69,7 @@ class SynthConfig:
     backend: str = "torch"
     variants: int = 1  # synthetic samples per class per training image, per regeneration
     regen_every: int = 1  # epochs between regenerations
-    scar: str = "line"  # line measured better than patch at 64 px (README)
+    scar: str = "line"  # line measured better than patch at 64 px (docs/results.md)
     jitter: float = 0.1  # colour jitter strength (brightness, contrast, saturation, hue)
     translate: float = 0.0625  # whole-image translation, fraction of the image side
     color: str = "auto"  # colour space of the synthetic anomalies; auto: gray for grayscale data
@@ -143,7 +143,7 @@ class DistillConfig:
     """The downstream transfer (``sslad distill``): what it adds to its teacher's config (stored in the
     student's checkpoint, ``extra.distill``)."""
 
-    arch: str = "resnet10_slim"  # a fifth of the teacher's weights, its image AUROC (README, Downstream transfer)
+    arch: str = "resnet10_slim"  # a fifth of the teacher's weights, its image AUROC (docs/results.md, Downstream transfer)
     epochs: int = 10
     min_steps: int = 200  # small sets still get this many optimiser steps
     lr: float = 1e-3  # Adam, one cosine cycle

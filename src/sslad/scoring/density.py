@@ -182,7 +182,7 @@ class PatchKNN:
     """A memory of good patch descriptors (PatchCore, Roth et al. 2022): a greedy coreset of ``bank`` descriptors
     of the fit images' locations; a location's anomaly value is the Euclidean distance to its nearest entry.
     Location-independent like :class:`PatchGaussian`, but many-modal: a texture with several kinds of good
-    patches is not one ellipsoid (measured in the README: the same pixel AUROC as the Gaussian, and maps whose
+    patches is not one ellipsoid (measured in docs/results.md: the same pixel AUROC as the Gaussian, and maps whose
     maxima rank images 4-7 points better, on both real sets; it costs a nearest-neighbour search per location)."""
 
     name = "patch_knn"
