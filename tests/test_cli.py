@@ -187,6 +187,23 @@ def test_epochs_zero_scores_with_the_untrained_network(tiles, tmp_path):
     assert ck["epoch"] == 0 and ck["model_args"]["seg_width"] == 16 and ck["state_dict"]["seg.out.weight"].shape[1] == 8
 
 
+def test_baseline_is_the_epochs_zero_run_beside_the_trained_one(tiles, tmp_path, trained):
+    """--baseline scores the run's first weights exactly as an --epochs 0 run with the same seed does (the same image
+    and pixel AUROC, to the last digit), reports it beside the trained network's, and says what training was worth."""
+    out, zero = tmp_path / "with_baseline", tmp_path / "zero"
+    res = run(["train", str(tiles), "--out", str(out), *TINY, "--baseline"])
+    untrained = [("0" if prev == "--epochs" else a) for prev, a in zip(["", *TINY], TINY, strict=False)]
+    run(["train", str(tiles), "--out", str(zero), *untrained])
+    m, z = (json.loads((d / "metrics.json").read_text()) for d in (out, zero))
+    base = m["untrained"]
+    assert base["image_auroc"] == pytest.approx(z["image_auroc"], abs=1e-12)
+    assert base["pixel_auroc"] == pytest.approx(z["pixel_auroc"], abs=1e-12) and base["aupro"] == z["aupro"]
+    assert base["per_type_auroc"] == z["per_type_auroc"]
+    gain = 100 * (m["image_auroc"] - base["image_auroc"])
+    assert f"image AUROC {100 * base['image_auroc']:.1f} (the pretext training: {gain:+.1f} points)" in res.output
+    assert "untrained" not in json.loads((trained[0] / "metrics.json").read_text())  # off by default
+
+
 def test_config_yaml_holds_every_resolved_value(trained):
     out, _ = trained
     cfg = yaml.safe_load((out / "config.yaml").read_text())

@@ -154,6 +154,10 @@ def cli():
               "joined with the main view's on the held-out images' statistics; 0: off" + _d("score", "whole_view"))
 @click.option("--threshold-quantile", type=float, default=None,
               help="Thresholds: this quantile of the held-out good images' scores" + _d("score", "threshold_quantile"))
+@click.option("--baseline/--no-baseline", default=None,
+              help="Also fit and score the untrained network (the training's first weights, the same seed) the same "
+              "way, and report it beside the run: what the pretext training is worth on this data (the --epochs 0 "
+              "run, in the same command; about one more scoring pass)" + _d("score", "baseline"))
 @click.option("--student", type=click.Choice(C.STUDENT_ARCHS), default=None,
               help="Then distil the run into a student of this trunk, in RUN_DIR/student (see sslad distill).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out (removes the files sslad wrote there).")

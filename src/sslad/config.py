@@ -119,6 +119,7 @@ class ScoreConfig:
     map: str = "both"  # seg (the per-pixel head), density (a patch density's) or both averaged
     patch_density: str = "gauss"  # what makes the density maps: gauss (one Gaussian) or knn (a coreset memory)
     patch_bank: int = 10_000  # knn: descriptors kept in the memory (a greedy coreset of the sampled locations)
+    baseline: bool = False  # also score the untrained network (training's first weights) the same way, beside
 
 
 STUDENT_ARCHS = ("resnet18", "resnet10", "resnet10_slim", "mobilenet_v3_small")  # the downstream transfer's trunks
@@ -143,7 +144,7 @@ class DistillConfig:
     """The downstream transfer (``sslad distill``): what it adds to its teacher's config (stored in the
     student's checkpoint, ``extra.distill``)."""
 
-    arch: str = "resnet10_slim"  # a fifth of the teacher's weights, its image AUROC (docs/results.md, Downstream transfer)
+    arch: str = "resnet10_slim"  # a fifth of the teacher's weights, its image AUROC (docs/results.md)
     epochs: int = 10
     min_steps: int = 200  # small sets still get this many optimiser steps
     lr: float = 1e-3  # Adam, one cosine cycle

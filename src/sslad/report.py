@@ -90,12 +90,14 @@ def results_table(metrics: dict) -> str:
 
 
 def save_report(path: Path, metrics: dict, types, scores, threshold: float | None, images=None, maps=None,
-                map_range=None, pixel_threshold: float | None = None, per_row: int = 4, masks=None) -> bool:
+                map_range=None, pixel_threshold: float | None = None, per_row: int = 4, masks=None,
+                untrained: dict | None = None) -> bool:
     """One picture of a result (``report.png``): the per-type AUROC table, the ROC curve, score histograms
     (good vs defective, log-scaled counts) with the threshold, and overlays, on the model's stored colour
     scale, of the highest-scoring good images (false alarms first) and the lowest-scoring defective ones
     (misses first), the region above ``pixel_threshold`` outlined white and, given ``masks`` (N, H, W), the
-    ground truth magenta. False when matplotlib is missing.
+    ground truth magenta; ``untrained`` (the ``--baseline`` metrics) adds the untrained network's AUROCs to the
+    table. False when matplotlib is missing.
     """
     try:
         import matplotlib
@@ -117,6 +119,10 @@ def save_report(path: Path, metrics: dict, types, scores, threshold: float | Non
              ["AUPRO", _pct(metrics.get("aupro"))], ["FPR at threshold", _pct(metrics.get("false_positive_rate"))],
              ["recall at threshold", _pct(metrics.get("recall"))]]
     cells += [[f"  {t}", _pct(v)] for t, v in sorted((metrics.get("per_type_auroc") or {}).items())]
+    if untrained:
+        cells += [[f"untrained: {name}", _pct(untrained.get(key))] for key, name in
+                  (("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"))
+                  if untrained.get(key) is not None]
     table = ax.table(cellText=cells, loc="center", cellLoc="left")
     table.scale(1, 1.3)
     ax = fig.add_subplot(grid[0, 1])

@@ -28,7 +28,7 @@ from sslad.data import AnomalyDataset, ImageSet, load_dataset, split_train
 from sslad.data.io import check_memory
 from sslad.detector import Detector
 from sslad.errors import SsladError
-from sslad.evaluate import evaluate_run, evaluate_set
+from sslad.evaluate import evaluate_run, evaluate_set, test_metrics
 from sslad.export import EXPORT_FILES, EXPORT_SIDECARS
 from sslad.files import make_output_dir
 from sslad.models import NetConfig, PretextNet, infer_images, load_trunk_weights
@@ -168,16 +168,22 @@ def prepare_run_dir(out: Path, data_path: str, overwrite: bool, resume: bool) ->
     return None
 
 
+def initial_network(cfg: RunConfig, seed: int) -> tuple[PretextNet, str]:
+    """The network as training starts it (all RNGs seeded with ``seed``, then built, then ``--weights`` loaded) and
+    where its trunk came from: the first weights of a run, and the untrained baseline's network."""
+    seed_everything(seed)
+    model = PretextNet(NetConfig(arch=cfg.train.arch, seg_head=cfg.train.seg_weight > 0, decoder=cfg.train.decoder,
+                                 seg_width=cfg.train.seg_width))
+    return model, load_trunk_weights(model, cfg.train.weights)
+
+
 def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | None = None) -> Run:
     """Device and DDP, network (a bad --weights fails before decoding), data, then the config's last
     choices (precision from the device, colour space from the data), then the generator built on them."""
     device = resolve_device(cfg.train.device)
     dist, device = init_distributed(device)
     cfg = cfg.override(train={"precision": resolve_precision(cfg.train.precision, device)})
-    seed_everything(cfg.train.seed + dist.rank)
-    model = PretextNet(NetConfig(arch=cfg.train.arch, seg_head=cfg.train.seg_weight > 0, decoder=cfg.train.decoder,
-                                 seg_width=cfg.train.seg_width))
-    source = load_trunk_weights(model, cfg.train.weights)
+    model, source = initial_network(cfg, cfg.train.seed + dist.rank)
     model = model.to(device)
     data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device)
     fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
@@ -468,6 +474,31 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
                       whole=fit_out.whole)
 
 
+def untrained_baseline(run: Run, renderer) -> dict:
+    """The untrained network (the run's first weights, :func:`initial_network` with the run's seed) scored exactly as
+    the run is — the same fit and held-out images, the same scorer settings — on the test split: image AUROC (and
+    pixel AUROC / AUPRO where there are masks), the ``--epochs 0`` run's numbers, without a second command."""
+    model = initial_network(run.cfg, run.cfg.train.seed)[0].to(run.device).eval()
+    scorer = fit_scorer(model, run.fit, run.holdout, run.cfg, renderer)
+    metrics = test_metrics(Detector(model, scorer, run.cfg.data.image_size), run.data.test, "score test (untrained)")[0]
+    keep = ("image_auroc", "per_type_auroc", "pixel_auroc", "aupro")
+    return {k: metrics[k] for k in keep if k in metrics} | {"image_score_chosen": scorer.image_score}
+
+
+def baseline_line(metrics: dict) -> str | None:
+    """One line: what the pretext training is worth against the untrained baseline (None without one)."""
+    base, trained = metrics.get("untrained"), metrics.get("image_auroc")
+    if not base or base.get("image_auroc") is None or trained is None:
+        return None
+    gain = 100 * (trained - base["image_auroc"])
+    line = (f"untrained network, scored the same way: image AUROC {100 * base['image_auroc']:.1f} "
+            f"(the pretext training: {gain:+.1f} points)")
+    if gain < 1:
+        line += ("; warning: the trained network is no better than an untrained one on this data "
+                 "(docs/results.md, elpv:poly)")
+    return line
+
+
 def load_resume_state(out: Path, is_main: bool, overwrite: bool, resume: bool, data_path: str) -> dict | None:
     """Rank 0 checks (and for ``--overwrite`` clears) the run folder; with ``--resume`` every rank reads the
     training state, so every process continues from the same point."""
@@ -549,9 +580,14 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                     regen_index=stats["regen_index"], scorer_state=scorer.state_dict(),  # a cut scoring resumes
                     extra={"summary": json_safe(summary)})
     (run.out / TRAIN_STATE).unlink(missing_ok=True)  # finished: model.pt is the run's one artefact
+    if cfg.score.baseline and run.data.test is not None and len(run.data.test) > 0:  # after the save: never lost
+        summary["untrained"] = untrained_baseline(run, run.gen.renderer)
     detector = Detector(run.model, scorer, cfg.data.image_size)
     metrics = evaluate_set(detector, run.data.test, run.out, extra=summary)
     log(results_table(metrics))
+    line = baseline_line(metrics)
+    if line:
+        log(line)
     return metrics
 
 
