@@ -119,7 +119,7 @@ class ScoreConfig:
     map: str = "both"  # seg (the per-pixel head), density (a patch density's) or both averaged
     patch_density: str = "gauss"  # what makes the density maps: gauss (one Gaussian) or knn (a coreset memory)
     patch_bank: int = 10_000  # knn: descriptors kept in the memory (a greedy coreset of the sampled locations)
-    baseline: bool = False  # also score the untrained network (training's first weights) the same way, beside
+    baseline: bool = False  # also fit and score the untrained network (the first weights) the same way, reported
 
 
 STUDENT_ARCHS = ("resnet18", "resnet10", "resnet10_slim", "mobilenet_v3_small")  # the downstream transfer's trunks

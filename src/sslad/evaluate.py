@@ -27,7 +27,7 @@ def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra
     metrics: dict = {"image_auroc": None, "per_type_auroc": {}, "counts": {}}
     threshold = detector.threshold
     if test is not None and len(test) > 0:
-        metrics, det = test_metrics(detector, test)
+        metrics, det = labelled_metrics(detector, test)
         metrics.update(decision_metrics(test.types, det.scores, threshold))
         write_scores(out_dir / "scores.csv", test.paths, test.types, det.scores, threshold)
         save_report(out_dir / "report.png", metrics, test.types, det.scores, threshold, det.images, det.maps,
@@ -40,7 +40,7 @@ def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra
     return metrics
 
 
-def test_metrics(detector: Detector, test: ImageSet, progress: str = "score test"):
+def labelled_metrics(detector: Detector, test: ImageSet, progress: str = "score test"):
     """(image AUROC overall and per type, and pixel AUROC / AUPRO where the split has masks and the detector maps;
     the detection itself) for a labelled split: no file written."""
     det = detector.score(test.images, progress=progress)

@@ -28,7 +28,7 @@ from sslad.data import AnomalyDataset, ImageSet, load_dataset, split_train
 from sslad.data.io import check_memory
 from sslad.detector import Detector
 from sslad.errors import SsladError
-from sslad.evaluate import evaluate_run, evaluate_set, test_metrics
+from sslad.evaluate import evaluate_run, evaluate_set, labelled_metrics
 from sslad.export import EXPORT_FILES, EXPORT_SIDECARS
 from sslad.files import make_output_dir
 from sslad.models import NetConfig, PretextNet, infer_images, load_trunk_weights
@@ -480,7 +480,8 @@ def untrained_baseline(run: Run, renderer) -> dict:
     pixel AUROC / AUPRO where there are masks), the ``--epochs 0`` run's numbers, without a second command."""
     model = initial_network(run.cfg, run.cfg.train.seed)[0].to(run.device).eval()
     scorer = fit_scorer(model, run.fit, run.holdout, run.cfg, renderer)
-    metrics = test_metrics(Detector(model, scorer, run.cfg.data.image_size), run.data.test, "score test (untrained)")[0]
+    detector = Detector(model, scorer, run.cfg.data.image_size)
+    metrics = labelled_metrics(detector, run.data.test, "score test (untrained)")[0]
     keep = ("image_auroc", "per_type_auroc", "pixel_auroc", "aupro")
     return {k: metrics[k] for k in keep if k in metrics} | {"image_score_chosen": scorer.image_score}
 
@@ -526,6 +527,8 @@ def finish_scoring(out: Path, log: Callable[[str], None]) -> dict:
     detector.model.to(resolve_device(cfg.train.device))
     summary = (detector.info.get("extra") or {}).get("summary", {})
     log(f"resuming the run in {out}: its training is saved (model.pt), scoring its test split")
+    if cfg.score.baseline:
+        log("(--baseline is not re-run here: it needs the training images; run sslad train ... --epochs 0 beside it)")
     metrics = evaluate_run(out, cfg.data.path, cfg.data.category, out, extra=summary, detector=detector)
     log(results_table(metrics))
     return metrics
@@ -580,7 +583,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                     regen_index=stats["regen_index"], scorer_state=scorer.state_dict(),  # a cut scoring resumes
                     extra={"summary": json_safe(summary)})
     (run.out / TRAIN_STATE).unlink(missing_ok=True)  # finished: model.pt is the run's one artefact
-    if cfg.score.baseline and run.data.test is not None and len(run.data.test) > 0:  # after the save: never lost
+    if cfg.score.baseline and cfg.train.epochs > 0 and run.data.test is not None and len(run.data.test) > 0:
+        log("fitting and scoring the untrained network beside the run (--baseline)")  # after the save: no loss
         summary["untrained"] = untrained_baseline(run, run.gen.renderer)
     detector = Detector(run.model, scorer, cfg.data.image_size)
     metrics = evaluate_set(detector, run.data.test, run.out, extra=summary)
