@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
-from common import load_run, save_record
+from common import load_run, name_and_run, save_record
 
 from sslad.backends import make_renderer
 from sslad.detector import Detector
@@ -39,10 +39,9 @@ def recalibrate(model: torch.nn.Module, images: torch.Tensor, batch: int = 64) -
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
+    if (args := name_and_run(argv, __doc__)) is None:
         return 2
-    name, run_dir = argv
+    name, run_dir = args
     model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
     before = json.loads((Path(run_dir) / "metrics.json").read_text())
     recalibrate(model, fit.images)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
@@ -36,3 +37,11 @@ def load_run(run_dir: str, image_size: int | None = None):
     data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size)
     fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
     return model, scorer, ckpt, cfg, data, fit, holdout
+
+
+def name_and_run(argv: list[str], usage: str):
+    """(NAME, RUN_DIR) of a benchmark called ``script.py NAME RUN_DIR``, or None after printing its ``usage``."""
+    if len(argv) != 2:
+        print(usage, file=sys.stderr)
+        return None
+    return argv[0], argv[1]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 import torch
-from common import load_run, save_record
+from common import load_run, name_and_run, save_record
 
 from sslad.backends import make_renderer
 from sslad.models import infer_images
@@ -24,10 +24,9 @@ from sslad.training import fit_scorer
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
+    if (args := name_and_run(argv, __doc__)) is None:
         return 2
-    name, run_dir = argv
+    name, run_dir = args
     model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
     size = cfg.data.image_size
     renderer = make_renderer("torch", size, torch.device("cpu"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from common import load_run, save_record
+from common import load_run, name_and_run, save_record
 
 from sslad.config import IMAGE_SCORES
 from sslad.models import infer_images
@@ -23,10 +23,9 @@ from sslad.scoring import Scorer, decision_metrics, image_metrics
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
+    if (args := name_and_run(argv, __doc__)) is None:
         return 2
-    name, run_dir = argv
+    name, run_dir = args
     model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
     sets = {"fit": fit, "holdout": holdout, "test": data.test}
     outs = {k: infer_images(model, s.images, progress=f"embed {k}") for k, s in sets.items()}
