@@ -583,8 +583,10 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                     regen_index=stats["regen_index"], scorer_state=scorer.state_dict(),  # a cut scoring resumes
                     extra={"summary": json_safe(summary)})
     (run.out / TRAIN_STATE).unlink(missing_ok=True)  # finished: model.pt is the run's one artefact
-    if cfg.score.baseline and cfg.train.epochs > 0:  # after the save: the trained run is never lost to it
-        if run.data.test is None or len(run.data.test) == 0:
+    if cfg.score.baseline:  # after the save: the trained run is never lost to it
+        if cfg.train.epochs == 0:
+            log("--baseline: an --epochs 0 run is its own baseline; skipped")
+        elif run.data.test is None or len(run.data.test) == 0:
             log("--baseline: no test split to score the untrained network on; skipped")
         else:
             log("fitting and scoring the untrained network beside the run (--baseline)")
