@@ -111,6 +111,10 @@ def cli():
               help="adam, or sgd with momentum (the CutPaste paper's)" + _d("train", "optimizer"))
 @click.option("--lr", type=float, default=None, help="Learning rate, one cosine cycle ["
               + ", ".join(f"{v:g} {k}" for k, v in C.DEFAULT_LR.items()) + "].")
+@click.option("--warmup", type=float, default=None,
+              help="Share of the steps with a linear learning-rate warm-up before the cosine" + _d("train", "warmup"))
+@click.option("--trunk-lr", type=float, default=None,
+              help="The trunk's learning rate as a share of --lr (heads keep --lr)" + _d("train", "trunk_lr"))
 @click.option("--arch", type=click.Choice(C.ARCHS), default=None, help="Trunk" + _d("train", "arch"))
 @click.option("--weights", default=None,
               help="none | imagenet | PATH to a torchvision state dict" + _d("train", "weights"))

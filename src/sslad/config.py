@@ -86,6 +86,8 @@ class TrainConfig:
     batch_size: int = 96
     optimizer: str = "adam"  # sgd is the CutPaste paper's (momentum 0.9)
     lr: float | None = None  # None: DEFAULT_LR[optimizer]; resolved before it is saved
+    warmup: float = 0.0  # share of the optimiser steps with a linear learning-rate warm-up before the cosine decay
+    trunk_lr: float = 1.0  # the trunk's learning rate as a share of lr (heads and decoder keep lr)
     momentum: float = 0.9
     weight_decay: float = 3e-5
     arch: str = "resnet18"
@@ -263,6 +265,8 @@ class RunConfig:
             (8 <= t.seg_width <= 512, "--seg-width must lie in [8, 512]"),
             one_of(t.seg_loss, SEG_LOSSES, "per-pixel loss"),
             (t.min_steps >= 0, "--min-steps cannot be negative"),
+            (0 <= t.warmup < 1, "--warmup is a share of the steps, in [0, 1)"),
+            (0 < t.trunk_lr <= 1, "--trunk-lr is a share of --lr, in (0, 1]"),
             (t.crop == 0 or MIN_IMAGE_SIZE <= t.crop <= d.image_size,
              f"--crop must be 0 (whole images) or lie in [{MIN_IMAGE_SIZE}, --image-size {d.image_size}]"),
             one_of(c.density, DENSITIES, "density"),

@@ -91,15 +91,21 @@ def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
-def cosine_lr(base: float, step: int, total: int) -> float:
-    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+def cosine_lr(base: float, step: int, total: int, warmup: float = 0.0) -> float:
+    """The learning rate at ``step`` of ``total``: a linear ramp over the first ``warmup`` share of the steps
+    (from base / ramp steps), then one cosine from ``base`` down to 0."""
+    ramp = round(warmup * total)
+    if step < ramp:
+        return base * (step + 1) / ramp
+    return 0.5 * base * (1.0 + math.cos(math.pi * min(step - ramp, total - ramp) / max(total - ramp, 1)))
 
 
-def set_cosine_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int) -> float:
-    """Set every parameter group's learning rate to :func:`cosine_lr` at ``step`` (called every step); returns it."""
-    lr = cosine_lr(base, step, total)
+def set_cosine_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int, warmup: float = 0.0) -> float:
+    """Set every parameter group's learning rate to :func:`cosine_lr` at ``step`` (called every step), times the
+    group's ``lr_scale`` where it has one; returns the base one."""
+    lr = cosine_lr(base, step, total, warmup)
     for group in opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     return lr
 
 
@@ -215,8 +221,14 @@ def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | 
     return Run(cfg, out, device, dist, data, fit, holdout, model, net, gen, log, resume)
 
 
-def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(cfg: RunConfig, model: PretextNet) -> torch.optim.Optimizer:
+    """The run's optimiser; with ``trunk_lr`` < 1 the trunk's parameters form a group of their own at that share."""
     t = cfg.train
+    params = list(model.parameters())
+    if t.trunk_lr != 1:
+        trunk = {id(q) for q in model.trunk.parameters()}
+        params = [{"params": [q for q in params if id(q) in trunk], "lr_scale": t.trunk_lr},
+                  {"params": [q for q in params if id(q) not in trunk], "lr_scale": 1.0}]
     if t.optimizer == "sgd":
         return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
@@ -295,7 +307,7 @@ def make_loop(run: Run) -> Loop:
     """The schedule and, with ``run.resume``, the exact point an interrupted run stopped at."""
     cfg, dist = run.cfg, run.dist
     batch, steps_per_epoch = schedule(len(run.fit), cfg, dist.world)
-    loop = Loop(steps_per_epoch, batch, steps_per_epoch * cfg.train.epochs, make_optimizer(cfg, run.net.parameters()),
+    loop = Loop(steps_per_epoch, batch, steps_per_epoch * cfg.train.epochs, make_optimizer(cfg, run.model),
                 torch.Generator().manual_seed(cfg.train.seed * 7919 + dist.rank))
     if run.resume is not None:
         state = run.resume
@@ -388,7 +400,7 @@ def fit_pretext(run: Run) -> dict:
     cfg, loop = run.cfg, make_loop(run)
     p, amp = loop.p, cfg.train.precision == "bf16"
     log = EpochLog(run.out / "metrics.csv", append=run.resume is not None) if run.dist.main else None
-    synth, lr = None, cosine_lr(cfg.train.lr, max(p.step - 1, 0), loop.total_steps)
+    synth, lr = None, cosine_lr(cfg.train.lr, max(p.step - 1, 0), loop.total_steps, cfg.train.warmup)
     with StopSignals(run.log) as stop:
         for epoch in range(p.epoch, cfg.train.epochs):
             t0 = time.perf_counter()
@@ -401,7 +413,7 @@ def fit_pretext(run: Run) -> dict:
                         enabled=run.dist.main, unit="step")
             for i in steps:
                 idx = perm[i * loop.batch:(i + 1) * loop.batch]
-                lr = set_cosine_lr(loop.opt, cfg.train.lr, p.step, loop.total_steps)
+                lr = set_cosine_lr(loop.opt, cfg.train.lr, p.step, loop.total_steps, cfg.train.warmup)
                 xb, mb = synth.images[idx], synth.masks[idx]
                 if loop.crops is not None:  # patch-level: P-pixel steps on S-pixel detail
                     xb, mb = take_crops(xb, mb, loop.crops[idx], cfg.train.crop)
