@@ -274,6 +274,8 @@ def test_preview_writes_plan_samples_and_grids(tiles, tmp_path):
     (["--variants", "0"], "--variants must be at least 1"),
     (["--cracks", "2"], "--cracks must lie in [0, 1]"),
     (["--seg-width", "4"], "--seg-width must lie in [8, 512]"),
+    (["--warmup", "1"], "--warmup is a share of the steps, in [0, 1)"),
+    (["--trunk-lr", "0"], "--trunk-lr is a share of --lr, in (0, 1]"),
     (["--weights", "/no/such/file.pt"], "no such file"),
 ])
 def test_bad_flags_give_one_clear_line(tiles, tmp_path, args, message, monkeypatch):

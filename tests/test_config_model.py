@@ -94,3 +94,23 @@ def test_imagenet_offline_is_one_clear_line(monkeypatch):
     monkeypatch.setattr(type(ResNet18_Weights.DEFAULT), "get_state_dict", offline)
     with pytest.raises(SsladError, match="cannot download ImageNet weights.*--weights PATH"):
         load_trunk_weights(PretextNet(NetConfig()), "imagenet")
+
+
+def test_warmup_ramps_to_lr_then_one_cosine_and_trunk_lr_scales_the_trunk_alone():
+    import math
+
+    from sslad.training import cosine_lr, make_optimizer, set_cosine_lr
+
+    assert [cosine_lr(1.0, s, 10) for s in range(11)] == pytest.approx(
+        [0.5 * (1 + math.cos(math.pi * s / 10)) for s in range(11)])  # no warm-up: the plain cosine
+    lrs = [cosine_lr(1.0, s, 10, warmup=0.3) for s in range(11)]  # 3 ramp steps, then the cosine over 7
+    assert lrs[:4] == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0]) and lrs[-1] == 0
+    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:], strict=False))
+    model = PretextNet(NetConfig(seg_head=True, decoder="light"))
+    opt = make_optimizer(RunConfig().override(train={"lr": 1e-3, "trunk_lr": 0.1}), model)
+    trunk, rest = opt.param_groups
+    assert {id(q) for q in trunk["params"]} == {id(q) for q in model.trunk.parameters()}
+    assert len(trunk["params"]) + len(rest["params"]) == len(list(model.parameters()))
+    base = set_cosine_lr(opt, 1e-3, 4, 10)
+    assert rest["lr"] == pytest.approx(base) and trunk["lr"] == pytest.approx(0.1 * base)
+    assert len(make_optimizer(RunConfig().override(train={"lr": 1e-3}), model).param_groups) == 1

@@ -115,6 +115,9 @@ def cli():
               help="Share of the steps with a linear learning-rate warm-up before the cosine" + _d("train", "warmup"))
 @click.option("--trunk-lr", type=float, default=None,
               help="The trunk's learning rate as a share of --lr (heads keep --lr)" + _d("train", "trunk_lr"))
+@click.option("--trunk-norm", type=click.Choice(C.TRUNK_NORMS), default=None,
+              help="The trunk's BatchNorm in training: batch statistics, or frozen at the first weights' ones"
+              + _d("train", "trunk_norm"))
 @click.option("--arch", type=click.Choice(C.ARCHS), default=None, help="Trunk" + _d("train", "arch"))
 @click.option("--weights", default=None,
               help="none | imagenet | PATH to a torchvision state dict" + _d("train", "weights"))

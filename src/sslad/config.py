@@ -36,6 +36,7 @@ IMAGE_SCORES = ("auto", "embedding", "map", "both")  # auto: the best on synthet
 EMBEDDINGS = ("pooled", "pooled+peak")
 DECODERS = ("unet", "light")  # per-pixel heads: U-Net decoder over the trunk, or the light layer1-3 head
 SEG_LOSSES = ("focal", "balanced", "dice", "bce")  # per-pixel losses made for tiny positive shares (bce: plain)
+TRUNK_NORMS = ("batch", "frozen")  # the trunk's BatchNorm in training: batch statistics, or kept at the first ones
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 EXPORT_FORMATS = ("onnx", "torchscript")
@@ -88,6 +89,7 @@ class TrainConfig:
     lr: float | None = None  # None: DEFAULT_LR[optimizer]; resolved before it is saved
     warmup: float = 0.0  # share of the optimiser steps with a linear learning-rate warm-up before the cosine decay
     trunk_lr: float = 1.0  # the trunk's learning rate as a share of lr (heads and decoder keep lr)
+    trunk_norm: str = "batch"  # frozen: the trunk's BatchNorm statistics stay the first ones (scale, shift learn)
     momentum: float = 0.9
     weight_decay: float = 3e-5
     arch: str = "resnet18"
@@ -264,6 +266,7 @@ class RunConfig:
             one_of(t.decoder, DECODERS, "decoder"),
             (8 <= t.seg_width <= 512, "--seg-width must lie in [8, 512]"),
             one_of(t.seg_loss, SEG_LOSSES, "per-pixel loss"),
+            one_of(t.trunk_norm, TRUNK_NORMS, "trunk norm"),
             (t.min_steps >= 0, "--min-steps cannot be negative"),
             (0 <= t.warmup < 1, "--warmup is a share of the steps, in [0, 1)"),
             (0 < t.trunk_lr <= 1, "--trunk-lr is a share of --lr, in (0, 1]"),
@@ -384,7 +387,8 @@ def save_yaml(cfg: RunConfig, path: str | Path) -> None:
 __all__ = [
     "ARCHS", "BACKENDS", "COLORS", "DEFAULT_LR", "DEVICES", "EMBEDDINGS", "IMAGE_SCORES", "MAX_IMAGE_SIZE",
     "MIN_IMAGE_SIZE",
-    "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "EXPORT_FORMATS", "DEFAULT_DEVICE",
+    "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "TRUNK_NORMS", "EXPORT_FORMATS",
+    "DEFAULT_DEVICE",
     "DISTILL_INITS", "DISTILL_LOSSES", "FINETUNE_FROM", "MAP_SOURCES", "PATCH_DENSITIES", "PREVIEW_COUNT", "SCORE_MAPS",
     "GPU_RENDER_PIXELS",
     "RENDER_BATCH",

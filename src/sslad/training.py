@@ -221,6 +221,16 @@ def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | 
     return Run(cfg, out, device, dist, data, fit, holdout, model, net, gen, log, resume)
 
 
+def train_mode(model: PretextNet, net: torch.nn.Module, trunk_norm: str) -> None:
+    """``net`` in training mode; with ``trunk_norm`` frozen, the trunk's BatchNorm layers keep normalising with
+    (and never update) the statistics they started with, so training sees the network that scoring will."""
+    net.train()
+    if trunk_norm == "frozen":
+        for m in model.trunk.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
 def make_optimizer(cfg: RunConfig, model: PretextNet) -> torch.optim.Optimizer:
     """The run's optimiser; with ``trunk_lr`` < 1 the trunk's parameters form a group of their own at that share."""
     t = cfg.train
@@ -408,7 +418,7 @@ def fit_pretext(run: Run) -> dict:
             if loop.perm is None:  # a fresh shuffle per epoch (a resumed epoch keeps its own)
                 loop.perm = torch.randperm(len(synth.labels), generator=loop.shuffle)
             perm = loop.perm.to(run.device)
-            run.net.train()
+            train_mode(run.model, run.net, cfg.train.trunk_norm)
             steps = bar(range(p.step_in_epoch, loop.steps_per_epoch), f"epoch {epoch + 1}/{cfg.train.epochs}",
                         enabled=run.dist.main, unit="step")
             for i in steps:
