@@ -13,6 +13,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+import sslad
 from conftest import TINY
 from helpers import auroc_of_scores_csv
 from sslad.cli import cli
@@ -201,8 +202,14 @@ def test_baseline_is_the_epochs_zero_run_beside_the_trained_one(tiles, tmp_path,
     assert base["per_type_auroc"] == z["per_type_auroc"]
     gain = 100 * (m["image_auroc"] - base["image_auroc"])
     assert f"image AUROC {100 * base['image_auroc']:.1f} (the pretext training: {gain:+.1f} points)" in res.output
+    # ... and keeps it as a run of its own: the --epochs 0 run's detector, to predict, evaluate or export with
+    saved = out / "untrained"
+    assert base["run_dir"] == str(saved) and (saved / "config.yaml").is_file()
+    assert (saved / "scores.csv").read_text() == (zero / "scores.csv").read_text()
+    kept, zeroth = sslad.load(saved, "cpu"), sslad.load(zero, "cpu")
+    assert kept.info["epoch"] == 0 and kept.threshold == zeroth.threshold
     plain = json.loads((trained[0] / "metrics.json").read_text())
-    assert "untrained" not in plain  # off by default
+    assert "untrained" not in plain and not (trained[0] / "untrained").exists()  # off by default
     assert m["image_auroc"] == plain["image_auroc"]  # the run's own result is what it is without the flag
 
 

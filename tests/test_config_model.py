@@ -114,3 +114,22 @@ def test_warmup_ramps_to_lr_then_one_cosine_and_trunk_lr_scales_the_trunk_alone(
     base = set_cosine_lr(opt, 1e-3, 4, 10)
     assert rest["lr"] == pytest.approx(base) and trunk["lr"] == pytest.approx(0.1 * base)
     assert len(make_optimizer(RunConfig().override(train={"lr": 1e-3}), model).param_groups) == 1
+
+
+@pytest.mark.parametrize("trunk_norm", ["batch", "frozen"])
+def test_frozen_trunk_norm_keeps_the_first_statistics_while_scale_and_shift_learn(trunk_norm):
+    from sslad.training import make_optimizer, train_mode, train_step
+
+    torch.manual_seed(0)
+    model = PretextNet(NetConfig(seg_head=True, decoder="light"))
+    norms = [m for m in model.trunk.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    first = [(m.running_mean.clone(), m.running_var.clone(), m.weight.detach().clone()) for m in norms]
+    opt = make_optimizer(RunConfig().override(train={"lr": 1e-2}), model)
+    train_mode(model, model, trunk_norm)
+    xb = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    train_step(model, opt, xb, torch.tensor([0, 1, 2, 0]), torch.zeros(4, 32, 32), amp=False)
+    kept = [torch.equal(m.running_mean, mu) and torch.equal(m.running_var, var)
+            for m, (mu, var, _) in zip(norms, first, strict=True)]
+    assert all(kept) if trunk_norm == "frozen" else not any(kept)
+    assert not any(torch.equal(m.weight, w) for m, (_, _, w) in zip(norms, first, strict=True))  # scale, shift learn
+    assert model.head.training  # the heads are in training mode either way

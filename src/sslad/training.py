@@ -28,7 +28,7 @@ from sslad.data import AnomalyDataset, ImageSet, load_dataset, split_train
 from sslad.data.io import check_memory
 from sslad.detector import Detector
 from sslad.errors import SsladError
-from sslad.evaluate import evaluate_run, evaluate_set, labelled_metrics
+from sslad.evaluate import evaluate_run, evaluate_set
 from sslad.export import EXPORT_FILES, EXPORT_SIDECARS
 from sslad.files import make_output_dir
 from sslad.models import NetConfig, PretextNet, infer_images, load_trunk_weights
@@ -139,7 +139,7 @@ class Run:
 RUN_FILES = ("config.yaml", "metrics.csv", "metrics.json", "scores.csv", "scores.png", "pretext_samples.png",
              "model.pt", TRAIN_STATE, "predictions.csv", "report.png",
              *EXPORT_FILES.values(), *(f"{name}{ext}" for name in EXPORT_FILES.values() for ext in EXPORT_SIDECARS))
-RUN_DIRS = ("eval", "maps", "student")
+RUN_DIRS = ("eval", "maps", "student", "untrained")
 
 
 def prepare_run_dir(out: Path, data_path: str, overwrite: bool, resume: bool) -> dict | None:
@@ -498,14 +498,24 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
 
 def untrained_baseline(run: Run, renderer) -> dict:
     """The untrained network (the run's first weights, :func:`initial_network` with the run's seed) scored exactly as
-    the run is — the same fit and held-out images, the same scorer settings — on the test split: image AUROC (and
-    pixel AUROC / AUPRO where there are masks), the ``--epochs 0`` run's numbers, without a second command."""
+    the run is — the same fit and held-out images, the same scorer settings — on the test split, and saved as a run
+    of its own in ``RUN_DIR/untrained`` (``model.pt``, ``config.yaml``, ``metrics.json``, ``scores.csv``,
+    ``report.png``: the ``--epochs 0`` run, for ``predict``/``eval``/``export`` where it is the better detector).
+    Returns its image AUROC (and pixel AUROC / AUPRO where there are masks) for the run's ``metrics.json``."""
+    out = run.out / "untrained"
     model = initial_network(run.cfg, run.cfg.train.seed)[0].to(run.device).eval()
     scorer = fit_scorer(model, run.fit, run.holdout, run.cfg, renderer)
-    detector = Detector(model, scorer, run.cfg.data.image_size)
-    metrics = labelled_metrics(detector, run.data.test, "score test (untrained)")[0]
+    cfg = run.cfg.override(train={"epochs": 0})
+    out.mkdir(exist_ok=True)
+    save_yaml(cfg, out / "config.yaml")
+    summary = {"dataset": run.data.name, "untrained_of": str(run.out), "seed": cfg.train.seed, "epochs": 0,
+               "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc}
+    save_checkpoint(out / "model.pt", model, cfg.to_dict(), epoch=0, regen_index=-1, scorer_state=scorer.state_dict(),
+                    extra={"summary": json_safe(summary)})
+    metrics = evaluate_set(Detector(model, scorer, cfg.data.image_size), run.data.test, out, extra=summary)
     keep = ("image_auroc", "per_type_auroc", "pixel_auroc", "aupro")
-    return {k: metrics[k] for k in keep if k in metrics} | {"image_score_chosen": scorer.image_score}
+    return {k: metrics[k] for k in keep if k in metrics} | {"image_score_chosen": scorer.image_score,
+                                                            "run_dir": str(out)}
 
 
 def baseline_line(metrics: dict) -> str | None:
@@ -518,7 +528,7 @@ def baseline_line(metrics: dict) -> str | None:
             f"(the pretext training: {gain:+.1f} points)")
     if gain < 1:
         line += ("; warning: the trained network is no better than an untrained one on this data "
-                 "(docs/results.md, elpv:poly)")
+                 f"(docs/results.md, elpv:poly); the untrained run is saved in {base.get('run_dir', 'untrained/')}")
     return line
 
 
@@ -611,7 +621,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
         elif run.data.test is None or len(run.data.test) == 0:
             log("--baseline: no test split to score the untrained network on; skipped")
         else:
-            log("fitting and scoring the untrained network beside the run (--baseline)")
+            log(f"fitting and scoring the untrained network beside the run (--baseline), into {run.out / 'untrained'}")
             summary["untrained"] = untrained_baseline(run, run.gen.renderer)
     detector = Detector(run.model, scorer, cfg.data.image_size)
     metrics = evaluate_set(detector, run.data.test, run.out, extra=summary)
