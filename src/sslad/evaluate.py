@@ -27,7 +27,10 @@ def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra
     metrics: dict = {"image_auroc": None, "per_type_auroc": {}, "counts": {}}
     threshold = detector.threshold
     if test is not None and len(test) > 0:
-        metrics, det = labelled_metrics(detector, test)
+        det = detector.score(test.images, progress="score test")
+        metrics = image_metrics(test.types, det.scores)
+        if det.maps is not None and test.masks is not None:
+            metrics.update(pixel_metrics(test.types, det.maps.numpy(), test.masks.numpy()))
         metrics.update(decision_metrics(test.types, det.scores, threshold))
         write_scores(out_dir / "scores.csv", test.paths, test.types, det.scores, threshold)
         save_report(out_dir / "report.png", metrics, test.types, det.scores, threshold, det.images, det.maps,
@@ -38,16 +41,6 @@ def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra
     metrics.update(extra or {})
     write_json(out_dir / "metrics.json", metrics)
     return metrics
-
-
-def labelled_metrics(detector: Detector, test: ImageSet, progress: str = "score test"):
-    """(image AUROC overall and per type, and pixel AUROC / AUPRO where the split has masks and the detector maps;
-    the detection itself) for a labelled split: no file written."""
-    det = detector.score(test.images, progress=progress)
-    metrics = image_metrics(test.types, det.scores)
-    if det.maps is not None and test.masks is not None:
-        metrics.update(pixel_metrics(test.types, det.maps.numpy(), test.masks.numpy()))
-    return metrics, det
 
 
 def evaluate_run(run_dir: str | Path, data_path: str, category: str | None, out_dir: str | Path | None,
