@@ -496,6 +496,14 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
                       whole=fit_out.whole)
 
 
+def save_scored_network(out: Path, model: torch.nn.Module, cfg: RunConfig, scorer: Scorer, summary: dict, *,
+                        epoch: int, regen_index: int) -> None:
+    """``out/model.pt`` of a finished network: weights, settings, the fitted scorer and the run's summary (what
+    ``metrics.json`` gets beside the test figures, kept so that a scoring cut short resumes with it)."""
+    save_checkpoint(out / "model.pt", model, cfg.to_dict(), epoch=epoch, regen_index=regen_index,
+                    scorer_state=scorer.state_dict(), extra={"summary": json_safe(summary)})
+
+
 def untrained_baseline(run: Run, renderer) -> dict:
     """The untrained network (the run's first weights, :func:`initial_network` with the run's seed) scored exactly as
     the run is — the same fit and held-out images, the same scorer settings — on the test split, and saved as a run
@@ -510,8 +518,7 @@ def untrained_baseline(run: Run, renderer) -> dict:
     save_yaml(cfg, out / "config.yaml")
     summary = {"dataset": run.data.name, "untrained_of": str(run.out), "seed": cfg.train.seed, "epochs": 0,
                "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc}
-    save_checkpoint(out / "model.pt", model, cfg.to_dict(), epoch=0, regen_index=-1, scorer_state=scorer.state_dict(),
-                    extra={"summary": json_safe(summary)})
+    save_scored_network(out, model, cfg, scorer, summary, epoch=0, regen_index=-1)
     metrics = evaluate_set(Detector(model, scorer, cfg.data.image_size), run.data.test, out, extra=summary)
     keep = ("image_auroc", "per_type_auroc", "pixel_auroc", "aupro")
     return {k: metrics[k] for k in keep if k in metrics} | {"image_score_chosen": scorer.image_score,
@@ -611,9 +618,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "map": cfg.score.map, "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
                "threshold_set": scorer.calibration["set"], **stats}
-    save_checkpoint(run.out / "model.pt", run.model, cfg.to_dict(), epoch=stats["epochs"],  # the summary too:
-                    regen_index=stats["regen_index"], scorer_state=scorer.state_dict(),  # a cut scoring resumes
-                    extra={"summary": json_safe(summary)})
+    save_scored_network(run.out, run.model, cfg, scorer, summary, epoch=stats["epochs"],
+                        regen_index=stats["regen_index"])
     (run.out / TRAIN_STATE).unlink(missing_ok=True)  # finished: model.pt is the run's one artefact
     if cfg.score.baseline:  # after the save: the trained run is never lost to it
         if cfg.train.epochs == 0:
