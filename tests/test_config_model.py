@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sslad.config import RunConfig, load_yaml, save_yaml
 from sslad.errors import SsladError
@@ -133,3 +134,29 @@ def test_frozen_trunk_norm_keeps_the_first_statistics_while_scale_and_shift_lear
     assert all(kept) if trunk_norm == "frozen" else not any(kept)
     assert not any(torch.equal(m.weight, w) for m, (_, _, w) in zip(norms, first, strict=True))  # scale, shift learn
     assert model.head.training  # the heads are in training mode either way
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_decoders_dense_gradient_changes_no_number(monkeypatch, channels_last):
+    """The U-Net decoder makes the gradient reaching each upsampling dense (a speed fix on CPUs): every parameter's
+    gradient must be what the plain graph gives."""
+    import sslad.models.net as net_module
+
+    torch.manual_seed(0)
+    net = PretextNet(NetConfig(seg_width=16))
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    x = torch.randint(0, 256, (4, 3, 64, 48), dtype=torch.uint8)
+    target = (torch.rand(4, 1, 32, 24) > 0.9).float()
+
+    def grads() -> list[torch.Tensor]:
+        net.zero_grad(set_to_none=True)
+        _, _, seg = net(x)
+        F.binary_cross_entropy_with_logits(seg, target).backward()
+        return [p.grad.clone() for p in net.seg.parameters()] + [net.trunk.conv1.weight.grad.clone()]
+
+    hooked = grads()
+    monkeypatch.setattr(net_module, "dense_grad", lambda z: z)
+    plain = grads()
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(hooked, plain, strict=True))
+    assert any(g.abs().sum() > 0 for g in hooked)

@@ -110,9 +110,20 @@ class UNetDecoder(nn.Module):
     def forward(self, deep: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         z = deep
         for block, skip in zip(self.blocks, reversed(skips), strict=True):
-            z = F.interpolate(z, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            z = dense_grad(F.interpolate(z, size=skip.shape[-2:], mode="bilinear", align_corners=False))
             z = block(torch.cat([z, skip], dim=1))
         return self.out(z)
+
+
+def dense_grad(z: torch.Tensor) -> torch.Tensor:
+    """``z`` itself; in training, the gradient that reaches it is made dense in ``z``'s own layout first. The
+    gradient of a tensor concatenated along channels is a channel slice of the concatenation's: strided, which
+    sends the CPU's bilinear-upsampling backward down a generic path (about 4x slower, the same numbers; measured
+    in docs/results.md, *A dense gradient for the decoder's upsampling*)."""
+    if z.requires_grad:
+        layout = torch.channels_last if z.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        z.register_hook(lambda g: g.contiguous(memory_format=layout))
+    return z
 
 
 class PretextNet(nn.Module):
