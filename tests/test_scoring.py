@@ -97,6 +97,29 @@ def test_image_metrics_overall_and_per_type():
     assert math.isnan(image_metrics(["good", "good"], np.array([1.0, 2.0]))["image_auroc"])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auroc_is_sklearns_with_ties_and_any_dtype(seed, dtype):
+    """The rank AUROC (one sort per class) equals sklearn's trapezoidal ROC AUC, ties included; one class is NaN;
+    NaN scores and mismatched lengths are errors."""
+    from sslad.scoring.metrics import auroc
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    labels = rng.random(n) < rng.uniform(0.05, 0.95)
+    labels[:2] = [True, False]
+    scores = (rng.normal(size=n) * 3 + labels).round(int(rng.integers(0, 2)))  # coarse: many ties across classes
+    scores = scores.astype(dtype)
+    assert auroc(labels, scores) == pytest.approx(roc_auc_score(labels, scores.astype(np.float64)), abs=1e-12)
+    assert auroc(labels.astype(np.uint8).reshape(1, -1), scores.reshape(-1, 1)) == pytest.approx(
+        roc_auc_score(labels, scores.astype(np.float64)), abs=1e-12)  # any shape: pixels of maps and masks
+    assert math.isnan(auroc(np.zeros(3), np.array([1.0, 2.0, 3.0])))  # one class
+    with pytest.raises(ValueError, match="NaN"):
+        auroc(np.array([0, 1]), np.array([0.5, np.nan]))
+    with pytest.raises(ValueError, match="labels for"):
+        auroc(np.array([0, 1, 1]), np.array([0.5, 0.7]))
+
+
 def _spread_normal(rng, shape):
     """Distinct defect-free pixel scores in [0, 1)."""
     return rng.permutation(np.arange(np.prod(shape))).reshape(shape) / np.prod(shape)

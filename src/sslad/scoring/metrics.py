@@ -11,13 +11,29 @@ from sslad.labels import GOOD
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC, or NaN when only one class is present."""
-    from sklearn.metrics import roc_auc_score
+    """ROC AUC, or NaN when only one class is present.
 
-    labels = np.asarray(labels)
-    if labels.size == 0 or labels.min() == labels.max():
+    Computed as the Mann-Whitney statistic: for every positive, the negatives scored below it, ties counted half —
+    the trapezoidal area under the ROC curve exactly (``sklearn.metrics.roc_auc_score``'s value), from one sort
+    of each class in the scores' own dtype instead of an argsort of all of them in float64: a split's pixels
+    (tens of millions) in seconds rather than a minute."""
+    labels = np.asarray(labels).ravel() > 0
+    scores = np.asarray(scores).ravel()
+    if labels.size != scores.size:
+        raise ValueError(f"{labels.size} labels for {scores.size} scores")
+    if not np.issubdtype(scores.dtype, np.floating):
+        scores = scores.astype(np.float64)
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN")
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
         return math.nan
-    return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
+    neg = np.sort(scores[~labels])
+    pos = np.sort(scores[labels])  # sorted: the searches below walk the negatives once
+    below = np.searchsorted(neg, pos, side="left").astype(np.float64)
+    tied = np.searchsorted(neg, pos, side="right") - below
+    return float((below.sum() + 0.5 * tied.sum()) / n_pos / n_neg)
 
 
 def _per_type(types: Sequence[str], fn) -> dict:
