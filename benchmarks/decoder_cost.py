@@ -8,13 +8,11 @@ Writes benchmarks/results/NAME.json (seconds per step, ratios to the U-Net at wi
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
+from common import save_record
 
-from sslad.bench import metadata
 from sslad.models.net import NetConfig, PretextNet
 from sslad.runtime import resolve_precision
 from sslad.training import train_step
@@ -23,7 +21,8 @@ VARIANTS = {"unet_w64": NetConfig(), "unet_w32": NetConfig(seg_width=32), "unet_
             "light_w64": NetConfig(decoder="light"), "no_head": NetConfig(seg_head=False)}
 
 
-def step_seconds(cfg: NetConfig, px: int, batch: int, steps: int, amp: bool) -> float:
+def step_seconds(cfg: NetConfig, px: int, batch: int, steps: int, amp: bool) -> tuple[float, PretextNet]:
+    """Seconds per training step after two warm-up steps, and the network after them (same seed, same batch)."""
     torch.manual_seed(0)
     net = PretextNet(cfg)
     if amp:  # as training lays the network out on a CPU (channels-last with bf16 only)
@@ -36,7 +35,7 @@ def step_seconds(cfg: NetConfig, px: int, batch: int, steps: int, amp: bool) -> 
     t0 = time.perf_counter()
     for _ in range(steps):
         train_step(net, opt, x, y, m, amp)
-    return (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / steps, net
 
 
 def main() -> None:
@@ -47,17 +46,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     a = ap.parse_args()
     amp = resolve_precision("auto", torch.device("cpu")) == "bf16"
-    secs = {k: step_seconds(cfg, a.px, a.batch, a.steps, amp) for k, cfg in VARIANTS.items()}
+    secs = {k: step_seconds(cfg, a.px, a.batch, a.steps, amp)[0] for k, cfg in VARIANTS.items()}
     ref = secs["unet_w64"]
     rows = {k: {"s_per_step": round(s, 4), "speedup_vs_unet_w64": round(ref / s, 3)} for k, s in secs.items()}
     for k, r in rows.items():
         print(f"{k:10s} {r['s_per_step']:.3f} s/step  x{r['speedup_vs_unet_w64']:.2f}")
-    rec = {"name": a.name, "command": f"python benchmarks/decoder_cost.py {a.name} --px {a.px} --batch {a.batch} "
-           f"--steps {a.steps}", "px": a.px, "batch": a.batch, "precision": "bf16" if amp else "fp32",
-           "threads": torch.get_num_threads(), "rows": rows, "metadata": metadata()}
-    dest = Path(__file__).parent / "results" / f"{a.name}.json"
-    dest.write_text(json.dumps(rec, indent=1) + "\n")
-    print(f"-> {dest}")
+    save_record(a.name, {"name": a.name, "command": f"python benchmarks/decoder_cost.py {a.name} --px {a.px} "
+                f"--batch {a.batch} --steps {a.steps}", "px": a.px, "batch": a.batch,
+                "precision": "bf16" if amp else "fp32", "threads": torch.get_num_threads(), "rows": rows})
 
 
 if __name__ == "__main__":

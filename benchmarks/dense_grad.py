@@ -9,38 +9,21 @@ Writes benchmarks/results/NAME.json (seconds per step, the ratio, whether the pa
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from pathlib import Path
 
 import torch
+from common import save_record
+from decoder_cost import step_seconds
 
 import sslad.models.net as net_module
-from sslad.bench import metadata
 from sslad.runtime import resolve_precision
-from sslad.training import train_step
 
 DENSE = net_module.dense_grad  # the network's own; the plain graph replaces it with the identity
 
 
 def run(width: int, dense: bool, px: int, batch: int, steps: int, amp: bool) -> tuple[float, torch.Tensor]:
     net_module.dense_grad = DENSE if dense else (lambda z: z)
-    torch.manual_seed(0)
-    net = net_module.PretextNet(net_module.NetConfig(seg_width=width))
-    if amp:  # as training lays the network out on a CPU (channels-last with bf16 only)
-        net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), 3e-4)
-    g = torch.Generator().manual_seed(1)
-    x = torch.randint(0, 256, (batch, 3, px, px), dtype=torch.uint8, generator=g)
-    y, m = torch.randint(0, 3, (batch,), generator=g), (torch.rand(batch, px, px, generator=g) > 0.95).float()
-    for _ in range(2):  # warm-up: oneDNN primitive caches
-        train_step(net, opt, x, y, m, amp)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        train_step(net, opt, x, y, m, amp)
-    secs = (time.perf_counter() - t0) / steps
+    secs, net = step_seconds(net_module.NetConfig(seg_width=width), px, batch, steps, amp)
     return secs, torch.cat([p.detach().flatten() for p in net.parameters()])
-
 
 
 def main() -> None:
@@ -64,13 +47,9 @@ def main() -> None:
                                   "parameters_equal": bool(torch.equal(params[True], params[False]))}
         print(f"width {width}: " + ", ".join(f"{k} {v}" for k, v in rows[f"unet_w{width}"].items()))
     net_module.dense_grad = DENSE
-    rec = {"name": a.name, "command": f"python benchmarks/dense_grad.py {a.name} --px {a.px} --batch {a.batch} "
-           f"--steps {a.steps}", "px": a.px, "batch": a.batch, "precision": "bf16" if amp else "fp32",
-           "threads": torch.get_num_threads(), "rows": rows, "metadata": metadata()}
-    dest = Path(__file__).parent / "results" / f"{a.name}.json"
-    dest.write_text(json.dumps(rec, indent=1) + "\n")
-    print(f"-> {dest}")
-
+    save_record(a.name, {"name": a.name, "command": f"python benchmarks/dense_grad.py {a.name} --px {a.px} "
+                f"--batch {a.batch} --steps {a.steps}", "px": a.px, "batch": a.batch,
+                "precision": "bf16" if amp else "fp32", "threads": torch.get_num_threads(), "rows": rows})
 
 if __name__ == "__main__":
     main()
