@@ -116,11 +116,11 @@ class UNetDecoder(nn.Module):
 
 
 def dense_grad(z: torch.Tensor) -> torch.Tensor:
-    """``z`` itself; in training, the gradient that reaches it is made dense in ``z``'s own layout first. The
-    gradient of a tensor concatenated along channels is a channel slice of the concatenation's: strided, which
+    """``z`` itself; in training on a CPU, the gradient that reaches it is made dense in ``z``'s own layout first.
+    The gradient of a tensor concatenated along channels is a channel slice of the concatenation's: strided, which
     sends the CPU's bilinear-upsampling backward down a generic path (about 4x slower, the same numbers; measured
-    in docs/results.md, *A dense gradient for the decoder's upsampling*)."""
-    if z.requires_grad:
+    in docs/results.md, *A dense gradient for the decoder's upsampling*). GPUs are left as measured before it."""
+    if z.requires_grad and z.device.type == "cpu":
         layout = torch.channels_last if z.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         z.register_hook(lambda g: g.contiguous(memory_format=layout))
     return z
