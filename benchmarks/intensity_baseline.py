@@ -18,10 +18,10 @@ import sys
 import numpy as np
 import torch
 from common import save_record
-from sklearn.metrics import roc_auc_score
 
 from sslad.config import ScoreConfig
 from sslad.data import load_dataset, split_train
+from sslad.scoring.metrics import auroc
 
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 
@@ -47,8 +47,8 @@ def main(argv: list[str]) -> int:
     data = load_dataset(data_path, None, size)
     fit, _ = split_train(data.train, ScoreConfig.holdout, ScoreConfig.holdout_min)
     y, test = data.test.labels, statistics(data.test.images)
-    rows = {"mean_darker": roc_auc_score(y, -test[:, 0]), "mean_brighter": roc_auc_score(y, test[:, 0]),
-            "gaussian_on_statistics": roc_auc_score(y, mahalanobis(statistics(fit.images), test))}
+    rows = {"mean_darker": auroc(y, -test[:, 0]), "mean_brighter": auroc(y, test[:, 0]),
+            "gaussian_on_statistics": auroc(y, mahalanobis(statistics(fit.images), test))}
     save_record(name, {"name": name, "data": data_path, "image_size": size, "fit_images": len(fit),
                        "test_images": len(y), "anomalous": int(y.sum()), "image_auroc": rows})
     print(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows.items()))

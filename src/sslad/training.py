@@ -227,7 +227,7 @@ def train_mode(model: PretextNet, net: torch.nn.Module, trunk_norm: str) -> None
     net.train()
     if trunk_norm == "frozen":
         for m in model.trunk.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            if isinstance(m, torch.nn.BatchNorm2d):  # a torchvision ResNet trunk's only norm
                 m.eval()
 
 
