@@ -19,7 +19,7 @@ from sslad import __version__
 from sslad.config import DEFAULT_DEVICE
 from sslad.errors import SsladError
 from sslad.files import atomic_torch_save, load_torch_file
-from sslad.models import MEAN, STD, build_network
+from sslad.models import MEAN, STD, build_network, inference_layout
 from sslad.scoring import Scorer
 
 FORMAT = "sslad-checkpoint"
@@ -78,7 +78,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
         raise SsladError(f"{p}: weights do not match the stored model args ({exc.__class__.__name__})") from exc
     if not all(bool(torch.isfinite(v).all()) for v in ckpt["state_dict"].values() if v.is_floating_point()):
         raise SsladError(f"{p} holds non-finite weights (a diverged training); retrain with a lower --lr")
-    model.to(device).eval()
+    inference_layout(model.to(device).eval())
     scorer = None
     if ckpt.get("scorer"):
         try:

@@ -35,7 +35,7 @@ from sslad.data import load_dataset, split_train
 from sslad.detector import Detector
 from sslad.errors import SsladError
 from sslad.evaluate import evaluate_set
-from sslad.models import PretextNet, StudentConfig, StudentNet
+from sslad.models import PretextNet, StudentConfig, StudentNet, inference_layout
 from sslad.models.pair import DiscrepancyNet, feature_distance, mean_distance, standardized_distance
 from sslad.progress import bar
 from sslad.report import EpochLog, results_table
@@ -150,6 +150,7 @@ def choose_map(student: StudentNet, teacher: PretextNet, fit, holdout, cfg: RunC
     ``seg`` (the student alone, its own per-pixel head), ``distill`` (teacher and student, the discrepancy
     map, the teacher's embedding) or ``auto``: both fitted, ``distill`` kept when its synthetic AUROC (pretext
     anomalies on the held-out images, no test label) beats the smaller ``seg`` by more than ``auto_margin``."""
+    student = inference_layout(student.eval())  # as eval/predict will load it
     nets = {"seg": student, "distill": DiscrepancyNet(teacher, student).eval()}
     names = ["seg", "distill"] if source == "auto" else [source]
     scorers = {k: fit_scorer(nets[k], fit, holdout, cfg, renderer) for k in names}

@@ -31,7 +31,7 @@ from sslad.errors import SsladError
 from sslad.evaluate import evaluate_run, evaluate_set
 from sslad.export import EXPORT_FILES, EXPORT_SIDECARS
 from sslad.files import make_output_dir
-from sslad.models import NetConfig, PretextNet, infer_images, load_trunk_weights
+from sslad.models import NetConfig, PretextNet, infer_images, inference_layout, load_trunk_weights
 from sslad.models.embed import sample_patches
 from sslad.progress import bar
 from sslad.report import EpochLog, json_safe, results_table, save_class_grid
@@ -511,7 +511,7 @@ def untrained_baseline(run: Run, renderer) -> dict:
     ``report.png``: the ``--epochs 0`` run, for ``predict``/``eval``/``export`` where it is the better detector).
     Returns its image AUROC (and pixel AUROC / AUPRO where there are masks) for the run's ``metrics.json``."""
     out = run.out / "untrained"
-    model = initial_network(run.cfg, run.cfg.train.seed)[0].to(run.device).eval()
+    model = inference_layout(initial_network(run.cfg, run.cfg.train.seed)[0].to(run.device).eval())
     scorer = fit_scorer(model, run.fit, run.holdout, run.cfg, renderer)
     cfg = run.cfg.override(train={"epochs": 0})
     out.mkdir(exist_ok=True)
@@ -606,7 +606,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
         tdist.destroy_process_group()
     if not run.dist.main:
         return {}
-    run.model.eval().to(memory_format=torch.contiguous_format)  # score as eval/predict will load it
+    inference_layout(run.model.eval())  # score as eval/predict will load it
     scorer = fit_scorer(run.model, run.fit, run.holdout, cfg, run.gen.renderer)
     summary = {"dataset": run.data.name, "backend": run.gen.renderer.name, "device": str(run.device),
                "scar": cfg.synth.scar, "color": cfg.synth.color, "regen_every": cfg.synth.regen_every,
