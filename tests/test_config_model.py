@@ -160,3 +160,22 @@ def test_the_decoders_dense_gradient_changes_no_number(monkeypatch, channels_las
     plain = grads()
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(hooked, plain, strict=True))
     assert any(g.abs().sum() > 0 for g in hooked)
+
+
+def test_scoring_runs_channels_last_on_the_cpu_with_the_same_outputs(tiny_run):
+    """Every scoring path puts the network in one layout, channels-last on a CPU (oneDNN's fast path; a speed fix):
+    a loaded run is in it, and its outputs are the contiguous network's to fp32 rounding."""
+    from sslad.checkpoint import load_checkpoint
+    from sslad.models import inference_layout
+
+    model, _, _ = load_checkpoint(tiny_run[0], "cpu")
+    conv = model.trunk.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    x = torch.randint(0, 256, (3, 3, 48, 48), dtype=torch.uint8)
+    with torch.no_grad():
+        fast = model.dense_outputs(x)
+        plain = model.to(memory_format=torch.contiguous_format).dense_outputs(x)
+        assert inference_layout(model) is model and model.trunk.conv1.weight.is_contiguous(
+            memory_format=torch.channels_last)
+    for a, b in zip(fast, plain, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -61,7 +61,8 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     maps are ``map_fn`` of the patch descriptors (a patch density), not the per-pixel head's; with ``embed_fn``
     the embeddings are ``embed_fn`` of the pooled embeddings and the patch descriptors. With ``whole`` (a side),
     the images resized to it are embedded too, whole (:attr:`Outputs.whole`).
-    fp32 on the CPU (scores reproduce exactly across runs and exports); bf16 autocast on CUDA.
+    fp32 on the CPU (scores reproduce exactly across runs and exports; channels-last there is faster, see
+    :func:`sslad.models.net.inference_layout`); bf16 autocast on CUDA.
     """
     from sslad.progress import bar
 
