@@ -31,7 +31,7 @@ from sslad.errors import SsladError
 from sslad.evaluate import evaluate_run, evaluate_set
 from sslad.export import EXPORT_FILES, EXPORT_SIDECARS
 from sslad.files import make_output_dir
-from sslad.models import NetConfig, PretextNet, infer_images, inference_layout, load_trunk_weights
+from sslad.models import NetConfig, PretextNet, infer_images, inference_layout, load_trunk_weights, training_layout
 from sslad.models.embed import sample_patches
 from sslad.progress import bar
 from sslad.report import EpochLog, json_safe, results_table, save_class_grid
@@ -203,8 +203,7 @@ def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | 
     check_memory(len(fit), cfg.data.image_size, copies=1.3 + 4 * cfg.synth.variants)
     renderer = make_renderer(cfg.synth.backend, cfg.data.image_size, device)
     gen = PretextGenerator(fit.images, renderer, cfg.synth, seed=cfg.train.seed, shard=(dist.rank, dist.world))
-    if cfg.train.precision == "bf16" or device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = training_layout(model, cfg.train.precision == "bf16")
     net = model
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP

@@ -168,14 +168,12 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
     regenerated on the device every epoch, as training renders (regeneration time included); ``pil``: batches from
     the conventional DataLoader, copied to the device (it makes no masks: classes only).
     """
-    from sslad.models import NetConfig, PretextNet
+    from sslad.models import NetConfig, PretextNet, training_layout
     from sslad.runtime import resolve_precision
     from sslad.training import train_step
 
-    model = PretextNet(NetConfig()).to(device)
     amp = resolve_precision("auto", device) == "bf16"
-    if amp:
-        model = model.to(memory_format=torch.channels_last)
+    model = training_layout(PretextNet(NetConfig()).to(device), amp)  # as sslad train lays it out
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step(xb, yb, mb=None):

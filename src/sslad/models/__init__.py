@@ -4,7 +4,7 @@ Nothing here knows the data, the pretext task or the scorer.
 """
 
 from sslad.models.embed import EMBED_BATCH, Outputs, embed_images, infer_images
-from sslad.models.net import MEAN, STD, NetConfig, PretextNet, inference_layout
+from sslad.models.net import MEAN, STD, NetConfig, PretextNet, inference_layout, training_layout
 from sslad.models.pair import DiscrepancyNet
 from sslad.models.student import STUDENT_ARCHS, StudentConfig, StudentNet, build_network
 from sslad.models.weights import load_trunk_weights
@@ -12,5 +12,5 @@ from sslad.models.weights import load_trunk_weights
 __all__ = [
     "DiscrepancyNet", "EMBED_BATCH", "MEAN", "STD", "NetConfig", "Outputs", "PretextNet", "embed_images",
     "infer_images", "inference_layout", "load_trunk_weights", "STUDENT_ARCHS", "StudentConfig", "StudentNet",
-    "build_network",
+    "build_network", "training_layout",
 ]

@@ -126,6 +126,15 @@ def dense_grad(z: torch.Tensor) -> torch.Tensor:
     return z
 
 
+def training_layout(model: nn.Module, bf16: bool) -> nn.Module:
+    """``model`` (in place) channels-last where it trains in bf16 or on a GPU (oneDNN's and cuDNN's fast path for
+    convolutions), as it is otherwise: the layout of the pretext training and of a distillation's student."""
+    weight = next(model.parameters(), None)
+    if weight is not None and (bf16 or weight.device.type == "cuda"):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 def inference_layout(model: nn.Module) -> nn.Module:
     """``model`` (in place) in the memory layout its inference is fastest in: channels-last on a CPU, where oneDNN's
     convolutions take it directly (fp32 all the same: the same scores to rounding, ``sslad eval`` about 1.3x faster,
