@@ -129,19 +129,21 @@ def dense_grad(z: torch.Tensor) -> torch.Tensor:
 def training_layout(model: nn.Module, bf16: bool) -> nn.Module:
     """``model`` (in place) channels-last where it trains in bf16 or on a GPU (oneDNN's and cuDNN's fast path for
     convolutions), as it is otherwise: the layout of the pretext training and of a distillation's student."""
-    weight = next(model.parameters(), None)
-    if weight is not None and (bf16 or weight.device.type == "cuda"):
-        model.to(memory_format=torch.channels_last)
-    return model
+    return _channels_last_where(model, lambda device: bf16 or device.type == "cuda")
 
 
 def inference_layout(model: nn.Module) -> nn.Module:
     """``model`` (in place) in the memory layout its inference is fastest in: channels-last on a CPU, where oneDNN's
-    convolutions take it directly (fp32 all the same: the same scores to rounding, ``sslad eval`` about 1.3x faster,
+    convolutions take it directly (fp32 all the same: the same scores to rounding, a run's scoring about 1.4x faster,
     docs/results.md, *Channels-last inference on the CPU*); left as it is on a GPU. Every scoring path, in training
     and after loading a run, puts its network in this layout, so training's scores are what eval recomputes."""
+    return _channels_last_where(model, lambda device: device.type == "cpu")
+
+
+def _channels_last_where(model: nn.Module, wanted) -> nn.Module:
+    """``model`` made channels-last in place when ``wanted(device of its parameters)``; unchanged otherwise."""
     weight = next(model.parameters(), None)
-    if weight is not None and weight.device.type == "cpu":
+    if weight is not None and wanted(weight.device):
         model.to(memory_format=torch.channels_last)
     return model
 
