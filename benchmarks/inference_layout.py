@@ -1,10 +1,13 @@
-"""What the network's memory layout costs the scoring on a CPU: the end of ``sslad train`` (the scorer's fit on the
-fit and held-out images, the synthetic held-out set) and ``sslad eval`` (the test split), with the network in
-torch's default layout (NCHW, contiguous) and in channels-last, alternating in one process, fp32 both.
+"""What the network's memory layout, or the inference precision, costs the scoring on a CPU: the end of
+``sslad train`` (the scorer's fit on the fit and held-out images, the synthetic held-out set) and ``sslad eval``
+(the test split), alternating in one process between
 
-Usage: python benchmarks/inference_layout.py NAME RUN_DIR [--rounds 2]
-Writes benchmarks/results/NAME.json: seconds per phase and layout (each round), the ratios, the test metrics under
-each layout and the largest difference between the two layouts' image scores (first 64 test images).
+* ``--vary layout`` (the default): torch's default layout (NCHW, contiguous) and channels-last, fp32 both;
+* ``--vary precision``: ``--inference-precision fp32`` and ``bf16``, channels-last both.
+
+Usage: python benchmarks/inference_layout.py NAME RUN_DIR [--rounds 2] [--vary layout|precision]
+Writes benchmarks/results/NAME.json: seconds per phase and setting (each round), the ratios (first setting over
+second), the test metrics under each and the largest difference between their image scores (first 64 test images).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from sslad.detector import Detector
 from sslad.evaluate import evaluate_set
 from sslad.training import fit_scorer
 
-LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+#: Per --vary, the two settings compared: name -> (memory layout, inference precision); the first is the reference.
+SETTINGS = {"layout": {"contiguous": (torch.contiguous_format, "fp32"), "channels_last": (torch.channels_last, "fp32")},
+            "precision": {"fp32": (torch.channels_last, "fp32"), "bf16": (torch.channels_last, "bf16")}}
 KEEP = ("image_auroc", "pixel_auroc", "aupro", "false_positive_rate")
 SAMPLE = 64  # test images whose scores are compared between the layouts
 
@@ -33,16 +38,18 @@ def main() -> None:
     ap.add_argument("name")
     ap.add_argument("run_dir")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--vary", choices=tuple(SETTINGS), default="layout")
     a = ap.parse_args()
     model, _, _, cfg, data, fit, holdout = load_run(a.run_dir)
     renderer = make_renderer(cfg.synth.backend, cfg.data.image_size, torch.device("cpu"))
-    seconds = {k: {"fit": [], "eval": []} for k in LAYOUTS}
+    settings = SETTINGS[a.vary]
+    seconds = {k: {"fit": [], "eval": []} for k in settings}
     metrics, scores = {}, {}
     for _ in range(a.rounds):
-        for name, layout in LAYOUTS.items():
+        for name, (layout, precision) in settings.items():
             model.to(memory_format=layout)
             t0 = time.perf_counter()
-            scorer = fit_scorer(model, fit, holdout, cfg, renderer)
+            scorer = fit_scorer(model, fit, holdout, cfg.override(score={"inference_precision": precision}), renderer)
             t1 = time.perf_counter()
             detector = Detector(model, scorer, cfg.data.image_size)
             with tempfile.TemporaryDirectory() as tmp:
@@ -53,17 +60,20 @@ def main() -> None:
             metrics[name] = {k: m.get(k) for k in KEEP}
             print(f"{name:14s} fit {seconds[name]['fit'][-1]:7.1f} s  eval {seconds[name]['eval'][-1]:7.1f} s  "
                   f"{metrics[name]}", flush=True)
-    ratio = {phase: round(sum(seconds["contiguous"][phase]) / sum(seconds["channels_last"][phase]), 3)
-             for phase in ("fit", "eval")}
+    ref, new = settings
+    ratio = {phase: round(sum(seconds[ref][phase]) / sum(seconds[new][phase]), 3) for phase in ("fit", "eval")}
     both = {k: sum(v["fit"]) + sum(v["eval"]) for k, v in seconds.items()}
-    ratio["fit+eval"] = round(both["contiguous"] / both["channels_last"], 3)
-    diff = float(np.max(np.abs(scores["contiguous"] - scores["channels_last"])))
-    print(f"channels-last speed-up: {ratio}; largest image-score difference {diff:.3g}")
+    ratio["fit+eval"] = round(both[ref] / both[new], 3)
+    diff = float(np.max(np.abs(scores[ref] - scores[new])))
+    print(f"{new} speed-up over {ref}: {ratio}; largest image-score difference {diff:.3g} "
+          f"(largest score {float(np.max(np.abs(scores[ref]))):.3g})")
     save_record(a.name, {"name": a.name, "command": f"python benchmarks/inference_layout.py {a.name} {a.run_dir} "
-                         f"--rounds {a.rounds}", "run_dir": a.run_dir, "image_size": cfg.data.image_size,
-                         "tile": cfg.score.tile, "whole_view": cfg.score.whole_view, "precision": "fp32",
-                         "threads": torch.get_num_threads(), "seconds": seconds, "speedup_channels_last": ratio,
-                         "metrics": metrics, "max_abs_image_score_difference": diff})
+                         f"--rounds {a.rounds} --vary {a.vary}", "run_dir": a.run_dir,
+                         "image_size": cfg.data.image_size, "tile": cfg.score.tile, "whole_view": cfg.score.whole_view,
+                         "settings": {k: [str(v[0]).replace("torch.", ""), v[1]] for k, v in settings.items()},
+                         "threads": torch.get_num_threads(), "seconds": seconds, f"speedup_{new}": ratio,
+                         "metrics": metrics, "max_abs_image_score_difference": diff,
+                         "max_abs_image_score": float(np.max(np.abs(scores[ref])))})
 
 
 if __name__ == "__main__":

@@ -179,3 +179,38 @@ def test_scoring_runs_channels_last_on_the_cpu_with_the_same_outputs(tiny_run):
             memory_format=torch.channels_last)
     for a, b in zip(fast, plain, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_run_scored_in_bf16_stores_it_and_scores_within_a_few_per_cent_of_fp32(tiny_run, tiles):
+    """``--inference-precision bf16``: the scorer is fitted on the network's bf16 outputs and stores the precision,
+    so a reloaded run (eval, predict) scores exactly as its fit did; its scores are fp32's within a few per cent but
+    not equal to them (the network really ran in bf16). A scorer from before 0.7.10 stored none: fp32 on a CPU."""
+    import numpy as np
+
+    from sslad.checkpoint import load_checkpoint
+    from sslad.data import load_dataset, split_train
+    from sslad.detector import Detector
+    from sslad.scoring import Scorer
+    from sslad.training import fit_scorer
+
+    model, _, ckpt = load_checkpoint(tiny_run[0], "cpu")
+    cfg = RunConfig.from_dict(ckpt["config"])
+    assert cfg.score.inference_precision == "fp32"  # the default: the exported graph's exact scores
+    data = load_dataset(str(tiles), None, 32)
+    fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
+    scorers = {p: fit_scorer(model, fit, holdout, cfg.override(score={"inference_precision": p}))
+               for p in ("fp32", "bf16")}
+    assert {p: s.precision for p, s in scorers.items()} == {"fp32": "fp32", "bf16": "bf16"}
+    x = data.test.images.numpy()
+    scores = {p: Detector(model, s, 32).score(x).scores for p, s in scorers.items()}
+    assert not np.array_equal(scores["bf16"], scores["fp32"])
+    np.testing.assert_allclose(scores["bf16"], scores["fp32"], rtol=0.05, atol=0.02 * np.abs(scores["fp32"]).max())
+    reloaded = Scorer.from_state(scorers["bf16"].state_dict())
+    assert reloaded.precision == "bf16"
+    np.testing.assert_array_equal(Detector(model, reloaded, 32).score(x).scores, scores["bf16"])
+    legacy = scorers["fp32"].state_dict()
+    del legacy["precision"]
+    assert Scorer.from_state(legacy).precision is None
+    np.testing.assert_array_equal(Detector(model, Scorer.from_state(legacy), 32).score(x).scores, scores["fp32"])
+    with pytest.raises(SsladError, match="unknown inference precision"):
+        cfg.override(score={"inference_precision": "fp16"}).validate()

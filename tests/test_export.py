@@ -38,6 +38,7 @@ def test_onnx_export_matches_predict(run_and_native, tmp_path):
     close(got_maps, maps)
     side = json.loads((tmp_path / "m.onnx.json").read_text())
     assert side["threshold"] == scorer.threshold and side["image_size"] == 32 and side["outputs"] == ["scores", "maps"]
+    assert side["run_inference_precision"] == side["graph_precision"] == "fp32"  # the scores above: exact
     one, _ = sess.run(None, {"images": images[:1].numpy()})
     close(one, scores[:1])
 

@@ -116,7 +116,7 @@ class Detector:
 
     def _score_images(self, images: torch.Tensor, progress: str | None) -> Detection:
         out = infer_images(self.model, images, progress=progress, tile=self.scorer.tile, map_fn=self.scorer.map_fn,
-                           embed_fn=self.scorer.embed_fn, whole=self.scorer.whole_view)
+                           embed_fn=self.scorer.embed_fn, whole=self.scorer.whole_view, precision=self.scorer.precision)
         scores, maps = self.scorer.score(out.embeddings, out.maps, self.image_size, whole=out.whole)
         anomalous = scores > self.threshold if self.threshold is not None else np.zeros(len(scores), bool)
         return Detection(scores=scores, maps=maps, anomalous=anomalous, images=images.cpu())

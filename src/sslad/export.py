@@ -5,8 +5,10 @@ The exported model takes what a user has, uint8 RGB images ``(N, 3, S, S)`` at t
 (the network normalises them itself), and returns the image score ``(N,)`` float32 (what
 ``sslad predict`` writes; above the threshold means anomalous) and the anomaly map ``(N, S, S)``
 float32 (``(N, 0, 0)`` for a run trained without the per-pixel head). The density is evaluated in
-float64 inside the graph, as in sslad itself, so scores match ``predict``'s. A JSON sidecar
-(``FILE.json``) holds the thresholds, the map display range, the image size and the sslad version.
+float64 inside the graph, as in sslad itself, so scores match ``predict``'s (exactly for a run scored in fp32,
+the default; a run scored in bf16, ``--inference-precision bf16``, gets the fp32 graph, its scores within a few
+per cent of ``predict``'s). A JSON sidecar (``FILE.json``) holds the thresholds, the map display range, the image
+size, the run's inference precision and the sslad version.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def export_run(run_dir: str, fmt: str, out_file: str | None = None) -> dict:
         sidecar = {"format": fmt, "sslad_version": __version__, "image_size": size, "input": "images",
                    "input_spec": "uint8 (N, 3, S, S) RGB, 0..255", "outputs": ["scores", "maps"],
                    "threshold": detector.threshold, "pixel_threshold": detector.pixel_threshold,
-                   "map_range": detector.map_range, "image_score": detector.scorer.image_score}
+                   "map_range": detector.map_range, "image_score": detector.scorer.image_score,
+                   # the graph computes in fp32; a run scored in bf16 set its thresholds on bf16 scores (close)
+                   "run_inference_precision": detector.scorer.precision or "fp32", "graph_precision": "fp32"}
         Path(f"{out}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
     return {"out": str(out), "sidecar": f"{out}.json", "image_size": size}
 

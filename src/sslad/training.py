@@ -462,12 +462,12 @@ def render_synthetic_holdout(holdout: ImageSet, renderer, cfg: RunConfig) -> Syn
 
 
 def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunConfig, map_fn=None,
-                      embed_fn=None) -> tuple:
+                      embed_fn=None, precision: str | None = None) -> tuple:
     """(embeddings, per-pixel probabilities, anomalous (N,) bool, whole-view embeddings or None) of
     :func:`render_synthetic_holdout`'s samples."""
     data = render_synthetic_holdout(holdout, renderer, cfg)
     out = infer_images(model, data.images, progress="score synthetic held-out", tile=cfg.score.tile, map_fn=map_fn,
-                       embed_fn=embed_fn, whole=cfg.score.whole_view)
+                       embed_fn=embed_fn, whole=cfg.score.whole_view, precision=precision)
     return out.embeddings, out.maps, (data.labels > 0).cpu().numpy(), out.whole
 
 
@@ -476,11 +476,13 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
     views when they are few). Pretext anomalies rendered onto the held-out images (with a ``renderer``) give every
     image-score mode's synthetic AUROC, recorded; ``image_score: auto`` keeps the best of them."""
     tile, scorer = cfg.score.tile, Scorer(cfg.score)
+    scorer.precision = precision = resolve_precision(cfg.score.inference_precision, next(model.parameters()).device)
     if scorer.map_source in ("density", "both"):
-        scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile))
+        scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile, precision=precision))
     both = scorer.map_source == "both"  # one pass gives both sources' maps; scaled once the held-out ones are in
     infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn,
-                              map_fn=scorer.parts_fn if both else scorer.map_fn, whole=scorer.whole_view)
+                              map_fn=scorer.parts_fn if both else scorer.map_fn, whole=scorer.whole_view,
+                              precision=precision)
     calibrate_on_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))  # fit maps unused
     fit_out = infer(fit.images, progress="embed train", maps=not calibrate_on_holdout)
     hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None
@@ -490,7 +492,7 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
                          for o in (fit_out, hold))
     rendered = None
     if holdout is not None and renderer is not None:  # every run records each mode's synthetic AUROC
-        rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn, scorer.embed_fn)
+        rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn, scorer.embed_fn, precision)
     return scorer.fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size, holdout=hold, synthetic=rendered,
                       whole=fit_out.whole)
 
@@ -614,7 +616,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "decoder": cfg.train.decoder, "seg_width": cfg.train.seg_width, "seg_loss": cfg.train.seg_loss,
                "crop": cfg.train.crop,
                "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "whole_view": cfg.score.whole_view,
-               "map": cfg.score.map, "seed": cfg.train.seed,
+               "map": cfg.score.map, "inference_precision": scorer.precision, "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
                "threshold_set": scorer.calibration["set"], **stats}
     save_scored_network(run.out, run.model, cfg, scorer, summary, epoch=stats["epochs"],

@@ -37,6 +37,14 @@ EmbedFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MapFn = Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]
 
 
+def scoring_autocast(device: torch.device, precision: str | None) -> torch.autocast:
+    """The autocast context a scoring pass runs its network under: bf16 for ``precision`` ``"bf16"``, none for
+    ``"fp32"``; ``None`` (a scorer fitted before 0.7.10, which stored no precision) is what those runs were scored
+    with: bf16 on CUDA, fp32 on the CPU."""
+    bf16 = precision == "bf16" or (precision is None and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
 def forward_maps(model: PretextNet, x: torch.Tensor, map_fn: MapFn | None = None,
                  embed_fn: EmbedFn | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(embeddings, per-pixel anomaly maps (N, 1, h, w) or None) of one batch: the pooled embeddings (with
@@ -53,7 +61,8 @@ def forward_maps(model: PretextNet, x: torch.Tensor, map_fn: MapFn | None = None
 @torch.no_grad()
 def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,
                  progress: str | None = None, maps: bool = True, tile: int = 0,
-                 map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None, whole: int = 0) -> Outputs:
+                 map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None, whole: int = 0,
+                 precision: str | None = None) -> Outputs:
     """Run uint8 (N, 3, S, S) images (any device) through the network in batches.
 
     With ``tile`` (0 < tile < S) each image is scored in overlapping tiles (:mod:`sslad.models.tiles`):
@@ -61,8 +70,9 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     maps are ``map_fn`` of the patch descriptors (a patch density), not the per-pixel head's; with ``embed_fn``
     the embeddings are ``embed_fn`` of the pooled embeddings and the patch descriptors. With ``whole`` (a side),
     the images resized to it are embedded too, whole (:attr:`Outputs.whole`).
-    fp32 on the CPU (scores reproduce exactly across runs and exports; channels-last there is faster, see
-    :func:`sslad.models.net.inference_layout`); bf16 autocast on CUDA.
+    ``precision`` (``"fp32"`` or ``"bf16"``, the scorer's: :func:`scoring_autocast`) is what the network computes in;
+    the outputs are float32 either way. bf16 halves the scoring time on a CPU with native bf16 at the same AUROCs
+    (docs/results.md, *bf16 scoring on the CPU*); fp32 scores reproduce the exported ONNX graph's exactly.
     """
     from sslad.progress import bar
 
@@ -81,7 +91,7 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     embs, probs = [], []
     for i in bar(range(0, images.shape[0], batch_size), progress, unit="batch"):
         xb = images[i:i + batch_size].to(dev, non_blocking=True)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with scoring_autocast(dev, precision):
             if tiled or want_maps or embed_fn is not None:
                 e, p = forward_tiled(forward, xb, tile) if tiled else forward(xb)
                 if want_maps:
@@ -94,15 +104,16 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     whole_emb = None
     if whole:
         whole_emb = infer_images(model, resize_images(images, whole), batch_size, progress and f"{progress} (whole)",
-                                 maps=False, embed_fn=embed_fn).embeddings
+                                 maps=False, embed_fn=embed_fn, precision=precision).embeddings
     return Outputs(emb, torch.cat(probs) if probs else None, whole_emb)
 
 
 @torch.no_grad()
 def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000, seed: int = 0,
-                   batch_size: int = EMBED_BATCH, tile: int = 0) -> torch.Tensor:
+                   batch_size: int = EMBED_BATCH, tile: int = 0, precision: str | None = None) -> torch.Tensor:
     """float32 (M, C) patch descriptors of the images (of their tiles with ``tile``), about ``total`` locations
-    drawn evenly from every image (or tile) with a seeded generator: what a patch density is fitted on."""
+    drawn evenly from every image (or tile) with a seeded generator: what a patch density is fitted on (computed
+    in ``precision``, as :func:`infer_images`)."""
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
@@ -115,7 +126,8 @@ def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000
     for i in range(0, images.shape[0], batch_size):
         xb = images[i:i + batch_size].to(dev)
         x = extract_tiles(xb, tile) if tiled else xb
-        _, _, patches = model.dense_outputs(x)
+        with scoring_autocast(dev, precision if precision is not None else "fp32"):
+            _, _, patches = model.dense_outputs(x)
         z = patches.float().flatten(2).transpose(1, 2).cpu()  # (n, h*w, C)
         k = min(z.shape[1], max(1, per * len(xb) // len(x)))
         idx = torch.rand(z.shape[:2], generator=g).argsort(1)[:, :k]

@@ -83,6 +83,9 @@ class Scorer:
         self.tile = cfg.tile  # > 0: the network scores tiles of this side; embeddings arrive as (N, T, D)
         self.whole_view = cfg.whole_view  # > 0: whole images at this side too, scored by their own density
         self.whole_density = make_density(cfg) if cfg.whole_view else None
+        # what the network's outputs are computed in (fp32 | bf16; auto until the fit resolves it on its device):
+        # the density and thresholds are fitted on them, so every later scoring computes them the same way
+        self.precision: str | None = cfg.inference_precision
         self.view_stats: list[list[float]] = []  # whole view: [mean, std] of each view's log score, held out
         self.map_source = cfg.map  # seg: the head's probabilities; density: the patch density's; both: averaged
         self.patch_density, self.patch_bank = cfg.patch_density, cfg.patch_bank  # what fit_patches fits
@@ -311,7 +314,7 @@ class Scorer:
                 "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile,
                 "map_source": self.map_source, "map_scales": self.map_scales, "embedding": self.embedding,
                 "patches": None if self.patches is None else self.patches.state_dict(),
-                "whole_view": self.whole_view, "view_stats": self.view_stats,
+                "whole_view": self.whole_view, "view_stats": self.view_stats, "precision": self.precision,
                 "whole_density": None if self.whole_density is None else self.whole_density.state_dict()}
 
     @classmethod
@@ -331,6 +334,7 @@ class Scorer:
         self.embedding = str(state.get("embedding", "pooled"))  # before 0.5: the pooled embedding alone
         self.map_scales = dict(state.get("map_scales") or {})
         self.whole_view = int(state.get("whole_view") or 0)  # before 0.7: no whole view
+        self.precision = state.get("precision")  # before 0.7.10: None, scored in bf16 on CUDA and fp32 on a CPU
         self.view_stats = [list(v) for v in state.get("view_stats") or []]
         self.whole_density = density_from_state(state["whole_density"]) if state.get("whole_density") else None
         if state.get("patches"):
