@@ -87,6 +87,27 @@ def test_eval_reproduces_train_auroc(trained, tiles, tmp_path):
     assert "image AUROC" in res.output
 
 
+def test_a_run_trained_to_score_in_bf16_is_scored_so_by_eval_and_exported_close(tiles, tmp_path):
+    """``--inference-precision bf16`` end to end: recorded in metrics.json, ``eval`` recomputes the run's scores
+    (the stored precision, not the default fp32), the export's sidecar says so and its fp32 graph scores within a
+    few per cent of ``predict``'s."""
+    out = tmp_path / "bf16"
+    run(["train", str(tiles), "--out", str(out), *TINY, "--epochs", "1", "--inference-precision", "bf16"])
+    assert json.loads((out / "metrics.json").read_text())["inference_precision"] == "bf16"
+    run(["eval", str(out), str(tiles), "--out", str(tmp_path / "ev"), "--device", "cpu"])
+    sa = [float(r["score"]) for r in csv.DictReader(open(out / "scores.csv"))]
+    sb = [float(r["score"]) for r in csv.DictReader(open(tmp_path / "ev" / "scores.csv"))]
+    assert sa == pytest.approx(sb, rel=1e-4)
+    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    run(["export", str(out), "--out", str(tmp_path / "m.onnx")])
+    assert json.loads((tmp_path / "m.onnx.json").read_text())["run_inference_precision"] == "bf16"
+    det = sslad.load(out, "cpu").score(sorted((tiles / "test" / "blob").glob("*.png")))
+    got, _ = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"images": det.images.numpy()})
+    assert not np.allclose(got, det.scores, rtol=1e-6, atol=0)  # the graph is fp32, the run's scores bf16 ...
+    np.testing.assert_allclose(got, det.scores, rtol=0.05, atol=0.02 * np.abs(det.scores).max())  # ... close
+
+
 def test_eval_default_out_is_run_eval(trained, tiles):
     out, _ = trained
     run(["eval", str(out), str(tiles), "--device", "cpu"])
