@@ -17,6 +17,7 @@ import sslad
 from conftest import TINY
 from helpers import auroc_of_scores_csv
 from sslad.cli import cli
+from sslad.errors import SsladError
 
 
 def run(args, ok=True):
@@ -251,6 +252,43 @@ def test_predict_maps_writes_an_overlay_per_image(trained, tiles, tmp_path):
     assert [p.stem for p in pngs] == [p.stem for p in sorted((tiles / "test" / "blob").glob("*.png"))]
     assert Image.open(pngs[0]).size == (32, 32)  # the image as the model saw it (decoded once)
     assert "maps in" in res.output
+
+
+def test_predict_scores_a_folder_a_chunk_at_a_time_as_at_once(trained, tiles, tmp_path):
+    """predict decodes, scores and draws a chunk of files at a time (memory of one chunk, whatever the folder's
+    size): the same rows, decisions and overlays as in one chunk, a chunk of unreadable files only included."""
+    import shutil
+
+    from sslad.predict import predict_folder
+
+    out, _ = trained
+    folder = tmp_path / "in"
+    shutil.copytree(tiles / "test" / "blob", folder)
+    for name in ("zz_bad1.png", "zz_bad2.png"):  # the last chunk of 2: nothing readable in it
+        (folder / name).write_bytes(b"not an image")
+    files = sorted(folder.iterdir())
+    dets = list(sslad.load(out, "cpu").score_chunks(files, 2))
+    assert [len(d.paths) for d in dets] == [2, 2, 2, 0] and [len(d.scores) for d in dets] == [2, 2, 2, 0]
+    assert [len(d.maps) for d in dets[:3]] == [2, 2, 2]
+    assert [p for p, _ in dets[3].skipped] == [str(f) for f in files[6:]]
+    rows = {}
+    for chunk in (2, 256):
+        res = predict_folder(str(out), str(folder), str(tmp_path / f"p{chunk}.csv"), "cpu", maps=True, chunk=chunk)
+        assert res["images"] == 6 and [p for p, _ in res["skipped"]] == [str(folder / "zz_bad1.png"),
+                                                                         str(folder / "zz_bad2.png")]
+        rows[chunk] = list(csv.DictReader(open(tmp_path / f"p{chunk}.csv")))
+        assert len(list((tmp_path / "maps").glob("*.png"))) == 6
+        shutil.rmtree(tmp_path / "maps")
+    assert [(r["path"], r["predicted_anomalous"], r["error"]) for r in rows[2]] == [
+        (r["path"], r["predicted_anomalous"], r["error"]) for r in rows[256]]
+    assert [float(r["score"]) for r in rows[2][:6]] == pytest.approx([float(r["score"]) for r in rows[256][:6]],
+                                                                     rel=1e-5)
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / "bad" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "bad" / name).write_bytes(b"")
+    with pytest.raises(SsladError, match="none of the 3 images could be read"):
+        predict_folder(str(out), str(tmp_path / "bad"), str(tmp_path / "none.csv"), "cpu", chunk=2)
+    assert not (tmp_path / "none.csv").exists()
 
 
 def test_train_refuses_to_overwrite_a_run(trained, tiles):

@@ -12,7 +12,7 @@ uint8 array/tensor and returns a :class:`Detection`. ``sslad eval``, ``sslad pre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,10 @@ from sslad.models import PretextNet, infer_images
 from sslad.models.embed import forward_maps
 from sslad.models.tiles import forward_tiled, resize_images
 from sslad.scoring import Scorer
+
+#: Image files :meth:`Detector.score_chunks` decodes and scores at a time (``sslad predict``'s memory: the images and
+#: maps of this many, about half a gigabyte at 512 px).
+SCORE_CHUNK = 256
 
 
 @dataclass
@@ -110,6 +114,30 @@ class Detector:
         det = self._score_images(images.images, progress)
         det.paths, det.skipped = images.paths, skipped
         return det
+
+    def score_chunks(self, files: Sequence[str | Path], chunk: int = SCORE_CHUNK,
+                     progress: str | None = None) -> Iterator[Detection]:
+        """:meth:`score` of image files ``chunk`` at a time, one :class:`Detection` per chunk (its paths and skipped
+        files included), so that memory holds one chunk's images and maps whatever the number of files (what
+        ``sslad predict`` does). An error once every file was tried, when none could be read."""
+        from sslad.data import load_files
+        from sslad.progress import bar
+
+        files = [str(p) for p in files]
+        read, skipped = 0, []
+        with bar(total=len(files), desc=progress, unit="img") as done:
+            for i in range(0, len(files), chunk):
+                images, bad = load_files(files[i:i + chunk], self.image_size, require_any=False)
+                if len(images.paths):
+                    det = self._score_images(images.images, None)
+                else:  # a chunk of unreadable files only: nothing to score, their reasons to report
+                    det = Detection(scores=np.empty(0), maps=None, anomalous=np.zeros(0, bool))
+                det.paths, det.skipped = images.paths, bad
+                read, skipped = read + len(images.paths), skipped + bad
+                done.update(len(files[i:i + chunk]))
+                yield det
+        if files and not read:
+            raise SsladError(f"none of the {len(files)} images could be read (first: {skipped[0][1]})")
 
     def _resize(self, images: torch.Tensor) -> torch.Tensor:
         return resize_images(images, self.image_size)

@@ -9,7 +9,7 @@ import numpy as np
 
 from sslad.config import DEFAULT_DEVICE
 from sslad.data import list_inputs
-from sslad.detector import Detection, Detector
+from sslad.detector import SCORE_CHUNK, Detection, Detector
 from sslad.errors import SsladError
 from sslad.files import check_output_file, make_output_dir, writing
 from sslad.labels import UNKNOWN
@@ -28,9 +28,10 @@ def save_overlays(folder: Path, det: Detection, value_range, threshold) -> None:
 
 
 def predict_folder(run_dir: str, folder: str, out_csv: str | None = None, device: str = DEFAULT_DEVICE,
-                   maps: bool = False) -> dict:
+                   maps: bool = False, chunk: int = SCORE_CHUNK) -> dict:
     """Scores and decisions for every image of ``folder`` (or the one image file it names); CSV at ``out_csv``
-    (default RUN_DIR/predictions.csv).
+    (default RUN_DIR/predictions.csv). Images are decoded, scored and drawn a chunk at a time
+    (:meth:`Detector.score_chunks`): a folder of any size fits in memory.
 
     With ``maps``, an overlay PNG per image goes to ``maps/`` beside the CSV.
     """
@@ -41,15 +42,20 @@ def predict_folder(run_dir: str, folder: str, out_csv: str | None = None, device
     detector = Detector.load(run_dir, device)
     if maps and not detector.has_maps:
         raise SsladError(f"{run_dir} was trained without the per-pixel head (--seg-weight 0): it makes no maps")
-    det = detector.score(list_inputs(folder), progress="score")
+    paths, scores, skipped, flagged = [], [], [], 0
+    for det in detector.score_chunks(list_inputs(folder), chunk, progress="score"):  # one chunk in memory at a time
+        paths, skipped, flagged = paths + det.paths, skipped + det.skipped, flagged + int(np.sum(det.anomalous))
+        scores.append(det.scores)
+        if maps and det.paths:
+            with writing(out.parent / "maps", "--maps folder"):
+                save_overlays(out.parent / "maps", det, detector.map_range, detector.pixel_threshold)
+    scores = np.concatenate(scores)
     with writing(out, "--out"):
-        write_scores(out, det.paths, [UNKNOWN] * len(det.paths), det.scores, detector.threshold, det.skipped)
-    res = {"images": len(det.paths), "flagged": int(np.sum(det.anomalous)), "threshold": detector.threshold,
-           "out": str(out), "scores": det.scores, "skipped": det.skipped}
+        write_scores(out, paths, [UNKNOWN] * len(paths), scores, detector.threshold, skipped)
+    res = {"images": len(paths), "flagged": flagged, "threshold": detector.threshold, "out": str(out),
+           "scores": scores, "skipped": skipped}
     if maps:
         res["maps"] = str(out.parent / "maps")
-        with writing(out.parent / "maps", "--maps folder"):
-            save_overlays(out.parent / "maps", det, detector.map_range, detector.pixel_threshold)
     return res
 
 

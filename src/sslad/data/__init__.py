@@ -119,14 +119,14 @@ def split_train(train: ImageSet, fraction: float, minimum: int) -> tuple[ImageSe
     return train.subset(fit_idx), (train.subset(hold_idx) if len(hold_idx) else None)
 
 
-def load_files(files: Sequence[str | Path], image_size: int, device: torch.device | str = "cpu"
-               ) -> tuple[ImageSet, list[tuple[str, str]]]:
+def load_files(files: Sequence[str | Path], image_size: int, device: torch.device | str = "cpu",
+               require_any: bool = True) -> tuple[ImageSet, list[tuple[str, str]]]:
     """Every readable image of ``files`` (types unknown), and the unreadable ones as ``(path, reason)``;
-    an error only when none could be read."""
+    an error only when none could be read (with ``require_any``; else an empty set: one chunk of many)."""
     if not files:
         raise SsladError("no images to score")
     arr, errors = read_images(files, image_size, desc="decode", skip_unreadable=True)
-    if len(errors) == len(files):
+    if require_any and len(errors) == len(files):
         raise SsladError(f"none of the {len(files)} images could be read (first: {errors[0][1]})")
     bad = {i for i, _ in errors}
     ok = [str(f) for i, f in enumerate(files) if i not in bad]
