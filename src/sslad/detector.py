@@ -133,7 +133,8 @@ class Detector:
                 else:  # a chunk of unreadable files only: nothing to score, their reasons to report
                     det = Detection(scores=np.empty(0), maps=None, anomalous=np.zeros(0, bool))
                 det.paths, det.skipped = images.paths, bad
-                read, skipped = read + len(images.paths), skipped + bad
+                read += len(images.paths)
+                skipped.extend(bad)
                 done.update(len(files[i:i + chunk]))
                 yield det
         if files and not read:

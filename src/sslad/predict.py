@@ -44,8 +44,10 @@ def predict_folder(run_dir: str, folder: str, out_csv: str | None = None, device
         raise SsladError(f"{run_dir} was trained without the per-pixel head (--seg-weight 0): it makes no maps")
     paths, scores, skipped, flagged = [], [], [], 0
     for det in detector.score_chunks(list_inputs(folder), chunk, progress="score"):  # one chunk in memory at a time
-        paths, skipped, flagged = paths + det.paths, skipped + det.skipped, flagged + int(np.sum(det.anomalous))
+        paths.extend(det.paths)
+        skipped.extend(det.skipped)
         scores.append(det.scores)
+        flagged += int(np.sum(det.anomalous))
         if maps and det.paths:
             with writing(out.parent / "maps", "--maps folder"):
                 save_overlays(out.parent / "maps", det, detector.map_range, detector.pixel_threshold)
