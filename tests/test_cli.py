@@ -242,6 +242,19 @@ def test_config_yaml_holds_every_resolved_value(trained):
     assert nulls == [] and cfg["train"]["precision"] in ("fp32", "bf16") and cfg["synth"]["color"] == "gray"
 
 
+def test_inference_precision_auto_is_resolved_on_the_device_and_stored(tiles, tmp_path):
+    """``auto`` becomes bf16 where the CPU computes it natively, fp32 elsewhere, in config.yaml and metrics.json
+    alike (the scorer stores the same, so eval and predict follow it)."""
+    from sslad.runtime import cpu_has_bf16
+
+    out = tmp_path / "auto"
+    run(["train", str(tiles), "--out", str(out), *TINY, "--epochs", "0", "--inference-precision", "auto"])
+    want = "bf16" if cpu_has_bf16() else "fp32"
+    assert yaml.safe_load((out / "config.yaml").read_text())["score"]["inference_precision"] == want
+    assert json.loads((out / "metrics.json").read_text())["inference_precision"] == want
+    assert sslad.load(out, "cpu").scorer.precision == want
+
+
 def test_predict_maps_writes_an_overlay_per_image(trained, tiles, tmp_path):
     from PIL import Image
 

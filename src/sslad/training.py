@@ -185,10 +185,12 @@ def initial_network(cfg: RunConfig, seed: int) -> tuple[PretextNet, str]:
 
 def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | None = None) -> Run:
     """Device and DDP, network (a bad --weights fails before decoding), data, then the config's last
-    choices (precision from the device, colour space from the data), then the generator built on them."""
+    choices (the training's and the scoring's precision from the device, colour space from the data), then the
+    generator built on them."""
     device = resolve_device(cfg.train.device)
     dist, device = init_distributed(device)
-    cfg = cfg.override(train={"precision": resolve_precision(cfg.train.precision, device)})
+    cfg = cfg.override(train={"precision": resolve_precision(cfg.train.precision, device)},
+                       score={"inference_precision": resolve_precision(cfg.score.inference_precision, device)})
     model, source = initial_network(cfg, cfg.train.seed + dist.rank)
     model = model.to(device)
     data = load_dataset(cfg.data.path, cfg.data.category, cfg.data.image_size, device=device)
