@@ -477,8 +477,8 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
     """Density on the network outputs of the fit images; thresholds from the held-out ones (and their augmented
     views when they are few). Pretext anomalies rendered onto the held-out images (with a ``renderer``) give every
     image-score mode's synthetic AUROC, recorded; ``image_score: auto`` keeps the best of them."""
-    tile, scorer = cfg.score.tile, Scorer(cfg.score)
-    scorer.precision = precision = resolve_precision(cfg.score.inference_precision, next(model.parameters()).device)
+    precision = resolve_precision(cfg.score.inference_precision, next(model.parameters()).device)
+    tile, scorer = cfg.score.tile, Scorer(dataclasses.replace(cfg.score, inference_precision=precision))
     if scorer.map_source in ("density", "both"):
         scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile, precision=precision))
     both = scorer.map_source == "both"  # one pass gives both sources' maps; scaled once the held-out ones are in

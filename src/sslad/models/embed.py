@@ -110,7 +110,7 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
 
 @torch.no_grad()
 def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000, seed: int = 0,
-                   batch_size: int = EMBED_BATCH, tile: int = 0, precision: str | None = None) -> torch.Tensor:
+                   batch_size: int = EMBED_BATCH, tile: int = 0, precision: str = "fp32") -> torch.Tensor:
     """float32 (M, C) patch descriptors of the images (of their tiles with ``tile``), about ``total`` locations
     drawn evenly from every image (or tile) with a seeded generator: what a patch density is fitted on (computed
     in ``precision``, as :func:`infer_images`)."""
@@ -126,7 +126,7 @@ def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000
     for i in range(0, images.shape[0], batch_size):
         xb = images[i:i + batch_size].to(dev)
         x = extract_tiles(xb, tile) if tiled else xb
-        with scoring_autocast(dev, precision if precision is not None else "fp32"):
+        with scoring_autocast(dev, precision):
             _, _, patches = model.dense_outputs(x)
         z = patches.float().flatten(2).transpose(1, 2).cpu()  # (n, h*w, C)
         k = min(z.shape[1], max(1, per * len(xb) // len(x)))

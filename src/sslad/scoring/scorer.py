@@ -83,7 +83,7 @@ class Scorer:
         self.tile = cfg.tile  # > 0: the network scores tiles of this side; embeddings arrive as (N, T, D)
         self.whole_view = cfg.whole_view  # > 0: whole images at this side too, scored by their own density
         self.whole_density = make_density(cfg) if cfg.whole_view else None
-        # what the network's outputs are computed in (fp32 | bf16; auto until the fit resolves it on its device):
+        # what the network's outputs are computed in (fp32 | bf16, resolved on the device by training.fit_scorer):
         # the density and thresholds are fitted on them, so every later scoring computes them the same way
         self.precision: str | None = cfg.inference_precision
         self.view_stats: list[list[float]] = []  # whole view: [mean, std] of each view's log score, held out
