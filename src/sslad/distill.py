@@ -35,7 +35,7 @@ from sslad.data import load_dataset, split_train
 from sslad.detector import Detector
 from sslad.errors import SsladError
 from sslad.evaluate import evaluate_set
-from sslad.models import PretextNet, StudentConfig, StudentNet, inference_layout, training_layout
+from sslad.models import PretextNet, StudentConfig, StudentNet, inference_layout, training_autocast, training_layout
 from sslad.models.pair import DiscrepancyNet, feature_distance, mean_distance, standardized_distance
 from sslad.progress import bar
 from sslad.report import EpochLog, results_table
@@ -297,7 +297,7 @@ def _fit(student: StudentNet, teacher: PretextNet, gen: PretextGenerator, cfg: R
         for i in bar(range(steps_per_epoch), f"distil {epoch + 1}/{epochs}", unit="step"):
             idx = perm[i * batch:(i + 1) * batch]
             lr = set_cosine_lr(opt, dc.lr, step, total)
-            with torch.autocast(synth.images.device.type, dtype=torch.bfloat16, enabled=amp):
+            with training_autocast(synth.images.device, amp):
                 loss = distill_loss(student, teacher, synth.images[idx], synth.labels[idx] == 0, dc.seg_weight,
                                     dc.embed_weight, metric)
             optimizer_step(opt, loss)

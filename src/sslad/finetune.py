@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from sslad.config import FINETUNE_FROM, FinetuneConfig
 from sslad.data import ImageSet
 from sslad.errors import SsladError
-from sslad.models import PretextNet
+from sslad.models import PretextNet, training_autocast
 from sslad.models.embed import infer_images
 from sslad.progress import bar
 from sslad.report import EpochLog
@@ -125,7 +125,7 @@ def fit_finetune(model: PretextNet, fit: ImageSet, fc: FinetuneConfig, gray: boo
             x = fit.images[perm[i * batch:(i + 1) * batch]]
             v1, v2 = augment_views(x, gen, gray), augment_views(x, gen, gray)
             lr = set_cosine_lr(opt, fc.lr, step, total)
-            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            with training_autocast(x.device, amp):
                 z = model.embed(torch.cat([v1, v2]))
             loss = mean_shifted_loss(z[:len(x)], z[len(x):], center, fc.temperature, fc.angular)
             optimizer_step(opt, loss)

@@ -31,7 +31,15 @@ from sslad.errors import SsladError
 from sslad.evaluate import evaluate_run, evaluate_set
 from sslad.export import EXPORT_FILES, EXPORT_SIDECARS
 from sslad.files import make_output_dir
-from sslad.models import NetConfig, PretextNet, infer_images, inference_layout, load_trunk_weights, training_layout
+from sslad.models import (
+    NetConfig,
+    PretextNet,
+    infer_images,
+    inference_layout,
+    load_trunk_weights,
+    training_autocast,
+    training_layout,
+)
 from sslad.models.embed import sample_patches
 from sslad.progress import bar
 from sslad.report import EpochLog, json_safe, results_table, save_class_grid
@@ -75,7 +83,7 @@ def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, xb: torch.Tenso
     Loss: cross-entropy of the 3-way classes, plus ``seg_weight`` x :func:`seg_loss` of the per-pixel
     logits against the masks averaged down to the logits' resolution (soft targets).
     """
-    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
+    with training_autocast(xb.device, amp):
         logits, _, seg = net(xb)
         loss = F.cross_entropy(logits.float(), yb)
         if seg is not None and mb is not None and seg_weight > 0:
