@@ -431,6 +431,10 @@ def test_version_and_help_do_not_import_heavy_modules():
             "print('torch' in sys.modules, 'nvidia.dali' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+    from sslad import __version__  # python -m sslad is the console script
+
+    out = subprocess.run([sys.executable, "-m", "sslad", "--version"], capture_output=True, text=True, check=True)
+    assert __version__ in out.stdout
 
 
 def test_torchrun_ddp_on_cpu(tiles, tmp_path):
