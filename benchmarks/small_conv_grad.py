@@ -19,9 +19,8 @@ import sslad.models.cpu_grad as cpu_grad
 from sslad.models.net import NetConfig, PretextNet
 from sslad.training import train_step
 
-#: (Cin, Cout, kernel, stride, input side at 128 px): ResNet-18's layer4 and layer3 convolutions.
-CONVS = {"layer4 3x3 512->512 (4x4)": (512, 512, 3, 1, 4), "layer4 3x3 256->512 /2 (8->4)": (256, 512, 3, 2, 8),
-         "layer3 3x3 256->256 (8x8, not taken)": (256, 256, 3, 1, 8)}
+#: (layer, Cin, Cout, kernel, stride, input side at 128 px): ResNet-18's layer4 and layer3 3x3 convolutions.
+CONVS = [("layer4", 512, 512, 3, 1, 4), ("layer4", 256, 512, 3, 2, 8), ("layer3", 256, 256, 3, 1, 8)]
 
 
 def _ms(fn, *args, reps: int = 8) -> float:
@@ -35,8 +34,10 @@ def _ms(fn, *args, reps: int = 8) -> float:
 
 def conv_rows(batch: int, px: int) -> dict:
     rows = {}
-    for name, (cin, cout, k, s, side) in CONVS.items():
+    for layer, cin, cout, k, s, side in CONVS:
         side = side * px // 128
+        taken = (side // s) ** 2 <= cpu_grad.SMALL_OUTPUT
+        name = f"{layer} {k}x{k} {cin}->{cout} ({side}->{side // s}{'' if taken else ', not taken'})"
         x = torch.randn(batch, cin, side, side, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
         w = torch.randn(cout, cin, k, k, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
         g = torch.randn(batch, cout, side // s, side // s, dtype=torch.bfloat16).contiguous(

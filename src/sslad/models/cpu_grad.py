@@ -1,9 +1,9 @@
 """bf16 training on a CPU, with the weight gradient of small convolutions as one matrix product.
 
 oneDNN computes the weight gradient of a convolution whose output has few positions (ResNet's layer4, 4x4 when the
-network trains on 128-px images) 3-5x slower than the same sum written as one matrix product over every output
-position of the batch (an im2col of the input against the output gradient): 28 -> 7 ms for a 512 -> 512 3x3 at a
-batch of 96 on an Intel Xeon (AMX), and a whole training step about 8 % faster (docs/results.md, *The weight
+network trains on 128-px images; layer3 too at 64 px) 3-13x slower than the same sum written as one matrix product
+over every output position of the batch (an im2col of the input against the output gradient), on an Intel Xeon
+(AMX) at a batch of 96: a whole training step 1.09x faster at 128 px, 1.3x at 64 px (docs/results.md, *The weight
 gradient of layer4 as one matrix product*). At 8x8 outputs and more oneDNN is as fast or faster, so only outputs of
 at most :data:`SMALL_OUTPUT` positions take the product. The forward pass and the input gradient are oneDNN's own;
 the weight gradient is the same sum in another order (bf16 operands, fp32 accumulation, rounded to bf16 as
