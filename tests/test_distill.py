@@ -28,6 +28,12 @@ def pair(tiles, tmp_path_factory):
     res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), *TINY, "--student", "mobilenet_v3_small"])
     assert res.exit_code == 0, res.output
     assert "student run folder" in res.output
+    import json
+
+    m, t = (json.loads((d / "metrics.json").read_text()) for d in (out / "student", out))
+    line = next(x for x in res.output.splitlines() if x.startswith("against the teacher:"))
+    assert line.startswith(f"against the teacher: image AUROC {100 * m['image_auroc']:.1f} "
+                           f"({100 * (m['image_auroc'] - t['image_auroc']):+.1f}), pixel AUROC")
     return out, out / "student"
 
 
@@ -277,3 +283,12 @@ def test_a_student_scores_images_as_its_teacher(mode, teacher, tmp_path):
     run = distil(copy, tmp_path / "s", "--min-steps", "6", "--epochs", "1")
     assert Scorer.from_state(torch.load(run / "model.pt", weights_only=True)["scorer"]).image_score == mode
     assert json.loads((run / "metrics.json").read_text())["image_score_chosen"] == mode
+
+
+def test_against_teacher_says_what_the_transfer_was_worth():
+    from sslad.distill import against_teacher
+
+    student, teacher = {"image_auroc": 0.94, "pixel_auroc": None, "aupro": 0.5}, {"image_auroc": 0.928, "aupro": 0.6}
+    line = against_teacher(student, teacher)
+    assert line == "against the teacher: image AUROC 94.0 (+1.2), AUPRO 50.0 (-10.0)"
+    assert against_teacher({"image_auroc": None}, {}).endswith("no AUROC to compare (no labelled test split)")

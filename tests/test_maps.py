@@ -113,3 +113,18 @@ def test_overlay_outlines_the_ground_truth_and_the_thresholded_region():
     assert (out[0, 0] == image[0, 0]).all()
     plain = overlay(image, amap, (0.0, 1.0), threshold=0.5)
     assert (plain[8, 8] == image[8, 8]).all()  # no truth given: nothing drawn there
+
+
+def test_results_table_prints_what_the_report_holds():
+    """The terminal table (train, eval, distill) shows the pixel AUROC, AUPRO, false-positive rate and recall
+    beside the image AUROC, as report.png does; rows the data cannot give (no masks) are left out, not 'n/a'."""
+    from sslad.report import results_table
+
+    full = {"image_auroc": 0.9234, "per_type_auroc": {"crack": 0.8, "blowhole": 0.95}, "pixel_auroc": 0.8412,
+            "aupro": 0.7501, "false_positive_rate": 0.021, "recall": 0.456, "train_time_s": 12.34}
+    rows = {line[:25].strip(): line[25:].strip() for line in results_table(full).splitlines()}
+    assert rows == {"image AUROC": "92.3", "blowhole": "95.0", "crack": "80.0", "pixel AUROC": "84.1",
+                    "AUPRO": "75.0", "FPR at threshold (%)": "2.1", "recall at threshold (%)": "45.6",
+                    "train time (s)": "12.3"}
+    lines = results_table({"image_auroc": 0.5, "pixel_auroc": None, "aupro": None}).splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["image AUROC"]

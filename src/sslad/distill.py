@@ -240,7 +240,18 @@ def evaluate_transfer(t: Teacher, net: torch.nn.Module, scorer: Scorer, epochs: 
                **summary}
     metrics = evaluate_set(Detector(net, scorer, t.cfg.data.image_size), t.data.test, t.out, extra=summary)
     log(results_table(metrics))
+    log(against_teacher(metrics, t.teacher_metrics))
     return metrics
+
+
+def against_teacher(metrics: dict, teacher: dict) -> str:
+    """One line putting a transferred network's AUROCs beside its teacher's (what the transfer was worth)."""
+    parts = []
+    for key, name in (("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO")):
+        new, old = metrics.get(key), (teacher or {}).get(key)
+        if new is not None and old is not None:
+            parts.append(f"{name} {100 * new:.1f} ({100 * (new - old):+.1f})")
+    return "against the teacher: " + (", ".join(parts) if parts else "no AUROC to compare (no labelled test split)")
 
 
 def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig | None = None, *,

@@ -68,24 +68,27 @@ def _fmt(v):
 
 
 def results_table(metrics: dict) -> str:
-    """A short human-readable table of the headline numbers."""
-    rows = [("image AUROC", metrics.get("image_auroc"))]
-    for t, v in sorted((metrics.get("per_type_auroc") or {}).items()):
-        rows.append((f"  {t}", v))
-    for key, label in (("train_time_s", "train time (s)"), ("images_per_s", "train images/s"),
-                       ("regen_time_s", "regeneration time (s)")):
-        if key in metrics:
-            rows.append((label, metrics[key]))
-    width = max(len(r[0]) for r in rows)
+    """A short human-readable table of the headline numbers: what ``report.png``'s table holds (image AUROC per
+    type; pixel AUROC and AUPRO where the data has masks; false-positive rate and recall at the stored threshold)
+    and the training's time. Shares are printed in per cent."""
+    pct = []  # (label, share) rows printed as per cent
+    pct.append(("image AUROC", metrics.get("image_auroc")))
+    pct += [(f"  {t}", v) for t, v in sorted((metrics.get("per_type_auroc") or {}).items())]
+    pct += [(label, metrics[key]) for key, label in (("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"))
+            if metrics.get(key) is not None]
+    if metrics.get("false_positive_rate") is not None:
+        pct.append(("FPR at threshold (%)", metrics["false_positive_rate"]))
+    if metrics.get("recall") is not None:
+        pct.append(("recall at threshold (%)", metrics["recall"]))
+    timing = (("train_time_s", "train time (s)"), ("images_per_s", "train images/s"),
+              ("regen_time_s", "regeneration time (s)"))
+    plain = [(label, metrics[key]) for key, label in timing if key in metrics]
+    width = max(len(r[0]) for r in pct + plain)
     lines = []
-    for name, v in rows:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            s = "n/a"
-        elif "AUROC" in name or name.startswith("  "):
-            s = f"{100 * v:.1f}"
-        else:
-            s = f"{v:.1f}"
-        lines.append(f"{name.ljust(width)}  {s}")
+    for rows, scale in ((pct, 100.0), (plain, 1.0)):
+        for name, v in rows:
+            s = "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{scale * v:.1f}"
+            lines.append(f"{name.ljust(width)}  {s}")
     return "\n".join(lines)
 
 
