@@ -74,6 +74,22 @@ def test_render_is_bitwise_deterministic():
         assert torch.equal(a, b)
 
 
+def test_chunks_shared_among_threads_render_the_same_bytes():
+    """The CPU renderer shares a regeneration's chunks among threads: every family, the same bytes as one thread."""
+    from sslad.synth.renderer import TorchRenderer
+
+    imgs = base_images(n=12, size=64)
+    plan = balanced_plan(len(imgs), 2, 64, seed=11, irregular=0.5, other_source=0.5, cracks=0.5)
+    assert set(plan.variant.tolist()) == {0, 1, 2}
+    padded = reflect_pad(imgs, plan.pad)
+    one = render(plan, padded, chunk=3)
+    for workers in (2, 3, 8):
+        for a, b in zip(one, render(plan, padded, chunk=3, workers=workers), strict=True):
+            assert torch.equal(a, b)
+    for a, b in zip(render(plan, padded, chunk=16), TorchRenderer(cpu_workers=2).render(plan, padded), strict=True):
+        assert torch.equal(a, b)  # the CPU renderer: chunks of 16 groups, here two of them
+
+
 def test_render_rejects_a_plan_that_breaks_groups():
     imgs = base_images(2)
     plan = balanced_plan(2, 1, S, seed=1)

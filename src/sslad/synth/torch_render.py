@@ -315,8 +315,10 @@ def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: to
                 kind(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()))
 
 
-def render(plan: Plan, padded: torch.Tensor, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render a whole plan (``chunk`` groups at a time) on ``padded``'s device.
+def render(plan: Plan, padded: torch.Tensor, chunk: int = 256, workers: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render a whole plan (``chunk`` groups at a time) on ``padded``'s device; with ``workers`` > 1 the chunks
+    are shared among that many threads (torch releases the GIL inside its ops). Each chunk writes its own rows,
+    so the result is the same bytes whatever the number of workers.
 
     Returns (uint8 images (N, 3, S, S), uint8 0/1 masks (N, S, S)).
     """
@@ -324,7 +326,18 @@ def render(plan: Plan, padded: torch.Tensor, chunk: int = 256) -> tuple[torch.Te
     s = plan.image_size
     out = torch.empty((len(plan), 3, s, s), dtype=torch.uint8, device=padded.device)
     masks = torch.zeros((len(plan), s, s), dtype=torch.uint8, device=padded.device)
-    for g0 in range(0, plan.groups, chunk):
+
+    def one(g0: int) -> None:
         rows = slice(3 * g0, 3 * min(g0 + chunk, plan.groups))
         render_groups(plan.rows(rows), padded, out[rows], masks[rows])  # contiguous slices
+
+    starts = range(0, plan.groups, chunk)
+    if workers > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(workers, len(starts))) as pool:
+            list(pool.map(one, starts))  # list(): re-raises a worker's exception here
+    else:
+        for g0 in starts:
+            one(g0)
     return out, masks
