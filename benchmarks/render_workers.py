@@ -1,10 +1,12 @@
-"""A CPU regeneration rendered by one thread against its chunks shared among several (sslad.synth.renderer:
-``TorchRenderer(cpu_workers=...)``), interleaved in one process (rounds 1, W, 1, W ...; the median of each), with
-the check that both render the same bytes.
+"""A CPU regeneration rendered by one thread against several, interleaved in one process (rounds 1, W, 1, W ...;
+the median of each), with the check that both render the same bytes: the torch renderer's chunks shared among W
+threads (``TorchRenderer(cpu_workers=W)``), or DALI's CPU graph with W worker threads
+(``DaliRenderer(num_threads=W)``, ``--backend dali``).
 
 Data: magnetic_tile's first N good training images at S px when ``../shared/data/magnetic_tile`` is there (the long
 recipe's regeneration: 684 images, 256 px, blobs and cracks), else synthetic textures of that size.
-Usage: python benchmarks/render_workers.py NAME [--size 256] [--images 684] [--workers 2] [--rounds 7]
+Usage: python benchmarks/render_workers.py NAME [--backend torch|dali] [--size 256] [--images 684] [--workers 2]
+       [--rounds 7]
 Writes benchmarks/results/NAME.json (seconds per regeneration, the ratio, machine info).
 """
 
@@ -38,6 +40,14 @@ def images(n: int, size: int) -> tuple[torch.Tensor, str]:
         "synthetic textures"
 
 
+def renderer(backend: str, size: int, threads: int):
+    if backend == "dali":
+        from sslad.dali_pipes import DaliRenderer
+
+        return DaliRenderer(size, "cpu", num_threads=threads)
+    return TorchRenderer(cpu_workers=threads)
+
+
 def digest(out: tuple[torch.Tensor, torch.Tensor]) -> str:
     return hashlib.sha1(out[0].numpy().tobytes() + out[1].numpy().tobytes()).hexdigest()
 
@@ -45,6 +55,7 @@ def digest(out: tuple[torch.Tensor, torch.Tensor]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("name")
+    ap.add_argument("--backend", choices=("torch", "dali"), default="torch")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--images", type=int, default=684)
     ap.add_argument("--workers", type=int, default=2)
@@ -52,7 +63,7 @@ def main() -> None:
     a = ap.parse_args()
     x, source = images(a.images, a.size)
     synth = SynthConfig(scar="line", irregular=0.5, other_source=0.5, cracks=0.25)  # the recipes' families
-    arms = {1: TorchRenderer(cpu_workers=1), a.workers: TorchRenderer(cpu_workers=a.workers)}
+    arms = {w: renderer(a.backend, a.size, w) for w in (1, a.workers)}
     gens = {w: PretextGenerator(x, r, synth, seed=0) for w, r in arms.items()}
     times: dict[int, list[float]] = {w: [] for w in arms}
     same = True
@@ -63,16 +74,17 @@ def main() -> None:
             s = gen.regenerate(k)
             if k:
                 times[w].append(time.perf_counter() - t0)
-            outs[w] = digest((s.images, s.masks))
+            outs[w] = digest((s.images.contiguous(), s.masks))
         same &= len(set(outs.values())) == 1
     med = {w: statistics.median(t) for w, t in times.items()}
     rows = {f"{w} worker{'s' if w > 1 else ''}": {"median_s": round(m, 4), "seconds": [round(t, 4) for t in times[w]]}
             for w, m in med.items()}
     ratio = round(med[1] / med[a.workers], 3)
-    print(f"{source}, {len(x)} images at {a.size} px ({3 * len(x)} samples): " +
+    print(f"{a.backend}: {source}, {len(x)} images at {a.size} px ({3 * len(x)} samples): " +
           ", ".join(f"{k} {v['median_s']:.3f} s" for k, v in rows.items()) + f"; {ratio}x; same bytes: {same}")
-    save_record(a.name, {"name": a.name, "command": f"python benchmarks/render_workers.py {a.name} --size {a.size} "
-                f"--images {a.images} --workers {a.workers} --rounds {a.rounds}", "data": source,
+    command = (f"python benchmarks/render_workers.py {a.name} --backend {a.backend} --size {a.size} "
+               f"--images {a.images} --workers {a.workers} --rounds {a.rounds}")
+    save_record(a.name, {"name": a.name, "command": command, "backend": a.backend, "data": source,
                 "images": len(x), "size": a.size, "torch_threads": torch.get_num_threads(), "regeneration": rows,
                 "speedup": ratio, "same_bytes": same})
 

@@ -16,6 +16,7 @@ import torch
 
 from helpers import auroc_of_scores_csv, base_images, box_coords, render_images
 from sslad.backends import make_renderer
+from sslad.runtime import torch_threads
 from sslad.synth import PretextClass, balanced_plan, reflect_pad, render
 
 S = 48
@@ -144,6 +145,23 @@ def test_dali_cpu_is_deterministic_and_batch_independent(dali):
     a = make_renderer("dali", S, torch.device("cpu"), batch_size=7).render(plan, padded)[0]
     b = make_renderer("dali", S, torch.device("cpu"), batch_size=30).render(plan, padded)[0]
     assert torch.equal(a, b)
+
+
+def test_dali_cpu_threads_render_the_same_bytes(dali, monkeypatch):
+    """The CPU graph takes torch's thread count by default (a regeneration is a pause in training): more threads,
+    the same images and masks, every family."""
+    from sslad.dali_pipes import DaliRenderer
+
+    imgs = base_images(8, S)
+    plan = balanced_plan(len(imgs), 2, S, seed=9, irregular=0.5, other_source=0.5, cracks=0.5)
+    padded = reflect_pad(imgs, plan.pad)
+    monkeypatch.delenv("SSLAD_DALI_THREADS", raising=False)
+    with torch_threads(3):
+        default = DaliRenderer(S, "cpu", batch_size=12)
+    assert default.pipe.num_threads == 3
+    one = DaliRenderer(S, "cpu", batch_size=12, num_threads=1).render(plan, padded)
+    for a, b in zip(one, default.render(plan, padded), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_dali_preview_matches_torch_preview(dali, tiles, tmp_path):
