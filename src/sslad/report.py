@@ -71,8 +71,7 @@ def results_table(metrics: dict) -> str:
     """A short human-readable table of the headline numbers: what ``report.png``'s table holds (image AUROC per
     type; pixel AUROC and AUPRO where the data has masks; false-positive rate and recall at the stored threshold)
     and the training's time. Shares are printed in per cent."""
-    pct = []  # (label, share) rows printed as per cent
-    pct.append(("image AUROC", metrics.get("image_auroc")))
+    pct = [("image AUROC", metrics.get("image_auroc"))]  # (label, share) rows, printed as per cent
     pct += [(f"  {t}", v) for t, v in sorted((metrics.get("per_type_auroc") or {}).items())]
     pct += [(label, metrics[key]) for key, label in (("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"))
             if metrics.get(key) is not None]

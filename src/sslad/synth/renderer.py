@@ -37,7 +37,7 @@ class TorchRenderer:
     :data:`MAX_CPU_WORKERS`). Its ops are small and memory-bound: measured at 256 px, a second
     intra-op thread bought no wall-clock speed but doubled the CPU time, and chunks of 256 groups
     spent ~15 % more on page faults of fresh buffers; two chunks at a time on two cores render a
-    regeneration 1.77x as fast as one (``benchmarks/render_workers.py``), to the same bytes.
+    256-px regeneration 1.72x as fast as one (``benchmarks/render_workers.py``), to the same bytes.
     """
 
     name = "torch"
