@@ -128,3 +128,5 @@ def test_results_table_prints_what_the_report_holds():
                     "train time (s)": "12.3"}
     lines = results_table({"image_auroc": 0.5, "pixel_auroc": None, "aupro": None}).splitlines()
     assert [line.split("  ")[0] for line in lines] == ["image AUROC"]
+    for key, label in (("student", "distillation time (s)"), ("finetune", "fine-tuning time (s)")):
+        assert label in results_table({"image_auroc": 0.5, key: {}, "train_time_s": 3.0})  # a transfer's own time

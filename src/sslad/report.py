@@ -79,7 +79,8 @@ def results_table(metrics: dict) -> str:
         pct.append(("FPR at threshold (%)", metrics["false_positive_rate"]))
     if metrics.get("recall") is not None:
         pct.append(("recall at threshold (%)", metrics["recall"]))
-    timing = (("train_time_s", "train time (s)"), ("images_per_s", "train images/s"),
+    what = "distillation" if "student" in metrics else "fine-tuning" if "finetune" in metrics else "train"
+    timing = (("train_time_s", f"{what} time (s)"), ("images_per_s", "train images/s"),
               ("regen_time_s", "regeneration time (s)"))
     plain = [(label, metrics[key]) for key, label in timing if key in metrics]
     width = max(len(r[0]) for r in pct + plain)
