@@ -90,6 +90,26 @@ def test_chunks_shared_among_threads_render_the_same_bytes():
         assert torch.equal(a, b)  # the CPU renderer: chunks of 16 groups, here two of them
 
 
+
+def test_a_failing_chunk_fails_the_threaded_render(monkeypatch):
+    """An error in one worker's chunk is raised by render itself, not lost with its thread."""
+    import sslad.synth.torch_render as tr
+
+    imgs = base_images(n=8, size=32)
+    plan = balanced_plan(len(imgs), 1, 32, seed=2)
+    padded = reflect_pad(imgs, plan.pad)
+    real = tr.render_groups
+
+    def flaky(sub, *args):
+        if sub.groups == 2:  # the last chunk (8 groups in chunks of 3: 3, 3, 2)
+            raise RuntimeError("chunk failed")
+        return real(sub, *args)
+
+    monkeypatch.setattr(tr, "render_groups", flaky)
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        tr.render(plan, padded, chunk=3, workers=2)
+
+
 def test_render_rejects_a_plan_that_breaks_groups():
     imgs = base_images(2)
     plan = balanced_plan(2, 1, S, seed=1)
