@@ -90,7 +90,6 @@ def test_chunks_shared_among_threads_render_the_same_bytes():
         assert torch.equal(a, b)  # the CPU renderer: chunks of 16 groups, here two of them
 
 
-
 def test_a_failing_chunk_fails_the_threaded_render(monkeypatch):
     """An error in one worker's chunk is raised by render itself, not lost with its thread."""
     import sslad.synth.torch_render as tr

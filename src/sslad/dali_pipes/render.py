@@ -16,7 +16,7 @@ from sslad.config import RENDER_BATCH
 from sslad.dali_pipes.pipeline import pack_params, pretext_pipeline
 from sslad.runtime import torch_threads
 from sslad.synth.plan import Plan, PretextClass
-from sslad.synth.renderer import MAX_CPU_WORKERS
+from sslad.synth.renderer import cpu_render_threads
 
 
 class DaliRenderer:
@@ -28,7 +28,7 @@ class DaliRenderer:
             runs DALI's CPU operators (no GPU needed).
         batch_size: output images per DALI iteration (rounded down to whole groups of 3).
         num_threads: DALI worker threads; default ``$SSLAD_DALI_THREADS``, else on the CPU torch's
-            intra-op thread count (the training's, at most ``MAX_CPU_WORKERS``) and 1 for the GPU
+            intra-op thread count (``cpu_render_threads``, as the torch renderer) and 1 for the GPU
             graph. A regeneration is a pause between epochs, so on the CPU it takes the cores the
             training uses: two threads render a 256-px regeneration 1.5x as fast as one on two Xeon
             cores, to the same bytes (``benchmarks/render_workers.py --backend dali``).
@@ -43,7 +43,7 @@ class DaliRenderer:
         self.device = "gpu" if gpu else "cpu"
         self.groups_per_batch = max(1, int(batch_size) // 3)
         threads = num_threads or int(os.environ.get("SSLAD_DALI_THREADS", "0")) or (
-            1 if gpu else min(torch.get_num_threads(), MAX_CPU_WORKERS))
+            1 if gpu else cpu_render_threads())
         self.pipe = pretext_pipeline(
             image_size=self.image_size, device=self.device, batch_size=self.groups_per_batch,
             num_threads=threads, device_id=(device.index or 0) if gpu else None,

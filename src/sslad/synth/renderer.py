@@ -20,6 +20,12 @@ from sslad.synth.torch_render import render
 MAX_CPU_WORKERS = 8
 
 
+def cpu_render_threads() -> int:
+    """Threads a CPU regeneration uses by default, torch's or DALI's: torch's intra-op thread count (the
+    training's: a regeneration is a pause between its epochs), at most :data:`MAX_CPU_WORKERS`."""
+    return min(torch.get_num_threads(), MAX_CPU_WORKERS)
+
+
 class Renderer(Protocol):
     """Anything that turns a plan and the padded base images into (uint8 images (N, 3, S, S),
     uint8 0/1 masks (N, S, S)) on the device."""
@@ -52,6 +58,6 @@ class TorchRenderer:
     def render(self, plan: Plan, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if padded.device.type != "cpu":
             return render(plan, padded, chunk=self.chunk)
-        workers = self.cpu_workers or min(torch.get_num_threads(), MAX_CPU_WORKERS)
+        workers = self.cpu_workers or cpu_render_threads()
         with torch_threads(self.cpu_threads):
             return render(plan, padded, chunk=min(self.chunk, self.cpu_chunk), workers=workers)
