@@ -3,8 +3,9 @@
 Usage:
     python benchmarks/record_run.py NAME -- sslad train ../shared/data/magnetic_tile --image-size 64 ... --out DIR
 
-Writes ``benchmarks/results/NAME.json``: the command, wall time, the run's ``metrics.json``,
-its per-epoch ``metrics.csv`` rows and the machine metadata of ``sslad bench``.
+Writes ``benchmarks/results/NAME.json``: the command, wall time, the run's ``metrics.json`` (and its student's,
+``student_metrics``, after ``--student``), its per-epoch ``metrics.csv`` rows and the machine metadata of
+``sslad bench``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def main(argv: list[str]) -> int:
         "epochs": list(csv.DictReader(open(out / "metrics.csv"))),
         "metadata": metadata(),
     }
+    if (out / "student" / "metrics.json").is_file():  # `train --student`: the student's own run folder
+        record["student_metrics"] = json.loads((out / "student" / "metrics.json").read_text())
     dest = Path(__file__).parent / "results" / f"{name}.json"
     dest.write_text(json.dumps(record, indent=1) + "\n")
     m = record["metrics"]

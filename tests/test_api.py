@@ -1,4 +1,5 @@
-"""Feature: the public Python API (``sslad.load``, ``Detector.score``, ``sslad.train``) gives the CLI's numbers."""
+"""Feature: the public Python API (``sslad.load``, ``Detector.score``, ``sslad.train``, ``sslad.train_student``)
+gives the CLI's numbers."""
 
 from __future__ import annotations
 
@@ -71,6 +72,15 @@ def test_train_takes_a_dict_and_returns_the_run_folder(tiles, tmp_path):
         sslad.train({"data": {"path": str(tiles)}}, run)
 
 
+@pytest.mark.parametrize("student, match", [("resnet99", "unknown student arch"), ({"epochs": 0}, "--epochs"),
+                                            (3, "student must be")])
+def test_a_bad_student_is_refused_before_training(tiles, tmp_path, student, match):
+    with pytest.raises(SsladError, match=match):
+        sslad.train({"data": {"path": str(tiles), "image_size": 32}, "train": {"epochs": 1, "device": "cpu"}},
+                    tmp_path / "r", student=student)
+    assert not (tmp_path / "r").exists()
+
+
 def test_older_checkpoints_still_load(tiny_run, tmp_path, detector, tiles):
     """Format 2 kept the threshold twice and the image size in the scorer; format 1 the density alone."""
     ck = torch.load(tiny_run[0] / "model.pt", weights_only=True)
@@ -91,6 +101,8 @@ def test_older_checkpoints_still_load(tiny_run, tmp_path, detector, tiles):
 def test_api_names_are_not_shadowed_by_submodules():
     """``import sslad.<module>`` sets a package attribute: no submodule may be named like an API function."""
     import sslad.detector  # noqa: F401
+    import sslad.distill  # noqa: F401
     import sslad.training  # noqa: F401
 
-    assert callable(sslad.train) and callable(sslad.load) and sslad.Detector.__name__ == "Detector"
+    assert callable(sslad.train) and callable(sslad.load) and callable(sslad.train_student)
+    assert sslad.Detector.__name__ == "Detector"

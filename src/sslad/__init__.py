@@ -7,7 +7,8 @@ regenerated every few epochs by a torch renderer or by an NVIDIA DALI graph (GPU
 The Python API (:mod:`sslad.api`)::
 
     import sslad
-    run_dir = sslad.train(config, "runs/x")     # what ``sslad train`` does
+    run_dir = sslad.train(config, "runs/x")     # what ``sslad train`` does (student=ARCH: ``--student``)
+    student_dir = sslad.train_student(run_dir, "runs/x-student")   # what ``sslad distill`` does
     detector = sslad.load(run_dir)              # a Detector
     result = detector.score(paths_or_uint8)     # .scores, .maps, .anomalous
 
@@ -15,9 +16,9 @@ Importing ``sslad`` is cheap: torch is imported by the submodules that need it (
 on first use), DALI only by ``sslad.dali_pipes``.
 """
 
-__version__ = "0.7.12"
+__version__ = "0.7.13"
 
-_API = ("Detection", "Detector", "load", "train")
+_API = ("Detection", "Detector", "load", "train", "train_student")
 
 
 def __getattr__(name: str):

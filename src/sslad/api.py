@@ -1,29 +1,44 @@
 """The public Python API, on the CLI's own path: ``sslad.train`` and ``sslad.load``.
 
     import sslad
-    run = sslad.train({"data": {"path": "elpv:mono", "image_size": 128}, "train": {"epochs": 15}}, "runs/elpv")
-    det = sslad.load(run)
+    run = sslad.train({"data": {"path": "elpv:mono", "image_size": 128}, "train": {"epochs": 15}}, "runs/elpv",
+                      student="resnet10_slim")   # the pretext network, then its student in runs/elpv/student
+    det = sslad.load(run / "student")
     det.score(["cell.png"]).anomalous
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
-from sslad.config import RunConfig, load_yaml
+from sslad.config import DistillConfig, RunConfig, load_yaml
 from sslad.detector import Detection, Detector, load
 from sslad.errors import SsladError
 
 
-def train(config: RunConfig | dict | str | Path, out: str | Path, *, overwrite: bool = False, resume: bool = False,
-          log: Callable[[str], None] | None = None) -> Path:
+def _distill_config(student: str | DistillConfig | dict, **defaults) -> DistillConfig:
+    if isinstance(student, str):
+        student = DistillConfig(arch=student, **defaults)
+    elif isinstance(student, dict):
+        student = DistillConfig(**{**defaults, **student})
+    if not isinstance(student, DistillConfig):
+        raise SsladError(f"student must be an arch name, a DistillConfig or a dict, not {type(student).__name__}")
+    return student.validate()
+
+
+def train(config: RunConfig | dict | str | Path, out: str | Path, *, student: str | DistillConfig | dict | None = None,
+          overwrite: bool = False, resume: bool = False, log: Callable[[str], None] | None = None) -> Path:
     """Train a run (what ``sslad train`` does) into ``out`` and return the run folder.
 
     Args:
         config: a :class:`~sslad.config.RunConfig`, a nested dict with sections data/synth/train/score
             (missing keys take their defaults), or the path of a YAML file of that shape.
         out: the run folder to write.
+        student: then distil the run into this student (an arch name such as ``"resnet10_slim"``, a
+            :class:`~sslad.config.DistillConfig` or a dict of its fields; seed and device default to the run's),
+            written to ``out/student`` (what ``sslad train --student`` does; checked before training starts).
         overwrite: replace a run already in ``out`` (only the files sslad writes are removed).
         resume: continue the interrupted run in ``out`` from its training state.
         log: where progress lines go (default: nowhere).
@@ -38,8 +53,34 @@ def train(config: RunConfig | dict | str | Path, out: str | Path, *, overwrite: 
         raise SsladError(f"config must be a RunConfig, a dict or a YAML path, not {type(config).__name__}")
     if overwrite and resume:
         raise SsladError("--overwrite and --resume exclude each other")
-    train_run(config, out, overwrite=overwrite, resume=resume, log=log or (lambda _msg: None))
+    dc = None if student is None else _distill_config(student, seed=config.train.seed, device=config.train.device)
+    log = log or (lambda _msg: None)
+    train_run(config, out, overwrite=overwrite, resume=resume, log=log)
+    log(f"run folder: {out}")
+    if dc is not None and int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 distils
+        train_student(out, Path(out) / "student", dc, overwrite=overwrite, log=log)
     return Path(out)
 
 
-__all__ = ["Detection", "Detector", "load", "train"]
+def train_student(run: str | Path, out: str | Path, student: str | DistillConfig | dict | None = None, *,
+            image_size: int | None = None, overwrite: bool = False, log: Callable[[str], None] | None = None) -> Path:
+    """Distil the trained run in ``run`` into a new, equal or smaller network (what ``sslad distill`` does; not
+    named ``distill``, which is the module :mod:`sslad.distill`); returns the student's run folder ``out``, which
+    :func:`load` reads like any run.
+
+    Args:
+        student: an arch name, a :class:`~sslad.config.DistillConfig` or a dict of its fields (default: every
+            default, ``resnet10_slim``).
+        image_size: checked against the teacher's (the default: the teacher's).
+        overwrite, log: as for :func:`train`.
+    """
+    from sslad.distill import distill_run
+
+    dc = _distill_config(student if student is not None else {})
+    log = log or (lambda _msg: None)
+    distill_run(run, out, dc, image_size=image_size, overwrite=overwrite, log=log)
+    log(f"student run folder: {out}")
+    return Path(out)
+
+
+__all__ = ["Detection", "Detector", "load", "train", "train_student"]

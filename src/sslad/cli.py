@@ -8,7 +8,6 @@ training: ``torchrun ... -m sslad.cli train ...``.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 
 import click
@@ -179,16 +178,7 @@ def train(data, out_dir, student, overwrite, resume, **kw):
     from sslad.api import train as train_api
 
     cfg = build_config(data, kw)
-    train_api(cfg, out_dir, overwrite=overwrite, resume=resume, log=_log)
-    _log(f"run folder: {out_dir}")
-    if student and int(os.environ.get("RANK", "0")) == 0:
-        from pathlib import Path
-
-        from sslad.distill import distill_run
-
-        dc = C.DistillConfig(arch=student, seed=cfg.train.seed, device=cfg.train.device)
-        distill_run(out_dir, Path(out_dir) / "student", dc, overwrite=overwrite, log=_log)
-        _log(f"student run folder: {Path(out_dir) / 'student'}")
+    train_api(cfg, out_dir, student=student, overwrite=overwrite, resume=resume, log=_log)
 
 
 @cli.command()
@@ -221,12 +211,11 @@ def train(data, out_dir, student, overwrite, resume, **kw):
 def distill(run_dir, arch, out_dir, epochs, min_steps, lr, map_source, embed_weight, loss, init, image_size, seed,
             device, overwrite):
     """Distil RUN_DIR's pretext network into a new, equal or smaller network on its real good images."""
-    from sslad.distill import distill_run
+    from sslad.api import train_student
 
     dc = C.DistillConfig(arch=arch, epochs=epochs, min_steps=min_steps, lr=lr, seed=seed, device=device,
                          map=map_source, embed_weight=embed_weight, loss=loss, init=init)
-    distill_run(run_dir, out_dir, dc, image_size=image_size, overwrite=overwrite, log=_log)
-    _log(f"student run folder: {out_dir}")
+    train_student(run_dir, out_dir, dc, image_size=image_size, overwrite=overwrite, log=_log)
 
 
 @cli.command()
