@@ -47,6 +47,11 @@ def test_take_crops_cuts_the_same_window_from_images_and_masks():
     xc, mc = take_crops(x, m, off, 16)
     for i, (y0, x0) in enumerate(off.tolist()):
         assert torch.equal(xc[i], x[i, :, y0:y0 + 16, x0:x0 + 16]) and torch.equal(mc[i], m[i, y0:y0 + 16, x0:x0 + 16])
+    which = torch.tensor([2, 0])  # a batch cut straight from the set: the same windows as from its gathered rows
+    xi, mi = take_crops(x, m, off[:2], 16, index=which)
+    xg, mg = take_crops(x[which], m[which], off[:2], 16)
+    assert xi.is_contiguous() and torch.equal(xi, xg) and torch.equal(mi, mg)
+    assert torch.equal(xi[0], x[2, :, 0:16, 0:16]) and torch.equal(mi[1], m[0, 5:21, 7:23])
 
 
 def test_a_cropped_run_trains_on_crops_and_scores_whole_images(tiles, tmp_path):

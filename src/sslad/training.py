@@ -433,9 +433,10 @@ def fit_pretext(run: Run) -> dict:
             for i in steps:
                 idx = perm[i * loop.batch:(i + 1) * loop.batch]
                 lr = set_cosine_lr(loop.opt, cfg.train.lr, p.step, loop.total_steps, cfg.train.warmup)
-                xb, mb = synth.images[idx], synth.masks[idx]
                 if loop.crops is not None:  # patch-level: P-pixel steps on S-pixel detail
-                    xb, mb = take_crops(xb, mb, loop.crops[idx], cfg.train.crop)
+                    xb, mb = take_crops(synth.images, synth.masks, loop.crops[idx], cfg.train.crop, index=idx)
+                else:
+                    xb, mb = synth.images[idx], synth.masks[idx]
                 loss, correct = train_step(run.net, loop.opt, xb, synth.labels[idx], mb, amp, cfg.train.seg_weight,
                                            cfg.train.seg_loss)
                 loop.tally(loss, correct, len(idx))
