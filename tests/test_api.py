@@ -73,6 +73,7 @@ def test_train_takes_a_dict_and_returns_the_run_folder(tiles, tmp_path):
 
 
 @pytest.mark.parametrize("student, match", [("resnet99", "unknown student arch"), ({"epochs": 0}, "--epochs"),
+                                            ({"arhc": "resnet10"}, "unknown student setting.*arhc"),
                                             (3, "student must be")])
 def test_a_bad_student_is_refused_before_training(tiles, tmp_path, student, match):
     with pytest.raises(SsladError, match=match):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 from sslad.config import DistillConfig, RunConfig, load_yaml
@@ -22,6 +23,10 @@ def _distill_config(student: str | DistillConfig | dict, **defaults) -> DistillC
     if isinstance(student, str):
         student = DistillConfig(arch=student, **defaults)
     elif isinstance(student, dict):
+        unknown = sorted(set(student) - {f.name for f in fields(DistillConfig)})
+        if unknown:
+            raise SsladError(f"unknown student setting(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(f.name for f in fields(DistillConfig))})")
         student = DistillConfig(**{**defaults, **student})
     if not isinstance(student, DistillConfig):
         raise SsladError(f"student must be an arch name, a DistillConfig or a dict, not {type(student).__name__}")
@@ -63,7 +68,8 @@ def train(config: RunConfig | dict | str | Path, out: str | Path, *, student: st
 
 
 def train_student(run: str | Path, out: str | Path, student: str | DistillConfig | dict | None = None, *,
-            image_size: int | None = None, overwrite: bool = False, log: Callable[[str], None] | None = None) -> Path:
+                  image_size: int | None = None, overwrite: bool = False,
+                  log: Callable[[str], None] | None = None) -> Path:
     """Distil the trained run in ``run`` into a new, equal or smaller network (what ``sslad distill`` does; not
     named ``distill``, which is the module :mod:`sslad.distill`); returns the student's run folder ``out``, which
     :func:`load` reads like any run.
