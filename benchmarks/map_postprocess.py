@@ -14,11 +14,10 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from common import load_run, save_record
 
 from sslad.detector import Detector
-from sslad.scoring.maps import _gaussian_kernel
+from sslad.scoring.maps import gaussian_blur
 from sslad.scoring.metrics import pixel_metrics
 
 EXTRA_SIGMAS = (4, 8, 16)
@@ -26,10 +25,7 @@ OFFSETS = (0.1, 0.25, 0.5)
 
 
 def blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    k = _gaussian_kernel(sigma)
-    r = (k.shape[0] - 1) // 2
-    x = F.conv2d(F.pad(maps[:, None], (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))[:, 0]
+    return gaussian_blur(maps[:, None], sigma)[:, 0]
 
 
 def row(types, maps: torch.Tensor, masks: np.ndarray) -> dict:

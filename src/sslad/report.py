@@ -73,12 +73,10 @@ def results_table(metrics: dict) -> str:
     and the training's time. Shares are printed in per cent."""
     pct = [("image AUROC", metrics.get("image_auroc"))]  # (label, share) rows, printed as per cent
     pct += [(f"  {t}", v) for t, v in sorted((metrics.get("per_type_auroc") or {}).items())]
-    pct += [(label, metrics[key]) for key, label in (("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"))
+    pct += [(label, metrics[key]) for key, label in (("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"),
+                                                     ("false_positive_rate", "FPR at threshold (%)"),
+                                                     ("recall", "recall at threshold (%)"))
             if metrics.get(key) is not None]
-    if metrics.get("false_positive_rate") is not None:
-        pct.append(("FPR at threshold (%)", metrics["false_positive_rate"]))
-    if metrics.get("recall") is not None:
-        pct.append(("recall at threshold (%)", metrics["recall"]))
     what = "distillation" if "student" in metrics else "fine-tuning" if "finetune" in metrics else "train"
     timing = (("train_time_s", f"{what} time (s)"), ("images_per_s", "train images/s"),
               ("regen_time_s", "regeneration time (s)"))

@@ -24,15 +24,20 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
-def smooth_maps(probs: torch.Tensor, size: int) -> torch.Tensor:
-    """float (N, 1, h, w) low-resolution maps -> float32 (N, S, S): bilinear upsampling, then a separable
-    Gaussian (reflect padding, so borders are not darkened). Plain tensor ops (the export uses it too)."""
-    k = _gaussian_kernel(map_sigma(size)).to(probs.device)
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """float (N, 1, H, W) -> (N, 1, H, W): a separable Gaussian of ``sigma`` px with reflect padding (borders
+    are not darkened). Plain tensor ops (the export traces it)."""
+    k = _gaussian_kernel(sigma).to(maps.device)
     r = (k.shape[0] - 1) // 2
+    m = F.conv2d(F.pad(maps, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(m, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+
+
+def smooth_maps(probs: torch.Tensor, size: int) -> torch.Tensor:
+    """float (N, 1, h, w) low-resolution maps -> float32 (N, S, S): bilinear upsampling, then
+    :func:`gaussian_blur` of :func:`map_sigma` px. Plain tensor ops (the export uses it too)."""
     m = F.interpolate(probs.float(), size=(size, size), mode="bilinear", align_corners=False)
-    m = F.conv2d(F.pad(m, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    m = F.conv2d(F.pad(m, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
-    return m[:, 0]
+    return gaussian_blur(m, map_sigma(size))[:, 0]
 
 
 def to_image_maps(probs: torch.Tensor, size: int, chunk: int = 64) -> torch.Tensor:
