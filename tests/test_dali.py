@@ -239,8 +239,8 @@ class _CanvasStrideRenderer:
     def __init__(self, inner):
         self.inner = inner
 
-    def render(self, plan, padded):
-        out, masks = self.inner.render(plan, padded)
+    def render(self, plan, padded, into=None):
+        out, masks = self.inner.render(plan, padded, into)
         out = out.clone()
         for i in range(len(plan)):
             rows = torch.nonzero(masks[i].any(1)).flatten()

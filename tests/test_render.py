@@ -388,3 +388,41 @@ def test_renderers_take_large_batches_on_cuda_and_small_ones_on_the_cpu():
     assert make_renderer("torch", 256, torch.device("cuda")).chunk == render_batch(256, "cuda") // 3
     assert make_renderer("torch", 256, torch.device("cpu")).chunk == RENDER_BATCH // 3
     assert make_renderer("torch", 256, torch.device("cuda"), batch_size=96).chunk == 32  # an explicit batch wins
+
+
+def test_rendering_over_an_old_result_gives_the_same_bytes(monkeypatch):
+    """``into``: an earlier result is rendered over (the same tensors back, the same bytes as fresh memory, masks
+    of the old anomalies gone); one of another shape is left alone. The CPU's cache-sized augmentation steps
+    (CPU_CACHE_BYTES) give the same bytes as one batch."""
+    import sslad.synth.torch_render as tr
+
+    imgs = base_images(n=6, size=40)
+    padded = reflect_pad(imgs, balanced_plan(6, 1, 40, seed=0).pad)
+    plans = [balanced_plan(6, 1, 40, seed=s, irregular=0.5, cracks=0.5) for s in (3, 4)]
+    old = render(plans[0], padded, chunk=4)
+    fresh = render(plans[1], padded, chunk=4)
+    again = render(plans[1], padded, chunk=4, into=old)
+    assert again[0] is old[0] and again[1] is old[1]
+    for a, b in zip(fresh, again, strict=True):
+        assert torch.equal(a, b)
+    small = (old[0][:3], old[1][:3])
+    assert render(plans[1], padded, chunk=4, into=small)[0] is not small[0]
+    monkeypatch.setattr(tr, "CPU_CACHE_BYTES", 1)  # one group per augmentation step
+    for a, b in zip(fresh, render(plans[1], padded, chunk=4), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_windows_across_the_border_read_and_write_clamped_pixels():
+    """gather_windows / put_windows: inside the image through views, across its border through clamped flat
+    indices, both the pixels ``window_index`` names."""
+    from sslad.synth.torch_render import gather_windows, put_windows, window_index
+
+    x = torch.arange(2 * 3 * 9 * 9, dtype=torch.int32).reshape(2, 3, 9, 9)
+    which = torch.tensor([1, 0])
+    for top, left in ((torch.tensor([0, 5]), torch.tensor([2, 4])), (torch.tensor([-1, 7]), torch.tensor([6, 0]))):
+        want = x.take(window_index(x.shape, which, top, left, 4, 5))
+        assert torch.equal(gather_windows(x, which, top, left, 4, 5), want)
+        y = torch.zeros_like(x)
+        put_windows(y, which, top, left, want)
+        assert torch.equal(y.take(window_index(x.shape, which, top, left, 4, 5)), want)
+        assert int((y != 0).sum()) == len(torch.unique(window_index(x.shape, which, top, left, 4, 5)))

@@ -298,10 +298,10 @@ def _fit(student: StudentNet, teacher: PretextNet, gen: PretextGenerator, cfg: R
     opt = torch.optim.Adam(student.parameters(), lr=dc.lr)
     shuffle = torch.Generator().manual_seed(dc.seed * 7919)
     amp = cfg.train.precision == "bf16"
-    epoch_log, step, seconds = EpochLog(out / "metrics.csv"), 0, 0.0
+    epoch_log, step, seconds, synth = EpochLog(out / "metrics.csv"), 0, 0.0, None
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        synth = gen.regenerate(epoch)
+        synth = gen.regenerate(epoch, reuse=synth)
         perm = torch.randperm(len(synth.labels), generator=shuffle).to(synth.images.device)
         student.train()
         losses = []

@@ -380,7 +380,7 @@ def regenerate(run: Run, loop: Loop, epoch: int, synth: Synthetic | None) -> tup
     if synth is not None and epoch % every != 0:
         return synth, 0.0
     k = epoch // every
-    synth = run.gen.regenerate(k)
+    synth = run.gen.regenerate(k, reuse=synth)  # the last set is done with: rendered over
     if crop and crop < run.cfg.data.image_size:
         g = torch.Generator().manual_seed(run.cfg.train.seed + k + CROP_SEED)
         loop.crops = crop_offsets(synth.masks, crop, g)

@@ -59,12 +59,14 @@ class DaliRenderer:
             self._hwc_key = key
         return self._hwc_cache
 
-    def render(self, plan: Plan, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def render(self, plan: Plan, padded: torch.Tensor,
+               into: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Render ``plan`` from reflect-padded uint8 (N, 3, Sp, Sp) images.
 
         Returns (uint8 images (len(plan), 3, S, S), uint8 0/1 masks (len(plan), S, S)) on
         ``padded``'s device (CUDA for the GPU graph, CPU otherwise); the images are in
         channels-last memory (DALI's HWC), which is also what the network prefers on CUDA.
+        New tensors always (``into``, the protocol's offer of old ones, is not taken).
         """
         # DALI has its own worker threads; torch's side (gathers, copies out) needs one on the CPU.
         with torch_threads(None if self.device == "gpu" else 1):

@@ -70,11 +70,12 @@ class PretextGenerator:
             plan = plan.rows(keep)
         return plan
 
-    def regenerate(self, k: int) -> Synthetic:
-        """Regeneration k (plan seed ``seed + k``), rendered on the device."""
+    def regenerate(self, k: int, reuse: Synthetic | None = None) -> Synthetic:
+        """Regeneration k (plan seed ``seed + k``), rendered on the device; ``reuse``: an earlier regeneration no
+        longer needed, whose tensors the renderer may render over (no fresh memory to fault in, half the peak)."""
         t0 = time.perf_counter()
         plan = self.plan(k)
-        x, masks = self.renderer.render(plan, self.padded)
+        x, masks = self.renderer.render(plan, self.padded, None if reuse is None else (reuse.images, reuse.masks))
         y = plan.label.to(x.device)
         if x.is_cuda:
             torch.cuda.synchronize(x.device)

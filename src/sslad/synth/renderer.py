@@ -28,11 +28,13 @@ def cpu_render_threads() -> int:
 
 class Renderer(Protocol):
     """Anything that turns a plan and the padded base images into (uint8 images (N, 3, S, S),
-    uint8 0/1 masks (N, S, S)) on the device."""
+    uint8 0/1 masks (N, S, S)) on the device. ``into``: an earlier result no longer needed, which the renderer
+    may render over instead of allocating (the torch renderer does when the shapes fit; DALI's ignores it)."""
 
     name: str
 
-    def render(self, plan: Plan, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def render(self, plan: Plan, padded: torch.Tensor,
+               into: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class TorchRenderer:
@@ -55,9 +57,10 @@ class TorchRenderer:
         self.cpu_chunk = cpu_chunk  # small chunks keep the CPU's float temporaries cache-sized
         self.cpu_workers = cpu_workers
 
-    def render(self, plan: Plan, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def render(self, plan: Plan, padded: torch.Tensor,
+               into: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if padded.device.type != "cpu":
-            return render(plan, padded, chunk=self.chunk)
+            return render(plan, padded, chunk=self.chunk, into=into)
         workers = self.cpu_workers or cpu_render_threads()
         with torch_threads(self.cpu_threads):
-            return render(plan, padded, chunk=min(self.chunk, self.cpu_chunk), workers=workers)
+            return render(plan, padded, chunk=min(self.chunk, self.cpu_chunk), workers=workers, into=into)

@@ -1,7 +1,8 @@
 """Batched torch renderer of a pretext plan (CPU or CUDA): the reference backend.
 
-No per-image Python loop: each step is one batched tensor op over the groups of a chunk, and
-the pastes touch only their patch and destination window. The maths mirror the DALI graph
+Each step is one batched tensor op over the groups of a chunk (on the CPU, the whole-image pass A
+goes in cache-sized steps of groups), and the pastes read and write only their patch and
+destination windows, cut through ``unfold`` views. The maths mirror the DALI graph
 (``sslad.dali_pipes``) step for step:
 
     A   = round(clamp(twist(crop(padded[index], shift), jitter)))     # once per group -> class 0
@@ -43,6 +44,9 @@ from sslad.synth.geometry import (
 )
 from sslad.synth.plan import Plan, PretextClass
 
+#: Float bytes the CPU path works on at a time where an image's passes can be split (about a core's L2 cache).
+CPU_CACHE_BYTES = 2 << 20
+
 
 def reflect_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
     """uint8 (N, 3, S, S) -> uint8 (N, 3, S+2p, S+2p), reflected borders (done once per dataset)."""
@@ -58,8 +62,8 @@ def window_index(shape: torch.Size, which: torch.Tensor, top: torch.Tensor, left
     """Flat indices (N, C, h, w) into a contiguous (B, C, H, W) tensor of per-sample windows.
 
     Window ``i`` is ``[which[i], :, top[i]:top[i]+h, left[i]:left[i]+w]``; indices past the border
-    are clamped (callers mask those pixels out). Flat indices make gathers and scatters single
-    1-D memory operations (``take`` / ``put_``), far cheaper on the CPU than advanced indexing.
+    are clamped (callers mask those pixels out). What :func:`gather_windows` and :func:`put_windows`
+    fall back to when a window crosses the border.
     """
     _, c, hh, ww = shape
     dev = which.device
@@ -70,11 +74,44 @@ def window_index(shape: torch.Size, which: torch.Tensor, top: torch.Tensor, left
     return chan[:, :, None, None] + plane[:, None]
 
 
+def _window_views(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor | None:
+    """Every (h, w) window of (B, C, H, W) ``x`` as one view (B, C, H-h+1, W-w+1, h, w), no copy; None when a
+    window at (top, left) would cross the border."""
+    if len(top) and (int(top.min()) < 0 or int(left.min()) < 0 or int(top.max()) + h > x.shape[-2]
+                     or int(left.max()) + w > x.shape[-1]):
+        return None
+    return x.unfold(2, h, 1).unfold(3, w, 1)
+
+
 def gather_windows(images: torch.Tensor, which: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
                    h: int, w: int) -> torch.Tensor:
-    """Per-sample windows ``images[which[i], :, top:top+h, left:left+w]``: (N, C, h, w)."""
-    idx = window_index(images.shape, which.to(images.device), top, left, h, w)
-    return images.contiguous().take(idx)
+    """Per-sample windows ``images[which[i], :, top:top+h, left:left+w]``: (N, C, h, w).
+
+    Cut from ``unfold`` views with N indices per axis, so only the windows are copied, with no per-pixel
+    index to build (``benchmarks/render_ab.py`` measures the renderer against an earlier one); a window
+    that crosses the border reads clamped pixels (:func:`window_index`).
+    """
+    dev = images.device
+    which, top, left = which.to(dev), top.to(dev), left.to(dev)
+    views = _window_views(images, top, left, h, w)
+    if views is not None:
+        return views[which, :, top, left]
+    return images.take(window_index(images.shape, which, top, left, h, w))
+
+
+def put_windows(x: torch.Tensor, which: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
+                values: torch.Tensor) -> None:
+    """Write (N, C, h, w) ``values`` into the windows ``x[which[i], :, top:top+h, left:left+w]`` of contiguous
+    (B, C, H, W) ``x``, through the same views as :func:`gather_windows` (windows of distinct ``which`` share no
+    pixel, so each is written once; past the border, clamped indices)."""
+    dev = x.device
+    which, top, left = which.to(dev), top.to(dev), left.to(dev)
+    h, w = values.shape[-2:]
+    views = _window_views(x, top, left, h, w)
+    if views is not None:
+        views[which, :, top, left] = values
+    else:
+        x.view(-1).index_copy_(0, window_index(x.shape, which, top, left, h, w).flatten(), values.flatten())
 
 
 def crop_batch(padded: torch.Tensor, index: torch.Tensor, shift: torch.Tensor, size: int) -> torch.Tensor:
@@ -93,7 +130,7 @@ def color_twist(x: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
     m, off = color_matrices(jitter.cpu())
     m, off = m.to(x.device), off.to(x.device)
     n, c, h, w = x.shape
-    return torch.baddbmm(off[:, :, None], m, x.reshape(n, c, h * w)).reshape(n, c, h, w)
+    return torch.bmm(m, x.reshape(n, c, h * w)).add_(off[:, :, None]).reshape(n, c, h, w)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -101,22 +138,31 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def augment(plan: Plan, padded: torch.Tensor) -> torch.Tensor:
-    """Whole-image augmentation of every group: uint8 (G, 3, S, S)."""
+def augment(plan: Plan, padded: torch.Tensor, into: torch.Tensor, step: int) -> torch.Tensor:
+    """Whole-image augmentation A of every group, written to all three classes of uint8 ``into`` (G, 3, 3, S, S);
+    returns A, the view ``into[:, 0]``.
+
+    ``step`` groups at a time: on the CPU as many as keep the float temporaries in a core's cache
+    (:data:`CPU_CACHE_BYTES`), the same bytes as one batch.
+    """
     shared = plan.of_class(PretextClass.GOOD)
-    base = crop_batch(padded, shared.index, shared.shift, plan.image_size).float()
-    return to_uint8(color_twist(base, shared.jitter))
+    for g0 in range(0, plan.groups, step):
+        g = slice(g0, g0 + step)
+        base = crop_batch(padded, shared.index[g], shared.shift[g], plan.image_size).float()
+        into[g, 0] = to_uint8(color_twist(base, shared.jitter[g]))
+        into[g, 1:] = into[g, :1]  # every class starts from A
+    return into[:, 0]
 
 
-def _patches(a: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Source boxes of each group's augmented image, zero-padded to a common size.
+def _patches(a: torch.Tensor, g: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source boxes of groups ``g``'s augmented images, zero-padded to a common size.
 
     Returns (float patches (G, 3, hmax, wmax), float validity (G, 1, hmax, wmax)).
     """
     dev = a.device
     y0, x0, h, w = box.to(torch.int64).unbind(1)
     hmax, wmax = max(1, int(h.max())), max(1, int(w.max()))
-    patch = gather_windows(a, torch.arange(len(a), device=dev), y0, x0, hmax, wmax).float()
+    patch = gather_windows(a, g, y0, x0, hmax, wmax).float()
     valid = ((torch.arange(hmax, device=dev)[None, :, None] < h.to(dev)[:, None, None])
              & (torch.arange(wmax, device=dev)[None, None, :] < w.to(dev)[:, None, None]))
     return patch, valid[:, None].float()
@@ -133,19 +179,16 @@ def _ragged_boxes(h: torch.Tensor, w: torch.Tensor, dev) -> tuple[torch.Tensor, 
     return n, r // wn, r % wn
 
 
-def composite(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, window: tuple, blended: torch.Tensor,
-              inside: torch.Tensor) -> None:
+def composite(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
+              blended: torch.Tensor, inside: torch.Tensor) -> None:
     """Write float ``blended`` (rounded and saturated) and the bool mask ``inside``, both (N, C, h, w), into the
-    per-row windows ``(top, left, h, w)`` of ``out[rows]`` and ``masks[rows]``."""
-    top, left, h, w = window
-    dev = blended.device
-    dst = window_index(out.shape, rows.to(dev), top, left, h, w)
-    out.view(-1).index_copy_(0, dst.flatten(), to_uint8(blended).flatten())
-    dst = window_index(masks[:, None].shape, rows.to(dev), top, left, h, w)
-    masks.view(-1).index_copy_(0, dst.flatten(), inside.to(torch.uint8).flatten())
+    per-row windows at ``(top, left)`` of ``out[rows]`` and ``masks[rows]``."""
+    put_windows(out, rows, top, left, to_uint8(blended))
+    put_windows(masks[:, None], rows, top, left, inside.to(torch.uint8))
 
 
-def paste_cut(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
+def paste_cut(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, g: torch.Tensor,
+              plan: Plan) -> None:
     """Class 1: exact jittered copies, written into ``out[rows]`` (which already hold ``a``); box masks.
 
     Works on the boxes' pixels only (a ragged, flattened batch), so its cost is the patch area.
@@ -156,7 +199,7 @@ def paste_cut(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: tor
     n, i, j = _ragged_boxes(box[:, 2], box[:, 3], dev)
     plane = s * s
     chan = torch.arange(3, device=dev)[:, None] * plane
-    src = a.take(n * 3 * plane + (box[n, 0] + i) * s + box[n, 1] + j + chan).float()  # (3, K)
+    src = a.take(g.to(dev)[n] * 3 * plane + (box[n, 0] + i) * s + box[n, 1] + j + chan).float()  # (3, K)
     m, off = color_matrices(plan.patch_jitter.cpu())
     m, off = m.to(dev), off.to(dev)
     val = to_uint8(torch.einsum("kij,jk->ik", m[n], src).add_(off[n].T))
@@ -168,11 +211,12 @@ def paste_cut(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: tor
     masks.view(-1)[rows.to(dev)[n] * plane + pix] = 1
 
 
-def paste_scar(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
+def paste_scar(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, g: torch.Tensor,
+               plan: Plan) -> None:
     """Class 2: rotated, interpolated pastes into ``out[rows]`` (which already hold ``a``); alpha >= 0.5 masks."""
     dev = a.device
     S = plan.image_size
-    patch, valid = _patches(a, plan.box)
+    patch, valid = _patches(a, g, plan.box)
     patch = color_twist(patch, plan.patch_jitter).clamp_(0, 255)
     fill = plan.fill.to(dev)[:, None, None, None]
     content = patch * (1 - fill) + plan.color.to(dev)[:, :, None, None] * fill
@@ -193,9 +237,8 @@ def paste_scar(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: to
     hmax, wmax = src.shape[-2:]
     grid = torch.stack([px * (2.0 / wmax) - 1.0, py * (2.0 / hmax) - 1.0], dim=-1)
     warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    groups = torch.arange(len(a), device=dev)
-    a_win = a.take(window_index(a.shape, groups, grown[:, 0], grown[:, 1], wh, ww)).float()
-    composite(out, masks, rows, (grown[:, 0], grown[:, 1], wh, ww), a_win * (1 - warped[:, 3:4]) + warped[:, :3],
+    a_win = gather_windows(a, g, grown[:, 0], grown[:, 1], wh, ww).float()
+    composite(out, masks, rows, grown[:, 0], grown[:, 1], a_win * (1 - warped[:, 3:4]) + warped[:, :3],
               warped[:, 3:4] >= 0.5)
 
 
@@ -220,13 +263,13 @@ def blob_alpha(plan: Plan, top: torch.Tensor, left: torch.Tensor, h: int, w: int
                           align_corners=False)
     inside = (((ys > 0) & (ys < box[:, 2, None]))[:, :, None] & ((xs > 0) & (xs < box[:, 3, None]))[:, None, :])
     blob = plan.blob.to(dev)
-    soft = ((noise - blob[:, 0, None, None, None]) * blob[:, 1, None, None, None] + 0.5).clamp_(0, 1)
-    soft = soft * inside[:, None].float()
+    soft = noise.sub_(blob[:, 0, None, None, None]).mul_(blob[:, 1, None, None, None]).add_(0.5).clamp_(0, 1)
+    soft.mul_(inside[:, None].float())
     return soft * blob[:, 2, None, None, None], soft
 
 
-def paste_irregular(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan,
-                    padded: torch.Tensor) -> None:
+def paste_irregular(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, g: torch.Tensor,
+                    plan: Plan, padded: torch.Tensor) -> None:
     """Irregular rows of one class: blend (class 1) or alter (class 2) inside a soft blob; ``soft >= 0.5`` masks.
 
     ``out[rows]`` hold ``a`` (no other paste touched them). Windows share one size, grown from
@@ -238,16 +281,15 @@ def paste_irregular(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, 
     wh, ww = int(box[:, 2].max()), int(box[:, 3].max())
     top, left = box[:, 0].clamp(max=S - wh), box[:, 1].clamp(max=S - ww)
     alpha, soft = blob_alpha(plan, top, left, wh, ww, dev)
-    groups = torch.arange(len(a), device=dev)
-    under = a.take(window_index(a.shape, groups, top, left, wh, ww)).float()
+    under = gather_windows(a, g, top, left, wh, ww).float()
     if bool((plan.label == PretextClass.CUTPASTE).all()):  # blend: content of the planned image and place
         pos = plan.blend_pos.to(torch.int64)
         src = gather_windows(padded, plan.blend_index, pos[:, 0] - (box[:, 0] - top), pos[:, 1] - (box[:, 1] - left),
                              wh, ww).float()
     else:  # alter: the image's own content
         src = under
-    content = color_twist(src, plan.patch_jitter).clamp_(0, 255)
-    composite(out, masks, rows, (top, left, wh, ww), under * (1 - alpha) + content * alpha, soft >= 0.5)
+    content = color_twist(src, plan.patch_jitter).clamp_(0, 255).mul_(alpha)  # under (1 - alpha) + content alpha,
+    composite(out, masks, rows, top, left, under.mul_(1 - alpha).add_(content), soft >= 0.5)  # in place
 
 
 def crack_alpha(plan: Plan, top: torch.Tensor, left: torch.Tensor, h: int, w: int,
@@ -274,7 +316,8 @@ def crack_alpha(plan: Plan, top: torch.Tensor, left: torch.Tensor, h: int, w: in
     return warped.view(n, k, h, w).amax(1, keepdim=True)
 
 
-def paste_crack(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, plan: Plan) -> None:
+def paste_crack(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, g: torch.Tensor,
+                plan: Plan) -> None:
     """Crack rows: the image darkened or brightened under the crack's alpha; ``a >= 0.5`` masks.
 
     ``out[rows]`` hold ``a``. Windows share one size, grown from each crack's ``box`` (which holds
@@ -287,45 +330,58 @@ def paste_crack(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: t
     top, left = box[:, 0].clamp(max=S - wh), box[:, 1].clamp(max=S - ww)
     comp = crack_alpha(plan, top, left, wh, ww, dev)
     alpha = comp * plan.blob[:, 2].to(dev)[:, None, None, None]
-    groups = torch.arange(len(a), device=dev)
-    under = a.take(window_index(a.shape, groups, top, left, wh, ww)).float()
+    under = gather_windows(a, g, top, left, wh, ww).float()
     content = color_twist(under, plan.patch_jitter).clamp_(0, 255)
-    composite(out, masks, rows, (top, left, wh, ww), under * (1 - alpha) + content * alpha, comp >= 0.5)
+    composite(out, masks, rows, top, left, under * (1 - alpha) + content * alpha, comp >= 0.5)
 
 
 def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: torch.Tensor) -> None:
     """Render whole groups of ``plan`` into contiguous uint8 ``out`` (N, 3, S, S) and zeroed ``masks`` (N, S, S)."""
-    a = augment(plan, padded)
-    view = out.view(plan.groups, 3, *out.shape[1:])
-    for c in range(3):
-        view[:, c] = a
-    rows = torch.arange(plan.groups, device=a.device) * 3
-    def irregular(out, masks, rows, a, sub):
-        paste_irregular(out, masks, rows, a, sub, padded)
+    s = plan.image_size
+    step = max(1, CPU_CACHE_BYTES // (12 * s * s)) if out.device.type == "cpu" else plan.groups
+    a = augment(plan, padded, out.view(plan.groups, 3, 3, s, s), step)
+    groups = torch.arange(plan.groups, device=a.device)  # a paste reads its groups' rows of ``a`` (no copy)
+
+    def irregular(out, masks, rows, a, g, sub):
+        paste_irregular(out, masks, rows, a, g, sub, padded)
 
     for c, paste in ((PretextClass.CUTPASTE, paste_cut), (PretextClass.SCAR, paste_scar)):
         sub = plan.of_class(c)
         variant = sub.variant.to(a.device)
         if not bool(variant.any()):
-            paste(out, masks, rows + int(c), a, sub)
+            paste(out, masks, groups * 3 + int(c), a, groups, sub)
             continue
         for v, kind in ((0, paste), (1, irregular), (2, paste_crack)):  # each paste sees only its own rows
             keep = (variant == v).nonzero().flatten()
             if len(keep):
-                kind(out, masks, rows[keep] + int(c), a[keep], sub.rows(keep.cpu()))
+                kind(out, masks, keep * 3 + int(c), a, keep, sub.rows(keep.cpu()))
 
 
-def render(plan: Plan, padded: torch.Tensor, chunk: int = 256, workers: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def reusable(into: tuple[torch.Tensor, torch.Tensor], n: int, s: int, device: torch.device) -> bool:
+    """Whether (images, masks) ``into`` can hold a rendering of n samples of side s on ``device``: contiguous uint8
+    (n, 3, s, s) and (n, s, s) there."""
+    images, masks = into
+    return (images.shape == (n, 3, s, s) and masks.shape == (n, s, s) and images.dtype == masks.dtype == torch.uint8
+            and images.device == masks.device == device and images.is_contiguous() and masks.is_contiguous())
+
+
+def render(plan: Plan, padded: torch.Tensor, chunk: int = 256, workers: int = 1,
+           into: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Render a whole plan (``chunk`` groups at a time) on ``padded``'s device; with ``workers`` > 1 the chunks
     are shared among that many threads (torch releases the GIL inside its ops). Each chunk writes its own rows,
     so the result is the same bytes whatever the number of workers.
 
-    Returns (uint8 images (N, 3, S, S), uint8 0/1 masks (N, S, S)).
+    Returns (uint8 images (N, 3, S, S), uint8 0/1 masks (N, S, S)): new tensors, or the pair ``into`` (an earlier
+    result no longer needed) rendered over when it has those shapes, which spares the page faults of fresh memory.
     """
     plan.validate()
     s = plan.image_size
-    out = torch.empty((len(plan), 3, s, s), dtype=torch.uint8, device=padded.device)
-    masks = torch.zeros((len(plan), s, s), dtype=torch.uint8, device=padded.device)
+    out, masks = into if into is not None and reusable(into, len(plan), s, padded.device) else (None, None)
+    if out is None:
+        out = torch.empty((len(plan), 3, s, s), dtype=torch.uint8, device=padded.device)
+        masks = torch.zeros((len(plan), s, s), dtype=torch.uint8, device=padded.device)
+    else:
+        masks.zero_()
 
     def one(g0: int) -> None:
         rows = slice(3 * g0, 3 * min(g0 + chunk, plan.groups))
