@@ -1,5 +1,6 @@
 """The torch renderer of a git revision against the working tree's, interleaved in one process (rounds BASE, NEW,
-BASE, NEW ...; the median of each), with the check that both render the same bytes: what a renderer change buys.
+NEW INTO, BASE ...; the median of each), with the check that all render the same bytes: what a renderer change buys.
+NEW INTO renders over its last result (``render(into=)``, what training does) where the working tree has it.
 
 Both render as training does on the CPU (``TorchRenderer``: chunks of 16 groups, one intra-op thread each, W chunks
 at a time) the same plans of the recipes' families (line scars, blobs, cracks). Data: magnetic_tile's first N good
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import statistics
 import subprocess
 import sys
@@ -54,6 +56,9 @@ def main() -> None:
     base = subprocess.run(["git", "rev-parse", "--short", a.base], check=True, capture_output=True,
                           text=True).stdout.strip()
     arms = {f"base {base}": module_at(a.base), "working tree": torch_render}
+    if "into" in inspect.signature(torch_render.render).parameters:
+        arms["working tree, over its last result"] = torch_render
+    last = None
     x, source = images(a.images, a.size)
     synth = SynthConfig(scar="line", irregular=0.5, other_source=0.5, cracks=0.25)  # the recipes' families
     gen = PretextGenerator(x, None, synth, seed=0)
@@ -63,22 +68,25 @@ def main() -> None:
         plan, outs = gen.plan(k), set()
         for name, mod in arms.items():
             t0 = time.perf_counter()
+            kw = {"into": last} if name.endswith("last result") else {}
             with torch_threads(1):
-                out = mod.render(plan, gen.padded, chunk=16, workers=a.workers)
+                out = mod.render(plan, gen.padded, chunk=16, workers=a.workers, **kw)
             if k:
                 times[name].append(time.perf_counter() - t0)
             outs.add(digest(out))
+            last = out if kw else last
         same &= len(outs) == 1
     rows = {k: {"median_s": round(statistics.median(t), 4), "seconds": [round(s, 4) for s in t]}
             for k, t in times.items()}
-    old, new = (rows[k]["median_s"] for k in arms)
-    ratio = round(old / new, 3)
+    old = rows[f"base {base}"]["median_s"]
+    ratios = {k: round(old / v["median_s"], 3) for k, v in rows.items() if not k.startswith("base")}
     print(f"torch renderer, {source}, {len(x)} images at {a.size} px ({3 * len(x)} samples), {a.workers} workers: "
-          + ", ".join(f"{k} {v['median_s']:.3f} s" for k, v in rows.items()) + f"; {ratio}x; same bytes: {same}")
+          + ", ".join(f"{k} {v['median_s']:.3f} s" for k, v in rows.items())
+          + "; " + ", ".join(f"{r}x" for r in ratios.values()) + f"; same bytes: {same}")
     command = (f"python benchmarks/render_ab.py {a.name} --base {a.base} --size {a.size} --images {a.images} "
                f"--workers {a.workers} --rounds {a.rounds}")
     save_record(a.name, {"name": a.name, "command": command, "base": base, "data": source, "images": len(x),
-                         "size": a.size, "workers": a.workers, "regeneration": rows, "speedup": ratio,
+                         "size": a.size, "workers": a.workers, "regeneration": rows, "speedup": ratios,
                          "same_bytes": same})
 
 
