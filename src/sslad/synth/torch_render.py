@@ -357,7 +357,7 @@ def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: to
                 kind(out, masks, keep * 3 + int(c), a, keep, sub.rows(keep.cpu()))
 
 
-def reusable(into: tuple[torch.Tensor, torch.Tensor], n: int, s: int, device: torch.device) -> bool:
+def _reusable(into: tuple[torch.Tensor, torch.Tensor], n: int, s: int, device: torch.device) -> bool:
     """Whether (images, masks) ``into`` can hold a rendering of n samples of side s on ``device``: contiguous uint8
     (n, 3, s, s) and (n, s, s) there."""
     images, masks = into
@@ -376,7 +376,7 @@ def render(plan: Plan, padded: torch.Tensor, chunk: int = 256, workers: int = 1,
     """
     plan.validate()
     s = plan.image_size
-    out, masks = into if into is not None and reusable(into, len(plan), s, padded.device) else (None, None)
+    out, masks = into if into is not None and _reusable(into, len(plan), s, padded.device) else (None, None)
     if out is None:
         out = torch.empty((len(plan), 3, s, s), dtype=torch.uint8, device=padded.device)
         masks = torch.zeros((len(plan), s, s), dtype=torch.uint8, device=padded.device)
