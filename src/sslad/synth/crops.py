@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from sslad.synth.torch_render import window_views
+
 
 def _span(present: torch.Tensor, crop: int, u: torch.Tensor) -> torch.Tensor:
     """Window starts along one axis for (N, S) ``present`` flags (where the mask has pixels) and (N,) uniforms."""
@@ -43,14 +45,13 @@ def take_crops(images: torch.Tensor, masks: torch.Tensor, offsets: torch.Tensor,
                index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The windows at (B, 2) ``offsets`` of (N, C, S, S) images and (N, S, S) masks: (B, C, P, P), (B, P, P).
 
-    ``index`` (B,) says which images (default: the first B in order). ``unfold`` makes every window a view, so the
-    batch is cut straight out of the whole set with B indices per axis: only the windows are copied, not B whole
-    S-pixel images first nor a per-pixel index (15x the gather-then-crop it replaced at 384 px, 8x at 256:
-    ``benchmarks/crop_gather.py``).
+    ``index`` (B,) says which images (default: the first B in order). The renderer's
+    :func:`~sslad.synth.torch_render.window_views` makes every window a view, so the batch is cut straight out of
+    the whole set with B indices per axis: only the windows are copied, not B whole S-pixel images first nor a
+    per-pixel index (15x the gather-then-crop it replaced at 384 px, 8x at 256: ``benchmarks/crop_gather.py``).
     """
     dev = images.device
     b = torch.arange(len(offsets), device=dev) if index is None else index.to(dev)
     y, x = offsets[:, 0].to(dev), offsets[:, 1].to(dev)
-    windows = images.unfold(2, crop, 1).unfold(3, crop, 1)  # (N, C, S-P+1, S-P+1, P, P), no copy
-    mask_windows = masks.unfold(1, crop, 1).unfold(2, crop, 1)  # (N, S-P+1, S-P+1, P, P)
-    return windows[b, :, y, x].contiguous(), mask_windows[b, y, x].contiguous()
+    return (window_views(images, crop, crop)[b, :, y, x].contiguous(),
+            window_views(masks[:, None], crop, crop)[b, 0, y, x].contiguous())

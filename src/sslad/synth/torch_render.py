@@ -74,12 +74,15 @@ def window_index(shape: torch.Size, which: torch.Tensor, top: torch.Tensor, left
     return chan[:, :, None, None] + plane[:, None]
 
 
-def _window_views(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor | None:
-    """Every (h, w) window of (B, C, H, W) ``x`` as one view (B, C, H-h+1, W-w+1, h, w), no copy; None when a
-    window at (top, left) would cross the border."""
-    if len(top) and (int(top.min()) < 0 or int(left.min()) < 0 or int(top.max()) + h > x.shape[-2]
-                     or int(left.max()) + w > x.shape[-1]):
-        return None
+def _inside(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> bool:
+    """Whether every (h, w) window at (top, left) lies inside the (..., H, W) tensor ``x``."""
+    return not len(top) or (int(top.min()) >= 0 and int(left.min()) >= 0 and int(top.max()) + h <= x.shape[-2]
+                            and int(left.max()) + w <= x.shape[-1])
+
+
+def window_views(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Every (h, w) window of (B, C, H, W) ``x`` as one view (B, C, H-h+1, W-w+1, h, w), no copy: indexed with
+    (which, :, top, left), it cuts N windows with N indices per axis, copying only the windows."""
     return x.unfold(2, h, 1).unfold(3, w, 1)
 
 
@@ -87,15 +90,13 @@ def gather_windows(images: torch.Tensor, which: torch.Tensor, top: torch.Tensor,
                    h: int, w: int) -> torch.Tensor:
     """Per-sample windows ``images[which[i], :, top:top+h, left:left+w]``: (N, C, h, w).
 
-    Cut from ``unfold`` views with N indices per axis, so only the windows are copied, with no per-pixel
-    index to build (``benchmarks/render_ab.py`` measures the renderer against an earlier one); a window
-    that crosses the border reads clamped pixels (:func:`window_index`).
+    Cut from :func:`window_views`, with no per-pixel index to build (``benchmarks/render_ab.py`` measures the
+    renderer against an earlier one); a window that crosses the border reads clamped pixels (:func:`window_index`).
     """
     dev = images.device
     which, top, left = which.to(dev), top.to(dev), left.to(dev)
-    views = _window_views(images, top, left, h, w)
-    if views is not None:
-        return views[which, :, top, left]
+    if _inside(images, top, left, h, w):
+        return window_views(images, h, w)[which, :, top, left]
     return images.take(window_index(images.shape, which, top, left, h, w))
 
 
@@ -107,22 +108,18 @@ def put_windows(x: torch.Tensor, which: torch.Tensor, top: torch.Tensor, left: t
     dev = x.device
     which, top, left = which.to(dev), top.to(dev), left.to(dev)
     h, w = values.shape[-2:]
-    views = _window_views(x, top, left, h, w)
-    if views is not None:
-        views[which, :, top, left] = values
+    if _inside(x, top, left, h, w):
+        window_views(x, h, w)[which, :, top, left] = values
     else:
         x.view(-1).index_copy_(0, window_index(x.shape, which, top, left, h, w).flatten(), values.flatten())
 
 
 def crop_batch(padded: torch.Tensor, index: torch.Tensor, shift: torch.Tensor, size: int) -> torch.Tensor:
-    """Per-sample integer crops ``padded[index[i], :, dy:dy+S, dx:dx+S]`` (uint8, one copy).
-
-    ``unfold`` turns every possible crop into a view, so the gather needs only N indices.
-    """
+    """Per-sample integer crops ``padded[index[i], :, dy:dy+S, dx:dx+S]`` (uint8, one copy; the shifts keep
+    every crop inside the padded image)."""
     dev = padded.device
-    views = padded.unfold(2, size, 1).unfold(3, size, 1)  # (B, C, 2p+1, 2p+1, S, S), no copy
     shift = shift.to(dev)
-    return views[index.to(dev), :, shift[:, 0], shift[:, 1]]
+    return window_views(padded, size, size)[index.to(dev), :, shift[:, 0], shift[:, 1]]
 
 
 def color_twist(x: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
@@ -138,14 +135,15 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def augment(plan: Plan, padded: torch.Tensor, into: torch.Tensor, step: int) -> torch.Tensor:
+def augment(plan: Plan, padded: torch.Tensor, into: torch.Tensor) -> torch.Tensor:
     """Whole-image augmentation A of every group, written to all three classes of uint8 ``into`` (G, 3, 3, S, S);
     returns A, the view ``into[:, 0]``.
 
-    ``step`` groups at a time: on the CPU as many as keep the float temporaries in a core's cache
-    (:data:`CPU_CACHE_BYTES`), the same bytes as one batch.
+    On the CPU as many groups at a time as keep the float temporaries in a core's cache (:data:`CPU_CACHE_BYTES`),
+    elsewhere all at once: the same bytes.
     """
-    shared = plan.of_class(PretextClass.GOOD)
+    shared, s = plan.of_class(PretextClass.GOOD), plan.image_size
+    step = max(1, CPU_CACHE_BYTES // (12 * s * s)) if into.device.type == "cpu" else plan.groups
     for g0 in range(0, plan.groups, step):
         g = slice(g0, g0 + step)
         base = crop_batch(padded, shared.index[g], shared.shift[g], plan.image_size).float()
@@ -337,9 +335,7 @@ def paste_crack(out: torch.Tensor, masks: torch.Tensor, rows: torch.Tensor, a: t
 
 def render_groups(plan: Plan, padded: torch.Tensor, out: torch.Tensor, masks: torch.Tensor) -> None:
     """Render whole groups of ``plan`` into contiguous uint8 ``out`` (N, 3, S, S) and zeroed ``masks`` (N, S, S)."""
-    s = plan.image_size
-    step = max(1, CPU_CACHE_BYTES // (12 * s * s)) if out.device.type == "cpu" else plan.groups
-    a = augment(plan, padded, out.view(plan.groups, 3, 3, s, s), step)
+    a = augment(plan, padded, out.view(plan.groups, 3, 3, *out.shape[-2:]))
     groups = torch.arange(plan.groups, device=a.device)  # a paste reads its groups' rows of ``a`` (no copy)
 
     def irregular(out, masks, rows, a, g, sub):
