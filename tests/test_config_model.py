@@ -177,7 +177,7 @@ def test_scoring_runs_channels_last_on_the_cpu_with_the_same_outputs(tiny_run):
         plain = model.to(memory_format=torch.contiguous_format).dense_outputs(x)
         assert inference_layout(model) is model and model.trunk.conv1.weight.is_contiguous(
             memory_format=torch.channels_last)
-    for a, b in zip(fast, plain, strict=True):
+    for a, b in zip([*fast[:2], *fast[2].maps], [*plain[:2], *plain[2].maps], strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
 
 

@@ -145,9 +145,11 @@ def _yaml(tmp_path, text):
     return p
 
 
-def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles):
+@pytest.mark.parametrize("layers", ["2,3", "3,4"])
+def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles, layers):
     """``--map both`` on a finished run: the map is the mean of the head's and the density's maps, each scaled
-    by (median, 99 % of maxima) of its own held-out maps; the exported module gives the same numbers."""
+    by (median, 99 % of maxima) of its own held-out maps; the density's descriptors are those of the trunk stages
+    ``--map-layers`` names; the exported module gives the same numbers."""
     from sslad.backends import make_renderer
     from sslad.checkpoint import load_checkpoint
     from sslad.config import RunConfig
@@ -157,13 +159,17 @@ def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles
     from sslad.training import fit_scorer
 
     model, _, ckpt = load_checkpoint(tiny_run[0])
-    cfg = RunConfig.from_dict(ckpt["config"]).override(score={"map": "both"})
+    cfg = RunConfig.from_dict(ckpt["config"]).override(score={"map": "both", "map_layers": layers})
     data = load_dataset(str(tiles), None, 32)
     fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
     scorer = fit_scorer(model, fit, holdout, cfg, make_renderer("torch", 32, torch.device("cpu")))
+    assert set(scorer.map_layers) == {int(k) for k in layers.split(",")}
+    assert Scorer.from_state(scorer.state_dict()).map_layers == scorer.map_layers
+    assert scorer.patches.mean.shape[-1] == {"2,3": 128 + 256, "3,4": 256 + 512}[layers]  # resnet18's channels
     assert set(scorer.map_scales) == {"seg", "density"}
     x = data.test.images
-    sources = {"seg": lambda probs, patches: probs, "density": lambda probs, patches: scorer.patches.maps(patches)}
+    sources = {"seg": lambda probs, levels: probs,
+               "density": lambda probs, levels: scorer.patches.maps(levels.descriptors(tuple(scorer.map_layers)))}
     parts = {k: infer_images(model, x, map_fn=fn).maps for k, fn in sources.items()}
     d = torch.nn.functional.interpolate(parts["density"], size=parts["seg"].shape[-2:], mode="bilinear",
                                         align_corners=False)
@@ -214,3 +220,70 @@ def test_map_both_without_a_per_pixel_head_is_the_density_alone():
     cfg = RunConfig().override(train={"seg_weight": 0.0}).resolved()
     assert cfg.score.map == "density"
     assert RunConfig().resolved().score.map == "both"
+
+
+def test_patch_levels_make_each_stage_set_once_at_its_first_stage_grid():
+    """The network hands over its layer2-4 maps; the descriptors of a set of stages are those maps at the first
+    one's grid, concatenated and 3x3-averaged, made once per batch however many consumers ask."""
+    from sslad.models.net import PatchLevels, patch_descriptors
+
+    g = torch.Generator().manual_seed(0)
+    maps = [torch.randn(2, c, s, s, generator=g) for c, s in ((4, 8), (6, 4), (8, 2))]
+    levels = PatchLevels(maps)
+    d34 = levels.descriptors((3, 4))
+    assert d34.shape == (2, 6 + 8, 4, 4) and levels.descriptors((3, 4)) is d34
+    torch.testing.assert_close(d34, patch_descriptors(maps[1:]))
+    assert levels.descriptors((2, 3, 4)).shape == (2, 18, 8, 8)
+    with pytest.raises(ValueError, match="layer2-4"):
+        PatchLevels(maps[:2])
+
+
+def test_a_scorer_stored_before_map_layers_keeps_layer2_3():
+    g = torch.Generator().manual_seed(0)
+    scorer = Scorer(ScoreConfig(map_layers="3,4")).fit_patches(torch.randn(100, 3, generator=g))
+    scorer.fit(torch.randn(40, 8, generator=g), None, 16, holdout=(torch.randn(10, 8, generator=g), None))
+    state = scorer.state_dict()
+    assert state["map_layers"] == [3, 4] and Scorer.from_state(state).map_layers == (3, 4)
+    old = {k: v for k, v in state.items() if k != "map_layers"}  # a 0.7 checkpoint's scorer
+    assert Scorer.from_state(old).map_layers == (2, 3)
+
+
+def test_unknown_map_layers_are_one_clear_line(tiles, tmp_path):
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--config",
+                                   str(_yaml(tmp_path, "score:\n  map_layers: '1,2'\n")), "--epochs", "0"])
+    assert res.exit_code != 0 and "unknown map layers '1,2'" in res.output and "Traceback" not in res.output
+
+
+def test_auto_keeps_the_simplest_choice_within_the_margin_of_the_best():
+    from sslad.scoring.scorer import simplest_within
+
+    order = ["2,3", "3,4", "2,3,4"]
+    assert simplest_within({"2,3": 0.90, "3,4": 0.905, "2,3,4": 0.92}, order, 0.01) == "2,3,4"
+    assert simplest_within({"2,3": 0.90, "3,4": 0.905, "2,3,4": 0.92}, order, 0.03) == "2,3"
+    assert simplest_within({"2,3": float("nan"), "3,4": 0.5, "2,3,4": 0.505}, order, 0.01) == "3,4"
+
+
+def test_map_layers_auto_keeps_the_choice_whose_maps_outline_the_synthetic_anomalies_best(tiny_run, tiles):
+    """``--map-layers auto``: every choice's density maps of the synthetic held-out set are scored by pixel AUROC
+    (recorded), the kept one is what the margin rule picks from them, and the scorer is then exactly the one a run
+    with that choice fixed would fit."""
+    from sslad.backends import make_renderer
+    from sslad.checkpoint import load_checkpoint
+    from sslad.config import MAP_LAYER_CHOICES, RunConfig
+    from sslad.data import load_dataset, split_train
+    from sslad.scoring.scorer import parse_stages, simplest_within
+    from sslad.training import fit_scorer
+
+    model, _, ckpt = load_checkpoint(tiny_run[0])
+    cfg = RunConfig.from_dict(ckpt["config"]).override(score={"map": "both", "map_layers": "auto"})
+    data = load_dataset(str(tiles), None, 32)
+    fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
+    renderer = make_renderer("torch", 32, torch.device("cpu"))
+    auto = fit_scorer(model, fit, holdout, cfg, renderer)
+    values = auto.synthetic_map_auroc
+    assert list(values) == list(MAP_LAYER_CHOICES) and len(set(values.values())) > 1
+    chosen = simplest_within(values, list(MAP_LAYER_CHOICES), cfg.score.auto_margin)
+    assert auto.map_layers == parse_stages(chosen)
+    fixed = fit_scorer(model, fit, holdout, cfg.override(score={"map_layers": chosen}), renderer)
+    assert torch.equal(auto.patches.mean, fixed.patches.mean) and auto.map_scales == fixed.map_scales
+    assert auto.threshold == fixed.threshold and auto.pixel_threshold == fixed.pixel_threshold

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -244,7 +245,10 @@ def test_the_peak_embedding_sees_a_local_peak_that_the_pooled_mean_averages_away
     pooled = torch.tensor([[3.0, 4.0, 0.0, 0.0]]).repeat(2, 1)
     patches = torch.ones(2, 3, 8, 8)
     patches[1, 2, 5, 5] = 10.0
-    e = peak_embedding(pooled, patches)
+    asked = []
+    levels = SimpleNamespace(descriptors=lambda stages: asked.append(stages) or patches)  # the trunk maps' stand-in
+    e = peak_embedding(pooled, levels)
+    assert asked == [(2, 3)]  # the peak is always layer2-3's, whatever stages the density maps use
     assert e.shape == (2, 7)
     torch.testing.assert_close(e.norm(dim=1), torch.ones(2))
     torch.testing.assert_close(e[:, :4], torch.tensor([[0.6, 0.8, 0.0, 0.0]]).repeat(2, 1) / math.sqrt(2))

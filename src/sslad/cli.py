@@ -145,13 +145,17 @@ def cli():
               help="Image score: auto (best on synthetic anomalies of held-out images), embedding density, map "
               "maximum, or both standardised" + _d("score", "image_score"))
 @click.option("--map", type=click.Choice(C.SCORE_MAPS), default=None,
-              help="Anomaly maps from the per-pixel head (seg), a patch density over the trunk's layer2-3 patch "
-              "descriptors (density), or both averaged on their held-out scales" + _d("score", "map"))
+              help="Anomaly maps from the per-pixel head (seg), a patch density over the trunk's patch descriptors "
+              "(density, --map-layers), or both averaged on their held-out scales" + _d("score", "map"))
 @click.option("--patch-density", type=click.Choice(C.PATCH_DENSITIES), default=None,
               help="The density maps' model: one Gaussian over the good patch descriptors (gauss), or a coreset "
               "memory of them and the nearest one's distance (knn, PatchCore's)" + _d("score", "patch_density"))
 @click.option("--patch-bank", type=int, default=None,
               help="--patch-density knn: descriptors kept in the memory" + _d("score", "patch_bank"))
+@click.option("--map-layers", type=click.Choice(C.MAP_LAYERS), default=None,
+              help="The trunk stages whose maps make the density maps' patch descriptors: layer2-3 at 1/8 of the side, "
+              "layer3-4 at 1/16 (a wider context: large low-contrast regions filled) or all three"
+              + _d("score", "map_layers"))
 @click.option("--tile", type=int, default=None,
               help="Score in overlapping tiles of this side (e.g. the --crop side); 0: whole images"
               + _d("score", "tile"))

@@ -123,6 +123,7 @@ class ScoreConfig:
     map: str = "both"  # seg (the per-pixel head), density (a patch density's) or both averaged
     patch_density: str = "gauss"  # what makes the density maps: gauss (one Gaussian) or knn (a coreset memory)
     patch_bank: int = 10_000  # knn: descriptors kept in the memory (a greedy coreset of the sampled locations)
+    map_layers: str = "2,3"  # the patch density's trunk stages: 2,3 (1/8 grid), 3,4 (1/16), 2,3,4, or auto
     baseline: bool = False  # also fit and score the untrained network (the first weights) the same way, reported
     inference_precision: str = "fp32"  # what scoring computes in: fp32 (exactly the exported graph's scores), bf16
     # (about 2x faster on a CPU with native bf16, the same AUROCs: docs/results.md), auto (bf16 where native)
@@ -135,6 +136,11 @@ SCORE_MAPS = ("seg", "density", "both")
 #: What makes the density maps: one Gaussian over the good patch descriptors (gauss) or a coreset memory of them
 #: and the nearest one's distance (knn, PatchCore's); ``sslad.scoring.density.PATCH_TYPES``.
 PATCH_DENSITIES = ("gauss", "knn")
+#: The trunk stages whose maps make the density maps' patch descriptors (at the first one's grid): layer2-3 (1/8
+#: of the side, PatchCore's), layer3-4 (1/16: a wider context per location) or all three; auto: the one whose maps
+#: outline the synthetic anomalies on the held-out images best (``training.choose_map_layers``).
+MAP_LAYER_CHOICES = ("2,3", "3,4", "2,3,4")
+MAP_LAYERS = ("auto", *MAP_LAYER_CHOICES)
 #: The student run's map: its own per-pixel head (seg: the small detector), the student-teacher discrepancy
 #: (distill: teacher and student both kept), or whichever scores the synthetic held-out anomalies better (auto).
 MAP_SOURCES = ("seg", "distill", "auto")
@@ -280,6 +286,7 @@ class RunConfig:
             one_of(c.image_score, IMAGE_SCORES, "image score"),
             one_of(c.map, SCORE_MAPS, "map source"),
             one_of(c.patch_density, PATCH_DENSITIES, "patch density"),
+            one_of(c.map_layers, MAP_LAYERS, "map layers"),
             (c.patch_bank >= 1, "--patch-bank must be at least 1"),
             (c.image_score in ("embedding", "auto") or t.seg_weight > 0 or c.map != "seg",
              f"--image-score {c.image_score} needs maps: the per-pixel head (--seg-weight > 0) or --map density"),

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from sslad.backends import make_renderer
 from sslad.checkpoint import TRAIN_STATE, load_train_state, save_checkpoint, save_train_state
-from sslad.config import RunConfig, save_yaml
+from sslad.config import MAP_LAYER_CHOICES, RunConfig, save_yaml
 from sslad.data import AnomalyDataset, ImageSet, load_dataset, split_train
 from sslad.data.io import check_memory
 from sslad.detector import Detector
@@ -45,6 +45,7 @@ from sslad.progress import bar
 from sslad.report import EpochLog, json_safe, results_table, save_class_grid
 from sslad.runtime import Dist, StopSignals, init_distributed, resolve_device, resolve_precision, seed_everything
 from sslad.scoring import Scorer
+from sslad.scoring.scorer import simplest_within
 from sslad.synth import CLASS_NAMES
 from sslad.synth.crops import crop_offsets, take_crops
 from sslad.synth.generator import PretextGenerator, Synthetic, is_grayscale
@@ -473,23 +474,23 @@ def render_synthetic_holdout(holdout: ImageSet, renderer, cfg: RunConfig) -> Syn
 
 
 def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunConfig, map_fn=None,
-                      embed_fn=None, precision: str | None = None) -> tuple:
+                      embed_fn=None, precision: str | None = None, data: Synthetic | None = None) -> tuple:
     """(embeddings, per-pixel probabilities, anomalous (N,) bool, whole-view embeddings or None) of
-    :func:`render_synthetic_holdout`'s samples."""
-    data = render_synthetic_holdout(holdout, renderer, cfg)
+    :func:`render_synthetic_holdout`'s samples (``data``, when they are rendered already)."""
+    data = render_synthetic_holdout(holdout, renderer, cfg) if data is None else data
     out = infer_images(model, data.images, progress="score synthetic held-out", tile=cfg.score.tile, map_fn=map_fn,
                        embed_fn=embed_fn, whole=cfg.score.whole_view, precision=precision)
     return out.embeddings, out.maps, (data.labels > 0).cpu().numpy(), out.whole
 
 
-def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig, renderer=None) -> Scorer:
-    """Density on the network outputs of the fit images; thresholds from the held-out ones (and their augmented
-    views when they are few). Pretext anomalies rendered onto the held-out images (with a ``renderer``) give every
-    image-score mode's synthetic AUROC, recorded; ``image_score: auto`` keeps the best of them."""
-    precision = resolve_precision(cfg.score.inference_precision, next(model.parameters()).device)
-    tile, scorer = cfg.score.tile, Scorer(dataclasses.replace(cfg.score, inference_precision=precision))
+def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig,
+              precision: str) -> tuple:
+    """Fit ``scorer``'s patch density (``map: density|both``) and, for ``both``, its map scales; the fit and
+    held-out images' :class:`Outputs` (embeddings, maps as the scorer makes them)."""
+    tile = cfg.score.tile
     if scorer.map_source in ("density", "both"):
-        scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile, precision=precision))
+        scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile, precision=precision,
+                                          stages=scorer.map_layers))
     both = scorer.map_source == "both"  # one pass gives both sources' maps; scaled once the held-out ones are in
     infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn,
                               map_fn=scorer.parts_fn if both else scorer.map_fn, whole=scorer.whole_view,
@@ -501,11 +502,57 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
         scorer.fit_map_scales((hold if calibrate_on_holdout else fit_out).maps, cfg.data.image_size)
         fit_out, hold = (o if o is None or o.maps is None else o._replace(maps=scorer.combine_parts(o.maps))
                          for o in (fit_out, hold))
+    return fit_out, hold
+
+
+def choose_map_layers(model: PretextNet, fit: ImageSet, holdout: ImageSet, cfg: RunConfig, synth: Synthetic,
+                      precision: str) -> tuple[str, dict[str, float]]:
+    """``map_layers: auto``: each choice's patch density fitted (and scaled) as the run's would be, its maps of the
+    synthetic held-out set (pretext anomalies on the held-out good images, masks from their plans; no test label)
+    scored by pixel AUROC; the first choice (layer2-3) is kept unless another beats it by more than ``auto_margin``.
+    Returns (the choice, choice -> synthetic pixel AUROC)."""
+    from sslad.scoring.metrics import auroc
+
+    masks = (synth.masks > 0).cpu().numpy().ravel()
+    values: dict[str, float] = {}
+    for layers in MAP_LAYER_CHOICES:  # the maps alone: no whole view, no image-score modes
+        c = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, map_layers=layers, whole_view=0))
+        scorer = Scorer(dataclasses.replace(c.score, inference_precision=precision))
+        _fit_maps(scorer, model, fit, holdout, c, precision)
+        out = infer_images(model, synth.images, progress=f"map layers {layers}: synthetic held-out",
+                           tile=c.score.tile, map_fn=scorer.map_fn, precision=precision)
+        values[layers] = auroc(masks, scorer.maps(out.maps, cfg.data.image_size).numpy().ravel())
+    return simplest_within(values, list(MAP_LAYER_CHOICES), cfg.score.auto_margin), values
+
+
+def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig, renderer=None) -> Scorer:
+    """Density on the network outputs of the fit images; thresholds from the held-out ones (and their augmented
+    views when they are few). Pretext anomalies rendered onto the held-out images (with a ``renderer``) give every
+    image-score mode's synthetic AUROC, recorded; ``image_score: auto`` keeps the best of them, ``map_layers: auto``
+    the density maps' stages that outline them best (:func:`choose_map_layers`)."""
+    precision = resolve_precision(cfg.score.inference_precision, next(model.parameters()).device)
+    synth = None
+    if holdout is not None and renderer is not None:
+        synth = render_synthetic_holdout(holdout, renderer, cfg)
+    map_auroc: dict[str, float] = {}
+    if cfg.score.map_layers == "auto":
+        layers = MAP_LAYER_CHOICES[0]  # without density maps, or nothing to judge by: layer2-3
+        if synth is not None and cfg.score.map in ("density", "both"):
+            layers, map_auroc = choose_map_layers(model, fit, holdout, cfg, synth, precision)
+        cfg = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, map_layers=layers))
+    scorer = Scorer(dataclasses.replace(cfg.score, inference_precision=precision))
+    scorer.synthetic_map_auroc = map_auroc
+    fit_out, hold = _fit_maps(scorer, model, fit, holdout, cfg, precision)
     rendered = None
-    if holdout is not None and renderer is not None:  # every run records each mode's synthetic AUROC
-        rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn, scorer.embed_fn, precision)
+    if synth is not None:  # every run records each mode's synthetic AUROC
+        rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn, scorer.embed_fn, precision, synth)
     return scorer.fit(fit_out.embeddings, fit_out.maps, cfg.data.image_size, holdout=hold, synthetic=rendered,
                       whole=fit_out.whole)
+
+
+def map_layers(scorer: Scorer) -> str:
+    """The trunk stages of ``scorer``'s density maps as ``score.map_layers`` spells them (``"2,3"``)."""
+    return ",".join(map(str, scorer.map_layers))
 
 
 def save_scored_network(out: Path, model: torch.nn.Module, cfg: RunConfig, scorer: Scorer, summary: dict, *,
@@ -529,7 +576,8 @@ def untrained_baseline(run: Run, renderer) -> dict:
     out.mkdir(exist_ok=True)
     save_yaml(cfg, out / "config.yaml")
     summary = {"dataset": run.data.name, "untrained_of": str(run.out), "seed": cfg.train.seed, "epochs": 0,
-               "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc}
+               "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
+               "map_layers": map_layers(scorer), "map_layers_synthetic_auroc": scorer.synthetic_map_auroc}
     save_scored_network(out, model, cfg, scorer, summary, epoch=0, regen_index=-1)
     metrics = evaluate_set(Detector(model, scorer, cfg.data.image_size), run.data.test, out, extra=summary)
     keep = ("image_auroc", "per_type_auroc", "pixel_auroc", "aupro")
@@ -620,6 +668,9 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
         return {}
     inference_layout(run.model.eval())  # score as eval/predict will load it
     scorer = fit_scorer(run.model, run.fit, run.holdout, cfg, run.gen.renderer)
+    if scorer.synthetic_map_auroc:
+        log(f"map layers (auto): {map_layers(scorer)}, synthetic pixel AUROC "
+            + ", ".join(f"{k} {v:.3f}" for k, v in scorer.synthetic_map_auroc.items()))
     summary = {"dataset": run.data.name, "backend": run.gen.renderer.name, "device": str(run.device),
                "scar": cfg.synth.scar, "color": cfg.synth.color, "regen_every": cfg.synth.regen_every,
                "precision": cfg.train.precision, "image_score": cfg.score.image_score,
@@ -627,7 +678,9 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "decoder": cfg.train.decoder, "seg_width": cfg.train.seg_width, "seg_loss": cfg.train.seg_loss,
                "crop": cfg.train.crop,
                "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "whole_view": cfg.score.whole_view,
-               "map": cfg.score.map, "inference_precision": scorer.precision, "seed": cfg.train.seed,
+               "map": cfg.score.map, "map_layers": map_layers(scorer),
+               "map_layers_synthetic_auroc": scorer.synthetic_map_auroc, "inference_precision": scorer.precision,
+               "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
                "threshold_set": scorer.calibration["set"], **stats}
     save_scored_network(run.out, run.model, cfg, scorer, summary, epoch=stats["epochs"],

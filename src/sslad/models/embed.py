@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from sslad.models.net import PretextNet
+from sslad.models.net import PatchLevels, PretextNet
 from sslad.models.tiles import extract_tiles, forward_tiled, resize_images
 
 EMBED_BATCH = 64
@@ -29,12 +29,12 @@ class Outputs(NamedTuple):
     whole: torch.Tensor | None = None
 
 
-#: The density's embeddings (N, D') from the pooled embeddings (N, D) and the patch descriptors (N, C, h', w').
-EmbedFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: The density's embeddings (N, D') from the pooled embeddings (N, D) and the trunk's maps (:class:`PatchLevels`).
+EmbedFn = Callable[[torch.Tensor, PatchLevels], torch.Tensor]
 
-#: Per-location anomaly values from the per-pixel probabilities ((N, 1, h, w) or None) and the patch descriptors
-#: ((N, C, h', w')): (N, 1, h'', w'') (a fitted patch density, alone or combined with the probabilities).
-MapFn = Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]
+#: Per-location anomaly values from the per-pixel probabilities ((N, 1, h, w) or None) and the trunk's maps
+#: (:class:`PatchLevels`): (N, 1, h'', w'') (a fitted patch density, alone or combined with the probabilities).
+MapFn = Callable[[torch.Tensor | None, PatchLevels], torch.Tensor]
 
 
 def scoring_autocast(device: torch.device, precision: str | None) -> torch.autocast:
@@ -48,8 +48,8 @@ def scoring_autocast(device: torch.device, precision: str | None) -> torch.autoc
 def forward_maps(model: PretextNet, x: torch.Tensor, map_fn: MapFn | None = None,
                  embed_fn: EmbedFn | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(embeddings, per-pixel anomaly maps (N, 1, h, w) or None) of one batch: the pooled embeddings (with
-    ``embed_fn``: what it makes of them and the patch descriptors) and the sigmoid of the network's per-pixel
-    logits (with ``map_fn``: what it makes of them and the patch descriptors)."""
+    ``embed_fn``: what it makes of them and the trunk's maps) and the sigmoid of the network's per-pixel
+    logits (with ``map_fn``: what it makes of them and the trunk's maps)."""
     if map_fn is None and embed_fn is None:
         _, e, seg = model(x)
         return e, None if seg is None else torch.sigmoid(seg.float())
@@ -67,8 +67,8 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
 
     With ``tile`` (0 < tile < S) each image is scored in overlapping tiles (:mod:`sslad.models.tiles`):
     embeddings (N, T, D), one per tile, and maps stitched at the image's resolution. With ``map_fn`` the
-    maps are ``map_fn`` of the patch descriptors (a patch density), not the per-pixel head's; with ``embed_fn``
-    the embeddings are ``embed_fn`` of the pooled embeddings and the patch descriptors. With ``whole`` (a side),
+    maps are ``map_fn`` of the trunk's maps (a patch density), not the per-pixel head's; with ``embed_fn``
+    the embeddings are ``embed_fn`` of the pooled embeddings and the trunk's maps. With ``whole`` (a side),
     the images resized to it are embedded too, whole (:attr:`Outputs.whole`).
     ``precision`` (``"fp32"`` or ``"bf16"``, the scorer's: :func:`scoring_autocast`) is what the network computes in;
     the outputs are float32 either way. bf16 halves the scoring time on a CPU with native bf16 at the same AUROCs
@@ -110,30 +110,35 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
 
 @torch.no_grad()
 def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000, seed: int = 0,
-                   batch_size: int = EMBED_BATCH, tile: int = 0, precision: str = "fp32") -> torch.Tensor:
-    """float32 (M, C) patch descriptors of the images (of their tiles with ``tile``), about ``total`` locations
-    drawn evenly from every image (or tile) with a seeded generator: what a patch density is fitted on (computed
-    in ``precision``, as :func:`infer_images`)."""
+                   batch_size: int = EMBED_BATCH, tile: int = 0, precision: str = "fp32",
+                   stages: tuple[int, ...] | list[tuple[int, ...]] = (2, 3)) -> torch.Tensor | list[torch.Tensor]:
+    """float32 (M, C) patch descriptors of the trunk's ``stages`` (:meth:`PatchLevels.descriptors`) of the images
+    (of their tiles with ``tile``), about ``total`` locations drawn evenly from every image (or tile) with a
+    seeded generator: what a patch density is fitted on (computed in ``precision``, as :func:`infer_images`).
+    With a list of stage sets, one pass gives a list of samples, each the one that set alone would give."""
+    sets = stages if isinstance(stages, list) else [stages]
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    g = torch.Generator().manual_seed(seed)
+    gens = [torch.Generator().manual_seed(seed) for _ in sets]
     tiled = 0 < tile < images.shape[-1]
     if tiled:  # about as many pixels per forward pass as whole images (25 tiles an image at 384 of 128 px)
         batch_size = tiled_batch(batch_size, tile, images.shape[-1])
     per = max(1, -(-total // len(images)))
-    out = []
+    out: list[list[torch.Tensor]] = [[] for _ in sets]
     for i in range(0, images.shape[0], batch_size):
         xb = images[i:i + batch_size].to(dev)
         x = extract_tiles(xb, tile) if tiled else xb
         with scoring_autocast(dev, precision):
-            _, _, patches = model.dense_outputs(x)
-        z = patches.float().flatten(2).transpose(1, 2).cpu()  # (n, h*w, C)
-        k = min(z.shape[1], max(1, per * len(xb) // len(x)))
-        idx = torch.rand(z.shape[:2], generator=g).argsort(1)[:, :k]
-        out.append(torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[2])).flatten(0, 1))
+            levels = model.dense_outputs(x)[2]
+        for s, g, kept in zip(sets, gens, out, strict=True):
+            z = levels.descriptors(s).float().flatten(2).transpose(1, 2).cpu()  # (n, h*w, C)
+            k = min(z.shape[1], max(1, per * len(xb) // len(x)))
+            idx = torch.rand(z.shape[:2], generator=g).argsort(1)[:, :k]
+            kept.append(torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[2])).flatten(0, 1))
     model.train(was_training)
-    return torch.cat(out)
+    samples = [torch.cat(kept) for kept in out]
+    return samples if isinstance(stages, list) else samples[0]
 
 
 def embed_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,

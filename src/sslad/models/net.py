@@ -83,6 +83,31 @@ def patch_descriptors(maps: list[torch.Tensor]) -> torch.Tensor:
     return F.avg_pool2d(z.float(), 3, stride=1, padding=1, count_include_pad=False)
 
 
+#: The trunk stages whose maps :class:`PatchLevels` holds (layer2 at 1/8, layer3 at 1/16, layer4 at 1/32).
+PATCH_STAGES = (2, 3, 4)
+
+
+class PatchLevels:
+    """One batch's trunk maps at :data:`PATCH_STAGES` (what ``dense_outputs`` returns beside the embeddings and
+    the per-pixel logits), from which each consumer makes the patch descriptors of the stages it uses: the
+    ``pooled+peak`` embedding layer2-3's, the patch density's maps those of ``score.map_layers``. Each set of
+    stages is made once per batch (:func:`patch_descriptors`)."""
+
+    def __init__(self, maps: list[torch.Tensor]):
+        if len(maps) != len(PATCH_STAGES):
+            raise ValueError(f"expected {len(PATCH_STAGES)} maps (layer2-4), got {len(maps)}")
+        self.maps = list(maps)
+        self._made: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def descriptors(self, stages: tuple[int, ...]) -> torch.Tensor:
+        """float32 (N, C, h, w) descriptors of ``stages`` (ascending, within :data:`PATCH_STAGES`) at the first
+        one's grid."""
+        stages = tuple(stages)
+        if stages not in self._made:
+            self._made[stages] = patch_descriptors([self.maps[k - PATCH_STAGES[0]] for k in stages])
+        return self._made[stages]
+
+
 def _conv_block(cin: int, cout: int) -> nn.Sequential:
     """Two 3x3 conv + BN + ReLU: the decoder's unit."""
     return nn.Sequential(
@@ -201,12 +226,11 @@ class PretextNet(nn.Module):
         """Trunk features (N, D) of uint8/float 0..255 images (N, 3, H, W)."""
         return self.features(x)[0]
 
-    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(embeddings (N, D), per-pixel logits or None, patch descriptors (N, C, H/8, W/8)) in one pass: the
-        descriptors are layer2 and layer3 at layer2's grid (see :func:`patch_descriptors`), the mid-level
-        features a per-location density scores."""
+    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, PatchLevels]:
+        """(embeddings (N, D), per-pixel logits or None, the layer2-4 maps as :class:`PatchLevels`) in one pass:
+        what the patch descriptors a per-location density scores are made of."""
         e, feats = self.features(x)
-        return e, self.seg_logits(feats), patch_descriptors(feats[2:4])
+        return e, self.seg_logits(feats), PatchLevels(feats[2:5])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(class logits (N, 3), embeddings (N, D), per-pixel logits (N, 1, H/2, W/2) for the U-Net decoder,

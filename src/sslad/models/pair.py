@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslad.models.net import NetConfig, PretextNet, patch_descriptors
+from sslad.models.net import NetConfig, PatchLevels, PretextNet
 from sslad.models.student import StudentConfig, StudentNet
 
 
@@ -78,10 +78,10 @@ class DiscrepancyNet(nn.Module):
         half = mean_distance(self.student.distill_features(x)[0], feats[1:4]) / 2
         return e, feats, torch.logit(half.clamp(1e-6, 1 - 1e-6))
 
-    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(the teacher's embedding, discrepancy logits, the teacher's patch descriptors)."""
+    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, PatchLevels]:
+        """(the teacher's embedding, discrepancy logits, the teacher's layer2-4 maps as :class:`PatchLevels`)."""
         e, feats, disc = self._outputs(x)
-        return e, disc, patch_descriptors(feats[2:4])
+        return e, disc, PatchLevels(feats[2:5])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(the teacher's class logits (N, 3) and embedding (N, D), discrepancy logits (N, 1, H/4, W/4))."""

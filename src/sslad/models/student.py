@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from sslad.models.net import MEAN, STD, SegHead, patch_descriptors
+from sslad.models.net import MEAN, STD, PatchLevels, SegHead
 
 #: Student trunks, built without downloads, and their channels at strides 4, 8, 16, 32: the teacher's own
 #: (equal), a ResNet with one block per stage (about half the weights), the same with a 256-channel last stage
@@ -170,11 +170,11 @@ class StudentNet(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self._adapt(3, self._taps(x)[3]).mean((2, 3))
 
-    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(embeddings, per-pixel logits or None, patch descriptors of the adapted 1/8 and 1/16 maps): as the
-        teacher's."""
+    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, PatchLevels]:
+        """(embeddings, per-pixel logits or None, the adapted 1/8, 1/16 and 1/32 maps as :class:`PatchLevels`):
+        as the teacher's."""
         adapted, seg = self.distill_features(x)
-        return adapted[3].mean((2, 3)), seg, patch_descriptors(adapted[1:3])
+        return adapted[3].mean((2, 3)), seg, PatchLevels(adapted[1:4])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(no class logits: an empty (N, 0) tensor, embeddings (N, D), per-pixel logits (N, 1, H/4, W/4))."""

@@ -16,8 +16,11 @@ network has seen (``sslad.data.holdout_split``):
   (``patch_density: knn``, :class:`~sslad.scoring.density.PatchKNN`) or its Mahalanobis distance under one
   Gaussian fitted on them (``gauss``; the scorer turns descriptors into maps); or ``both``,
   the two averaged, each first put on its own held-out scale (median pixel to the 99 % map threshold);
+* patch descriptors: the network hands over its trunk's layer2-4 maps (a :class:`Levels`); a patch density's
+  descriptors are those of the stages ``map_layers`` names (layer2-3 at 1/8 of the side by default, or layer3-4
+  at 1/16: wider context, the large low-contrast regions filled), the ``pooled+peak`` embedding's always layer2-3's;
 * embedding (``embedding``): what the density scores: the network's pooled embedding (``pooled``), or that
-  and the global maximum of the patch descriptors per channel (``pooled+peak``, :func:`peak_embedding`: a
+  and the global maximum of the layer2-3 patch descriptors per channel (``pooled+peak``, :func:`peak_embedding`: a
   local defect moves a maximum, where it is averaged away in a pooled mean);
 * tiles (``tile``): with a tile side, the network scores overlapping tiles (``sslad.models.tiles``): the
   density is fitted on the tiles' embeddings ``(N, T, D)`` and an image's embedding score is its most
@@ -39,6 +42,7 @@ network has seen (``sslad.data.holdout_split``):
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -62,10 +66,35 @@ FORMAT = "sslad-scorer"
 VIEW_Z_FLOOR = -3.0
 
 
-def peak_embedding(pooled: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
-    """float32 (N, D + C): the pooled embedding (N, D) and the per-channel global maximum of the patch descriptors
-    (N, C, h, w), each L2-normalised (neither outweighs the other by its scale), joined, unit length."""
-    peak = patches.float().amax((2, 3))
+#: The trunk stages whose patch descriptors the ``pooled+peak`` embedding takes its maximum over.
+PEAK_STAGES = (2, 3)
+
+
+class Levels(Protocol):
+    """What the network hands the scorer beside its embeddings: its trunk maps, from which the patch descriptors
+    of any stages are made (``sslad.models.net.PatchLevels``)."""
+
+    def descriptors(self, stages: tuple[int, ...]) -> torch.Tensor: ...
+
+
+def parse_stages(text: str) -> tuple[int, ...]:
+    """``"3,4"`` -> ``(3, 4)``: a ``map_layers`` setting as trunk stages (``auto``: layer2-3 until the run's fit
+    chooses, ``training.choose_map_layers``)."""
+    return PEAK_STAGES if text == "auto" else tuple(int(k) for k in str(text).split(","))
+
+
+def simplest_within(values: dict[str, float], order: list[str], margin: float) -> str:
+    """The first of ``order`` whose value (NaN: none) is within ``margin`` of the best: what an ``auto`` setting
+    keeps, so a more complex choice must win by more than the noise of a few hundred synthetic samples."""
+    clean = {k: float(np.nan_to_num(values[k], nan=-1.0)) for k in order}
+    best = max(clean.values())
+    return next(k for k in order if clean[k] >= best - margin)
+
+
+def peak_embedding(pooled: torch.Tensor, levels: Levels) -> torch.Tensor:
+    """float32 (N, D + C): the pooled embedding (N, D) and the per-channel global maximum of the layer2-3 patch
+    descriptors (N, C, h, w), each L2-normalised (neither outweighs the other by its scale), joined, unit length."""
+    peak = levels.descriptors(PEAK_STAGES).float().amax((2, 3))
     return torch.cat([F.normalize(pooled.float(), dim=1), F.normalize(peak, dim=1)], 1) / math.sqrt(2)
 
 
@@ -89,6 +118,7 @@ class Scorer:
         self.view_stats: list[list[float]] = []  # whole view: [mean, std] of each view's log score, held out
         self.map_source = cfg.map  # seg: the head's probabilities; density: the patch density's; both: averaged
         self.patch_density, self.patch_bank = cfg.patch_density, cfg.patch_bank  # what fit_patches fits
+        self.map_layers = parse_stages(cfg.map_layers)  # the trunk stages the patch density's descriptors are of
         self.patches: PatchDensity | None = None
         self.map_scales: dict[str, list[float]] = {}  # map: both -> {source: [held-out median, 99 % of maxima]}
         self.stats: dict[str, list[float]] = {}
@@ -97,6 +127,7 @@ class Scorer:
         self.map_range: list[float] | None = None
         self.calibration = {"set": None, "images": 0}
         self.synthetic_auroc: dict[str, float] = {}  # image-score mode -> AUROC on the synthetic held-out set
+        self.synthetic_map_auroc: dict[str, float] = {}  # map_layers: auto -> each choice's synthetic pixel AUROC
 
     def fit_patches(self, descriptors: torch.Tensor) -> Scorer:
         """Fit the patch density (``map: density`` or ``both``) on (M, C) descriptors of the fit images'
@@ -118,13 +149,14 @@ class Scorer:
         top = quantile_threshold(maps.flatten(1).amax(1).double().numpy(), self.quantile)
         return lo, max(top, lo + 1e-6)
 
-    def _density_part(self, probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
-        return self.patches.maps(patches)
+    def _density_part(self, probs: torch.Tensor | None, levels: Levels) -> torch.Tensor:
+        return self.patches.maps(levels.descriptors(self.map_layers))
 
-    def parts_fn(self, probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
+    def parts_fn(self, probs: torch.Tensor | None, levels: Levels) -> torch.Tensor:
         """(N, 2, h, w): the per-pixel head's probabilities and the patch density's map, unscaled, at the head's
         resolution: what ``map: both`` scales (:meth:`fit_map_scales`) and averages (:meth:`combine_parts`)."""
-        d = F.interpolate(self.patches.maps(patches), size=probs.shape[-2:], mode="bilinear", align_corners=False)
+        d = F.interpolate(self._density_part(probs, levels), size=probs.shape[-2:], mode="bilinear",
+                          align_corners=False)
         return torch.cat([probs.float(), d], 1)
 
     def combine_parts(self, parts: torch.Tensor) -> torch.Tensor:
@@ -133,10 +165,10 @@ class Scorer:
         (ls, ts), (ld, td) = self.map_scales["seg"], self.map_scales["density"]
         return ((parts[:, :1] - ls) / (ts - ls) + (parts[:, 1:] - ld) / (td - ld)) / 2
 
-    def _both(self, probs: torch.Tensor | None, patches: torch.Tensor) -> torch.Tensor:
+    def _both(self, probs: torch.Tensor | None, levels: Levels) -> torch.Tensor:
         """The per-pixel head's and the patch density's maps, each on its held-out scale, averaged at the
         head's resolution."""
-        return self.combine_parts(self.parts_fn(probs, patches))
+        return self.combine_parts(self.parts_fn(probs, levels))
 
     @property
     def map_fn(self):
@@ -169,9 +201,7 @@ class Scorer:
         0.1-0.7 points of synthetic AUROC, which cost 0.7-3.0 points of real AUROC)."""
         scores = self._every_mode(parts)
         self.synthetic_auroc.update({mode: auroc(anomalous, v) for mode, v in scores.items()})
-        values = {m: float(np.nan_to_num(self.synthetic_auroc[m], nan=-1.0)) for m in scores}
-        best = max(values.values())
-        return next(m for m in scores if values[m] >= best - self.auto_margin)
+        return simplest_within(self.synthetic_auroc, list(scores), self.auto_margin)
 
     def mode_scores(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
                     whole: torch.Tensor | None = None) -> dict[str, np.ndarray]:
@@ -313,6 +343,7 @@ class Scorer:
                 "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
                 "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile,
                 "map_source": self.map_source, "map_scales": self.map_scales, "embedding": self.embedding,
+                "map_layers": list(self.map_layers), "synthetic_map_auroc": self.synthetic_map_auroc,
                 "patches": None if self.patches is None else self.patches.state_dict(),
                 "whole_view": self.whole_view, "view_stats": self.view_stats, "precision": self.precision,
                 "whole_density": None if self.whole_density is None else self.whole_density.state_dict()}
@@ -333,6 +364,8 @@ class Scorer:
         self.map_source = str(state.get("map_source", "seg"))
         self.embedding = str(state.get("embedding", "pooled"))  # before 0.5: the pooled embedding alone
         self.map_scales = dict(state.get("map_scales") or {})
+        self.map_layers = tuple(int(k) for k in state.get("map_layers") or (2, 3))  # before 0.7.15: layer2-3
+        self.synthetic_map_auroc = dict(state.get("synthetic_map_auroc") or {})
         self.whole_view = int(state.get("whole_view") or 0)  # before 0.7: no whole view
         self.precision = state.get("precision")  # before 0.7.10: None, scored in bf16 on CUDA and fp32 on a CPU
         self.view_stats = [list(v) for v in state.get("view_stats") or []]
