@@ -163,6 +163,13 @@ def test_sampling_patches_of_tiles_keeps_the_forward_batch_as_small_as_whole_ima
     out = sample_patches(model, images, total=600, batch_size=8, tile=32)
     assert max(sizes) == tiles_per_image  # one image's tiles a pass (8 x 32^2 / 96^2 rounds down to 1 image)
     assert sum(sizes) == 6 * tiles_per_image and out.shape == (6 * tiles_per_image * 4, 384)
+    # several stage sets in one pass (--map-layers auto): each the sample that set alone draws
+    sizes.clear()
+    both = sample_patches(model, images, total=600, batch_size=8, tile=32, stages=[(2, 3), (3, 4)])
+    assert sum(sizes) == 6 * tiles_per_image and torch.equal(both[0], out)
+    torch.testing.assert_close(both[1], sample_patches(model, images, total=600, batch_size=8, tile=32,
+                                                       stages=(3, 4)), rtol=0, atol=0)
+    assert both[1].shape[1] == 256 + 512
 
 
 def test_a_whole_view_joins_its_density_on_held_out_statistics():

@@ -45,7 +45,7 @@ from sslad.progress import bar
 from sslad.report import EpochLog, json_safe, results_table, save_class_grid
 from sslad.runtime import Dist, StopSignals, init_distributed, resolve_device, resolve_precision, seed_everything
 from sslad.scoring import Scorer
-from sslad.scoring.scorer import simplest_within
+from sslad.scoring.scorer import parse_stages, simplest_within
 from sslad.synth import CLASS_NAMES
 from sslad.synth.crops import crop_offsets, take_crops
 from sslad.synth.generator import PretextGenerator, Synthetic, is_grayscale
@@ -484,19 +484,24 @@ def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunCo
 
 
 def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig,
-              precision: str) -> tuple:
-    """Fit ``scorer``'s patch density (``map: density|both``) and, for ``both``, its map scales; the fit and
-    held-out images' :class:`Outputs` (embeddings, maps as the scorer makes them)."""
+              precision: str, patches: torch.Tensor | None = None, embed: bool = True) -> tuple:
+    """Fit ``scorer``'s patch density (``map: density|both``; on ``patches`` when they are sampled already) and,
+    for ``both``, its map scales; the fit and held-out images' :class:`Outputs` (embeddings, maps as the scorer
+    makes them; without ``embed``, the fit images' only where their maps set the scales, else None)."""
     tile = cfg.score.tile
     if scorer.map_source in ("density", "both"):
-        scorer.fit_patches(sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile, precision=precision,
-                                          stages=scorer.map_layers))
+        if patches is None:
+            patches = sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile, precision=precision,
+                                     stages=scorer.map_layers)
+        scorer.fit_patches(patches)
     both = scorer.map_source == "both"  # one pass gives both sources' maps; scaled once the held-out ones are in
     infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn,
                               map_fn=scorer.parts_fn if both else scorer.map_fn, whole=scorer.whole_view,
                               precision=precision)
     calibrate_on_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))  # fit maps unused
-    fit_out = infer(fit.images, progress="embed train", maps=not calibrate_on_holdout)
+    fit_out = None
+    if embed or not calibrate_on_holdout:
+        fit_out = infer(fit.images, progress="embed train", maps=not calibrate_on_holdout)
     hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None
     if both:
         scorer.fit_map_scales((hold if calibrate_on_holdout else fit_out).maps, cfg.data.image_size)
@@ -514,11 +519,13 @@ def choose_map_layers(model: PretextNet, fit: ImageSet, holdout: ImageSet, cfg: 
     from sslad.scoring.metrics import auroc
 
     masks = (synth.masks > 0).cpu().numpy().ravel()
+    samples = sample_patches(model, fit.images, seed=cfg.train.seed, tile=cfg.score.tile, precision=precision,
+                             stages=[parse_stages(k) for k in MAP_LAYER_CHOICES])  # one pass over the fit images
     values: dict[str, float] = {}
-    for layers in MAP_LAYER_CHOICES:  # the maps alone: no whole view, no image-score modes
+    for layers, patches in zip(MAP_LAYER_CHOICES, samples, strict=True):  # the maps alone: no image scores
         c = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, map_layers=layers, whole_view=0))
         scorer = Scorer(dataclasses.replace(c.score, inference_precision=precision))
-        _fit_maps(scorer, model, fit, holdout, c, precision)
+        _fit_maps(scorer, model, fit, holdout, c, precision, patches=patches, embed=False)
         out = infer_images(model, synth.images, progress=f"map layers {layers}: synthetic held-out",
                            tile=c.score.tile, map_fn=scorer.map_fn, precision=precision)
         values[layers] = auroc(masks, scorer.maps(out.maps, cfg.data.image_size).numpy().ravel())
