@@ -39,8 +39,9 @@ def blob(size: int, g: torch.Generator) -> torch.Tensor:
     return ((noise - t) * (size / 2) + 0.5).clamp(0, 1)
 
 
-def probe(img: torch.Tensor, family: str, g: torch.Generator) -> torch.Tensor:
-    """uint8 (3, S, S) good image -> the same with one probe anomaly of ``family``."""
+def probe(img: torch.Tensor, family: str, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (3, S, S) good image -> (the same with one probe anomaly of ``family``, its bool (S, S) mask: where
+    the soft blob is at least half way up, before its opacity)."""
     x, size = img.float(), img.shape[-1]
     if family == "blur":
         sigma = size / 64 * (1 + 2 * float(torch.rand(1, generator=g)))
@@ -53,8 +54,10 @@ def probe(img: torch.Tensor, family: str, g: torch.Generator) -> torch.Tensor:
         d = torch.randint(max(2, size // 40), max(3, size // 16) + 1, (2,), generator=g)
         sign = torch.where(torch.rand(2, generator=g) < 0.5, -1, 1)
         alt = torch.roll(x, (int(d[0] * sign[0]), int(d[1] * sign[1])), (1, 2))
-    a = (0.6 + 0.4 * float(torch.rand(1, generator=g))) * blob(size, g)
-    return (x * (1 - a) + alt * a).round().clamp(0, 255).to(torch.uint8)
+    opacity = 0.6 + 0.4 * float(torch.rand(1, generator=g))  # drawn before the blob, as since 0.6
+    shape = blob(size, g)
+    a = opacity * shape
+    return (x * (1 - a) + alt * a).round().clamp(0, 255).to(torch.uint8), shape >= 0.5
 
 
 def mode_scores(model, scorer, images: torch.Tensor, size: int) -> dict[str, np.ndarray]:
@@ -74,7 +77,7 @@ def main(argv: list[str]) -> int:
     synth = render_synthetic_holdout(holdout, renderer, cfg)
     good = synth.images[synth.labels == 0]
     g = torch.Generator().manual_seed(cfg.train.seed + 7)
-    probes = {f: torch.stack([probe(im, f, g) for im in good]) for f in FAMILIES}
+    probes = {f: torch.stack([probe(im, f, g)[0] for im in good]) for f in FAMILIES}
     good_s = mode_scores(model, scorer, good, size)
     rows: dict = {}
     for f, imgs in probes.items():
