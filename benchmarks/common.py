@@ -39,9 +39,10 @@ def load_run(run_dir: str, image_size: int | None = None):
     return model, scorer, ckpt, cfg, data, fit, holdout
 
 
-def name_and_run(argv: list[str], usage: str):
-    """(NAME, RUN_DIR) of a benchmark called ``script.py NAME RUN_DIR``, or None after printing its ``usage``."""
-    if len(argv) != 2:
+def name_and_run(argv: list[str], usage: str, options: bool = False):
+    """(NAME, RUN_DIR) of a benchmark called ``script.py NAME RUN_DIR`` (followed by options where ``options``),
+    or None after printing its ``usage``."""
+    if len(argv) < 2 or (len(argv) > 2 and not options):
         print(usage, file=sys.stderr)
         return None
     return argv[0], argv[1]
