@@ -154,8 +154,8 @@ def cli():
               help="--patch-density knn: descriptors kept in the memory" + _d("score", "patch_bank"))
 @click.option("--map-layers", type=click.Choice(C.MAP_LAYERS), default=None,
               help="The trunk stages whose maps make the density maps' patch descriptors: layer2-3 at 1/8 of the side, "
-              "layer3-4 at 1/16 (a wider context: large low-contrast regions filled) or all three"
-              + _d("score", "map_layers"))
+              "layer3-4 at 1/16 (a wider context: large low-contrast regions filled) or all three; auto: the one "
+              "whose maps outline synthetic anomalies on the held-out images best" + _d("score", "map_layers"))
 @click.option("--tile", type=int, default=None,
               help="Score in overlapping tiles of this side (e.g. the --crop side); 0: whole images"
               + _d("score", "tile"))
