@@ -122,6 +122,20 @@ def test_dali_cpu_matches_torch_on_crack_rows(dali, size, seed, tmp_path):
 
 
 @pytest.mark.parametrize("scar", ["patch", "line"])
+def test_dali_cpu_matches_torch_on_border_rows(dali, scar, tmp_path):
+    """Every family moved to touch a side (blobs with their grid continued to the border): the same pixels
+    (<= 1 grey level) and bit-equal masks."""
+    imgs = base_images(4, S)
+    plan = balanced_plan(len(imgs), 3, S, seed=6, scar=scar, irregular=0.5, cracks=0.5, border=1.0)
+    assert set(plan.variant.tolist()) == {0, 1, 2}
+    padded = reflect_pad(imgs, plan.pad)
+    ref, ref_masks = render(plan, padded)
+    got, got_masks = dali_renderer(torch.device("cpu")).render(plan, padded)
+    compare(plan, ref, got, f"cpu_border_{scar}", tmp_path)
+    assert torch.equal(got_masks, ref_masks)
+
+
+@pytest.mark.parametrize("scar", ["patch", "line"])
 def test_dali_cpu_share_zero_keeps_the_plain_pixels(dali, scar):
     """irregular=0, cracks=0: the DALI graph renders the pixels it rendered before the variants existed.
 

@@ -311,3 +311,38 @@ def test_plan_validate_rejects_cracks_outside_class_2():
     p.variant[1] = 2
     with pytest.raises(ValueError, match="cracks"):
         p.validate()
+
+
+def test_border_moves_only_the_footprints_of_its_rows():
+    """Border draws come last: a share moves some anomalies (their position fields, a blob's grid ring), nothing else;
+    share 0 is the plan without the option."""
+    moved_fields = {"center", "box", "crack", "grid"}
+    for irregular, cracks in ((0.0, 0.0), (0.5, 0.5)):
+        base = balanced_plan(40, 2, S, seed=8, irregular=irregular, cracks=cracks)
+        assert all(torch.equal(v, getattr(balanced_plan(40, 2, S, seed=8, irregular=irregular, cracks=cracks,
+                                                         border=0.0), k)) for k, v in base.tensors().items())
+        moved = balanced_plan(40, 2, S, seed=8, irregular=irregular, cracks=cracks, border=0.5).validate()
+        changed = (moved.center != base.center).any(1)
+        assert 0.3 < float(changed[base.label != 0].float().mean()) < 0.7 and not changed[base.label == 0].any()
+        for k, v in base.tensors().items():
+            same = v[~changed] if k in moved_fields else v
+            assert torch.equal(getattr(moved, k)[~changed] if k in moved_fields else getattr(moved, k), same), k
+        cp = changed & (base.label == PretextClass.CUTPASTE) & (base.variant == 0)
+        assert torch.equal(moved.box[cp], base.box[cp])  # a cut-paste's source box stays where it was cut
+
+
+def test_border_rows_touch_a_side():
+    """share 1: every anomaly's footprint meets a side of the image; its size and shape are unchanged."""
+    p = balanced_plan(50, 2, S, seed=3, irregular=0.5, cracks=0.5, border=1.0).validate()
+    base = balanced_plan(50, 2, S, seed=3, irregular=0.5, cracks=0.5)
+    an = p.label != PretextClass.GOOD
+    placed = an & (p.variant != 0)
+    top, left, h, w = p.box[placed].unbind(1)
+    gap = torch.stack([top, left, S - (top + h), S - (left + w)], 1).amin(1)
+    assert torch.equal(gap, torch.zeros_like(gap)) and torch.equal(p.box[placed, 2:], base.box[placed, 2:])
+    cp = an & (p.variant == 0) & (p.label == PretextClass.CUTPASTE)
+    lo = p.center[cp] - p.box[cp, 2:] / 2
+    gap = torch.cat([lo, S - (lo + p.box[cp, 2:])], 1).amin(1)
+    assert torch.equal(gap, torch.zeros_like(gap))
+    assert torch.equal(p.crack[..., 2:], base.crack[..., 2:])  # segments moved, not reshaped
+    assert (p.grid[placed & (p.variant == 1)] >= base.grid[placed & (p.variant == 1)]).all()  # a ring filled in

@@ -426,3 +426,24 @@ def test_windows_across_the_border_read_and_write_clamped_pixels():
         put_windows(y, which, top, left, want)
         assert torch.equal(y.take(window_index(x.shape, which, top, left, 4, 5)), want)
         assert int((y != 0).sum()) == len(torch.unique(window_index(x.shape, which, top, left, 4, 5)))
+
+
+@pytest.mark.parametrize("size", [48, 128])
+def test_border_anomalies_reach_the_border(size):
+    """share 1: every rendered mask comes within 2 px of a side (cracks keep their 1-px fringe inside the window;
+    a blob's grid continues to the border), where without the option most stay away from every side."""
+    imgs = base_images(n=12, size=size)
+
+    def gaps(border):
+        plan = balanced_plan(len(imgs), 3, size, seed=5, irregular=0.5, cracks=0.5, border=border)
+        _, masks = render(plan, reflect_pad(imgs, plan.pad))
+        m = masks.reshape(len(plan), size, size)[plan.label != 0] > 0
+        rows, cols = m.any(2), m.any(1)
+        assert rows.any(1).all()  # every anomaly marks something
+        idx = torch.arange(size)
+        first = lambda a: torch.where(a, idx, size).amin(1)  # noqa: E731
+        last = lambda a: torch.where(a, idx, -1).amax(1)  # noqa: E731
+        return torch.stack([first(rows), first(cols), size - 1 - last(rows), size - 1 - last(cols)], 1).amin(1)
+
+    assert int(gaps(1.0).max()) <= 2
+    assert float((gaps(0.0) <= 2).float().mean()) < 0.5

@@ -71,6 +71,8 @@ synth_options = _options(
                  help="Share of blob cut-pastes blending in another image" + _d("synth", "other_source")),
     click.option("--cracks", type=float, default=None,
                  help="Share of the non-blob scars drawn as thin meandering cracks" + _d("synth", "cracks")),
+    click.option("--border", type=float, default=None,
+                 help="Share of cut-paste/scar anomalies moved to touch a side of the image" + _d("synth", "border")),
 )
 run_options = _options(
     click.option("--device", default=None, help=f"{' | '.join(C.DEVICES)}" + _d("train", "device")),

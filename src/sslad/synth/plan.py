@@ -44,6 +44,17 @@ which is what real cracks look like, and grey images stay grey. The mask is ``ma
 Its numbers are drawn after the blobs' (all of them, whatever the shares), so ``cracks = 0``
 leaves every plan byte-identical.
 
+Border anomalies (a share ``border`` of the class-1 and class-2 rows, any variant): the anomaly is
+moved, unchanged, until it touches one side of the image (top, bottom, left or right, uniform). A
+position drawn uniformly inside the image covers the border pixels rarely (a pixel of the outer
+rows is covered by a box only when the box starts there: at 128 px about 1/30 as often as a
+centre pixel, and never by a blob, whose ring of zeros keeps it off its box's border), so a
+per-pixel head learns that anomalies never sit at a border, and misses real ones there (a defect
+cut by the frame, a tile's edge). A moved blob's grid continues to the border on that side: its
+ring there copies the first inner row or column, whose largest cell is set to 1. Drawn after
+everything else (all the numbers whatever the share), so ``border = 0`` leaves every plan
+byte-identical; the positions are ones a plain plan can draw, so every renderer draws them as is.
+
 Same plan in, same pixels out (up to interpolation): each backend only renders.
 Colour maths follow DALI's ``color_twist`` (a linear map in YIQ space), so the torch renderer
 and the DALI graph agree to rounding.
@@ -302,6 +313,7 @@ def sample_plan(
     other_source: float = SynthConfig.other_source,
     num_images: int | None = None,
     cracks: float = SynthConfig.cracks,
+    border: float = SynthConfig.border,
 ) -> Plan:
     """Sample the parameters of ``len(indices)`` groups (3 rows each: good, cut-paste, scar).
 
@@ -322,6 +334,7 @@ def sample_plan(
         other_source: share of the blend rows whose content comes from another image.
         num_images: training images a blend may take content from (default: ``max(indices) + 1``).
         cracks: share of the class-2 rows that are not blobs drawn as cracks (thin meandering lines).
+        border: share of the class-1 and class-2 rows moved to touch a side of the image.
     """
     if scar not in SCARS:
         raise ValueError(f"unknown scar style {scar!r}")
@@ -403,6 +416,7 @@ def sample_plan(
     images = int(num_images) if num_images is not None else int(index.max()) + 1 if groups else 1
     _irregular_rows(plan, g, irregular, other_source, images, jitter, gray)
     _crack_rows(plan, g, cracks)  # after the blobs' draws: cracks never change a blob
+    _border_rows(plan, g, border)  # last: moves the finished anomalies
     return plan
 
 
@@ -531,11 +545,62 @@ def _crack_rows(plan: Plan, g: torch.Generator, share: float) -> None:
     plan.crack_segments[rows] = count[chosen]
 
 
+def _border_rows(plan: Plan, g: torch.Generator, share: float) -> None:
+    """Move a share of the class-1 and class-2 anomalies of ``plan`` to touch a side of the image (in place).
+
+    Each anomaly's footprint (a cut-paste's destination box, a scar's rotated bounding box, a blob's box, a
+    crack's window) is shifted along one axis until it meets side 0 top, 1 bottom, 2 left or 3 right. Every number
+    is drawn whatever the share. Boxes keep whole-pixel positions (a cut-paste still lands on whole pixels).
+    """
+    groups = plan.groups
+    S = float(plan.image_size)
+    for c in (PretextClass.CUTPASTE, PretextClass.SCAR):
+        chosen = torch.rand(groups, generator=g) < share
+        side = torch.randint(0, 4, (groups,), generator=g)[chosen]
+        rows = (torch.arange(groups) * 3 + int(c))[chosen]
+        if not len(rows):
+            continue
+        variant, box, centre = plan.variant[rows], plan.box[rows], plan.center[rows]
+        if c == PretextClass.SCAR:
+            half = torch.stack(rotated_half_extent(box[:, 2], box[:, 3], plan.angle[rows]), 1)
+        else:
+            half = box[:, 2:] / 2
+        placed = variant != 0  # blobs and cracks: the box is the footprint itself
+        half = torch.where(placed[:, None], box[:, 2:] / 2, half)
+        lo, hi = centre - half, centre + half  # (y, x) of the footprint's first and last edge
+        axis = (side >= 2).long()  # 0: move along y, 1: along x
+        to_lo = side % 2 == 0
+        move = torch.where(to_lo, -lo.gather(1, axis[:, None])[:, 0], S - hi.gather(1, axis[:, None])[:, 0])
+        shift = torch.zeros(len(rows), 2)
+        shift[torch.arange(len(rows)), axis] = move
+        plan.center[rows] = centre + shift
+        plan.box[rows, :2] = torch.where(placed[:, None], box[:, :2] + shift, box[:, :2])
+        crack = variant == 2
+        if crack.any():
+            used = (torch.arange(CRACK_MAX)[None, :] < plan.crack_segments[rows][crack][:, None]).float()
+            segs = plan.crack[rows[crack]]
+            segs[:, :, :2] += shift[crack][:, None, :] * used[:, :, None]
+            plan.crack[rows[crack]] = segs
+        blob = variant == 1
+        if blob.any():  # the grid continues to the border: its ring on that side copies the first inner line
+            r = rows[blob]
+            grid, size = plan.grid[r], plan.grid_size[r]
+            ring = torch.where(to_lo[blob], 0, size - 1)
+            inner = torch.where(to_lo[blob], 1, size - 2)
+            for i in range(len(r)):
+                cells = grid[i] if axis[blob][i] == 0 else grid[i].T  # a view: rows are the lines to edit
+                n = int(size[i])
+                line = cells[int(inner[i]), 1:n - 1]
+                line[int(line.argmax())] = 1.0
+                cells[int(ring[i]), 1:n - 1] = line
+            plan.grid[r] = grid
+
+
 def balanced_plan(
     num_images: int, variants: int, image_size: int, seed: int, scar: str = SynthConfig.scar,
     jitter: float = SynthConfig.jitter, translate: float = SynthConfig.translate, gray: bool = False,
     irregular: float = SynthConfig.irregular, other_source: float = SynthConfig.other_source,
-    cracks: float = SynthConfig.cracks,
+    cracks: float = SynthConfig.cracks, border: float = SynthConfig.border,
 ) -> Plan:
     """One regeneration: ``variants`` groups (good, cut-paste, scar) per training image, seeded.
 
@@ -544,4 +609,5 @@ def balanced_plan(
     g = torch.Generator().manual_seed(int(seed))
     idx = torch.arange(num_images).repeat(variants)
     return sample_plan(idx, image_size, g, scar=scar, jitter=jitter, translate=translate, gray=gray,
-                       irregular=irregular, other_source=other_source, num_images=num_images, cracks=cracks)
+                       irregular=irregular, other_source=other_source, num_images=num_images, cracks=cracks,
+                       border=border)
