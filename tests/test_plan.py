@@ -168,7 +168,7 @@ def test_one_image_blends_with_itself():
     assert torch.equal(p.blend_index, p.index)
 
 
-@pytest.mark.parametrize("key", ["irregular", "other_source", "cracks"])
+@pytest.mark.parametrize("key", ["irregular", "other_source", "cracks", "border"])
 @pytest.mark.parametrize("value", [-0.1, 1.5])
 def test_config_rejects_shares_outside_0_1(key, value):
     from sslad.config import RunConfig, SynthConfig

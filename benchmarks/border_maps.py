@@ -1,0 +1,78 @@
+"""Do a run's maps see defects at the border of the image? Pixel AUROC of the defect pixels near a side against
+those away from every side, for each map source; the good images' maps by distance to the side.
+
+Usage:
+    python benchmarks/border_maps.py NAME RUN_DIR [--maps seg density both]
+
+For each source the run's scorer is fitted anew as ``sslad train`` fits it (``score.map`` overridden), its maps
+made of the real test split, and two AUROCs computed against every pixel of the good test images: the defect
+pixels within S/8 of a side (``outer``) and the rest (``inner``). A head that learnt that anomalies never sit at
+a border ranks its outer defect pixels much lower. ``good_profile``: the good maps' mean in bands of distance to
+the nearest side, over their median. These need the test masks (a diagnosis, not a choice); ``synthetic``
+needs none: the pixel AUROC on the run's synthetic held-out set rendered with ``--border`` 0 and 0.5 (whatever
+the run trained with), the label-free way to compare networks trained with and without it. Records
+``benchmarks/results/NAME.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from border_coverage import BANDS, side_distance
+from common import load_run, name_and_run, save_record
+
+from sslad.backends import make_renderer
+from sslad.models import infer_images
+from sslad.scoring import pixel_metrics
+from sslad.scoring.metrics import auroc
+from sslad.training import fit_scorer, render_synthetic_holdout
+
+YARDSTICK_BORDERS = (0.0, 0.5)
+
+
+def main(argv: list[str]) -> int:
+    if (args := name_and_run(argv, __doc__, options=True)) is None:
+        return 2
+    name, run_dir = args
+    sources = argv[argv.index("--maps") + 1:] if "--maps" in argv else ["seg", "density", "both"]
+    model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
+    size = cfg.data.image_size
+    types = np.array(data.test.types)
+    masks = data.test.masks.numpy().reshape(len(types), size, size) > 0
+    edge = side_distance(size).numpy()
+    outer = edge < size // 8
+    good = types == "good"
+    renderer = make_renderer("torch", size, "cpu")
+    yardsticks = {b: render_synthetic_holdout(holdout, renderer, cfg.override(synth={"border": b}))
+                  for b in YARDSTICK_BORDERS}
+    rows = {}
+    for source in sources:
+        scorer = fit_scorer(model, fit, holdout, cfg.override(score={"map": source}))
+        out = infer_images(model, data.test.images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)
+        maps = scorer.maps(out.maps, size).numpy()
+        neg = maps[good].ravel()
+        row = {"pixel_auroc": pixel_metrics(list(types), maps, masks)["pixel_auroc"]}
+        for band, sel in (("outer", outer), ("inner", ~outer)):
+            pos = maps[~good][masks[~good] & sel[None]]
+            row[band] = {"auroc": auroc(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]),
+                         "defect_pixels": len(pos)}
+        med = float(np.median(maps[good]))
+        row["good_profile"] = {f"{lo}-{min(hi, size // 2) - 1}": float(maps[good][:, (edge >= lo) & (edge < hi)].mean()
+                                                                       / med) for lo, hi in BANDS}
+        row["synthetic"] = {}
+        for b, synth in yardsticks.items():
+            o = infer_images(model, synth.images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)
+            row["synthetic"][str(b)] = auroc(synth.masks.numpy().ravel() > 0, scorer.maps(o.maps, size).numpy().ravel())
+        rows[source] = row
+        print(f"{name} {source}: pixel AUROC {100 * row['pixel_auroc']:.1f}; defect pixels within {size // 8} px of "
+              f"a side {100 * row['outer']['auroc']:.1f}, inside {100 * row['inner']['auroc']:.1f}; good maps by "
+              "distance " + " ".join(f"{v:.2f}" for v in row["good_profile"].values()) + "; synthetic held-out "
+              + " ".join(f"(border {b}) {100 * v:.1f}" for b, v in row["synthetic"].items()), flush=True)
+    save_record(name, {"name": name, "run_dir": str(run_dir), "seed": cfg.train.seed, "border": cfg.synth.border,
+                       "command": " ".join(["python", "benchmarks/border_maps.py", *argv]), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
