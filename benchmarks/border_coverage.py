@@ -15,7 +15,7 @@ import dataclasses
 import sys
 
 import torch
-from common import save_record
+from common import save_record, trailing
 
 from sslad.backends import make_renderer
 from sslad.config import load_yaml
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
         return 2
     name, size = argv[0], int(option(argv, "--size", "128"))
     config = option(argv, "--config", "configs/cpu.yaml")
-    shares = [float(s) for s in argv[argv.index("--shares") + 1:]] if "--shares" in argv else [0.0, 0.25, 0.5]
+    shares = [float(s) for s in trailing(argv, "--shares", ["0", "0.25", "0.5"])]
     synth = load_yaml(config).synth
     edge = side_distance(size)
     rows = {}

@@ -8,7 +8,8 @@ For each source the run's scorer is fitted anew as ``sslad train`` fits it (``sc
 made of the real test split, and two AUROCs computed against every pixel of the good test images: the defect
 pixels within S/8 of a side (``outer``) and the rest (``inner``). A head that learnt that anomalies never sit at
 a border ranks its outer defect pixels much lower. ``good_profile``: the good maps' mean in bands of distance to
-the nearest side, over their median. These need the test masks (a diagnosis, not a choice); ``synthetic``
+the nearest side, less their overall mean, in their standard deviations (a source whose good maps rise towards
+the sides makes false alarms there). These need the test masks (a diagnosis, not a choice); ``synthetic``
 needs none: the pixel AUROC on the run's synthetic held-out set rendered with ``--border`` 0 and 0.5 (whatever
 the run trained with), the label-free way to compare networks trained with and without it. Records
 ``benchmarks/results/NAME.json``.
@@ -20,7 +21,7 @@ import sys
 
 import numpy as np
 from border_coverage import BANDS, side_distance
-from common import load_run, name_and_run, save_record
+from common import load_run, name_and_run, save_record, trailing
 
 from sslad.backends import make_renderer
 from sslad.models import infer_images
@@ -35,8 +36,8 @@ def main(argv: list[str]) -> int:
     if (args := name_and_run(argv, __doc__, options=True)) is None:
         return 2
     name, run_dir = args
-    sources = argv[argv.index("--maps") + 1:] if "--maps" in argv else ["seg", "density", "both"]
     model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
+    sources = trailing(argv, "--maps", ["seg", "density", "both"])
     size = cfg.data.image_size
     types = np.array(data.test.types)
     masks = data.test.masks.numpy().reshape(len(types), size, size) > 0
@@ -57,9 +58,9 @@ def main(argv: list[str]) -> int:
             pos = maps[~good][masks[~good] & sel[None]]
             row[band] = {"auroc": auroc(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]),
                          "defect_pixels": len(pos)}
-        med = float(np.median(maps[good]))
-        row["good_profile"] = {f"{lo}-{min(hi, size // 2) - 1}": float(maps[good][:, (edge >= lo) & (edge < hi)].mean()
-                                                                       / med) for lo, hi in BANDS}
+        g = maps[good]
+        row["good_profile"] = {f"{lo}-{min(hi, size // 2) - 1}": float((g[:, (edge >= lo) & (edge < hi)].mean()
+                                                                        - g.mean()) / g.std()) for lo, hi in BANDS}
         row["synthetic"] = {}
         for b, synth in yardsticks.items():
             o = infer_images(model, synth.images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)
@@ -67,7 +68,7 @@ def main(argv: list[str]) -> int:
         rows[source] = row
         print(f"{name} {source}: pixel AUROC {100 * row['pixel_auroc']:.1f}; defect pixels within {size // 8} px of "
               f"a side {100 * row['outer']['auroc']:.1f}, inside {100 * row['inner']['auroc']:.1f}; good maps by "
-              "distance " + " ".join(f"{v:.2f}" for v in row["good_profile"].values()) + "; synthetic held-out "
+              "distance " + " ".join(f"{v:+.2f}" for v in row["good_profile"].values()) + "; synthetic held-out "
               + " ".join(f"(border {b}) {100 * v:.1f}" for b, v in row["synthetic"].items()), flush=True)
     save_record(name, {"name": name, "run_dir": str(run_dir), "seed": cfg.train.seed, "border": cfg.synth.border,
                        "command": " ".join(["python", "benchmarks/border_maps.py", *argv]), "rows": rows})

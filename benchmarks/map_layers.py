@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 import torch
-from common import load_run, name_and_run, save_record
+from common import load_run, name_and_run, save_record, trailing
 from probe_yardstick import FAMILIES, probe
 
 from sslad.backends import make_renderer
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     if (args := name_and_run(argv, __doc__, options=True)) is None:
         return 2
     name, run_dir = args
-    choices = argv[argv.index("--layers") + 1:] if "--layers" in argv else ["2,3", "3,4", "2,3,4"]
+    choices = trailing(argv, "--layers", ["2,3", "3,4", "2,3,4"])
     model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
     size = cfg.data.image_size
     sets = {"real": (data.test.images, list(data.test.types), data.test.masks.numpy() > 0), **yardsticks(holdout, cfg)}
