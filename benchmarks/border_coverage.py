@@ -2,11 +2,13 @@
 distance to the nearest side, for several ``--border`` shares: label-free, no network.
 
 Usage:
-    python benchmarks/border_coverage.py NAME [--size 128] [--config configs/cpu.yaml] [--shares 0 0.25 0.5]
+    python benchmarks/border_coverage.py NAME [--size 128] [--crop P] [--config configs/cpu.yaml] [--shares 0 0.25 0.5]
 
 Renders six regenerations of 60 flat grey images (the recipe's synth section, torch renderer) per share and
 records, for bands of pixels by their distance d to the nearest side (0-3, 4-7, 8-15, 16-31, 32+ px), the mean
-share of the class-1/2 samples whose mask covers them. Records ``benchmarks/results/NAME.json``.
+share of the class-1/2 samples whose mask covers them. With ``--crop P`` the count is made in the P-pixel windows a
+``--crop P`` run trains on (``crop_offsets``: each window holds its sample's whole mask where it fits, drawn
+uniformly among those that do), distances to the window's sides. Records ``benchmarks/results/NAME.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from common import save_record, trailing
 
 from sslad.backends import make_renderer
 from sslad.config import load_yaml
+from sslad.synth.crops import crop_offsets, take_crops
 from sslad.synth.generator import PretextGenerator
 
 BANDS = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 10**6))
@@ -35,14 +38,20 @@ def option(argv: list[str], key: str, default: str) -> str:
     return argv[argv.index(key) + 1] if key in argv else default
 
 
-def coverage(synth, size: int, regenerations: int = 6, images: int = 60) -> torch.Tensor:
-    """float (S, S): the share of the anomalous samples whose mask covers each pixel."""
+def coverage(synth, size: int, crop: int = 0, regenerations: int = 6, images: int = 60) -> torch.Tensor:
+    """float (S, S), or (P, P) in the training's crop windows: the share of the anomalous samples whose mask covers
+    each pixel."""
     flat = torch.full((images, 3, size, size), 128, dtype=torch.uint8)
     gen = PretextGenerator(flat, make_renderer("torch", size, torch.device("cpu")), synth, seed=0)
-    hits, n = torch.zeros(size, size), 0
+    side = crop or size
+    hits, n = torch.zeros(side, side), 0
     for k in range(regenerations):
         s = gen.regenerate(k)
-        m = s.masks.reshape(len(s.labels), size, size)[s.labels > 0] > 0
+        masks = s.masks.reshape(len(s.labels), size, size)[s.labels > 0]
+        if crop:
+            masks = take_crops(masks[:, None], masks, crop_offsets(masks, crop, torch.Generator().manual_seed(k)),
+                               crop)[1]
+        m = masks > 0
         hits += m.float().sum(0)
         n += len(m)
     return hits / n
@@ -52,18 +61,19 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         print(__doc__, file=sys.stderr)
         return 2
-    name, size = argv[0], int(option(argv, "--size", "128"))
+    name, size, crop = argv[0], int(option(argv, "--size", "128")), int(option(argv, "--crop", "0"))
     config = option(argv, "--config", "configs/cpu.yaml")
     shares = [float(s) for s in trailing(argv, "--shares", ["0", "0.25", "0.5"])]
     synth = load_yaml(config).synth
-    edge = side_distance(size)
+    side = crop or size
+    edge = side_distance(side)
     rows = {}
     for share in shares:
-        cov = coverage(dataclasses.replace(synth, border=share), size)
-        bands = {f"{lo}-{min(hi, size // 2) - 1}": float(cov[(edge >= lo) & (edge < hi)].mean()) for lo, hi in BANDS}
+        cov = coverage(dataclasses.replace(synth, border=share), size, crop)
+        bands = {f"{lo}-{min(hi, side // 2) - 1}": float(cov[(edge >= lo) & (edge < hi)].mean()) for lo, hi in BANDS}
         rows[str(share)] = {"bands": bands, "mean": float(cov.mean())}
         print(f"border {share}: " + "  ".join(f"d {k}: {v:.4f}" for k, v in bands.items()) + f"  mean {cov.mean():.4f}")
-    save_record(name, {"name": name, "size": size, "config": config, "command": " ".join(
+    save_record(name, {"name": name, "size": size, "crop": crop, "config": config, "command": " ".join(
         ["python", "benchmarks/border_coverage.py", *argv]), "rows": rows})
     return 0
 
