@@ -17,7 +17,7 @@ import dataclasses
 import sys
 
 import torch
-from common import save_record, trailing
+from common import option, save_record, trailing
 
 from sslad.backends import make_renderer
 from sslad.config import load_yaml
@@ -27,15 +27,16 @@ from sslad.synth.generator import PretextGenerator
 BANDS = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 10**6))
 
 
+def bands(side: int) -> list[tuple[str, int, int]]:
+    """(label, lo, hi) of the :data:`BANDS` a ``side``-pixel image has pixels in (distances lo <= d < hi)."""
+    return [(f"{lo}-{min(hi, side // 2) - 1}", lo, hi) for lo, hi in BANDS if lo < side // 2]
+
+
 def side_distance(size: int) -> torch.Tensor:
     """int64 (S, S): each pixel's distance in pixels to the nearest side of the image."""
     idx = torch.arange(size)
     near = torch.minimum(idx, size - 1 - idx)
     return torch.minimum(near[:, None], near[None, :])
-
-
-def option(argv: list[str], key: str, default: str) -> str:
-    return argv[argv.index(key) + 1] if key in argv else default
 
 
 def coverage(synth, size: int, crop: int = 0, regenerations: int = 6, images: int = 60) -> torch.Tensor:
@@ -70,9 +71,9 @@ def main(argv: list[str]) -> int:
     rows = {}
     for share in shares:
         cov = coverage(dataclasses.replace(synth, border=share), size, crop)
-        bands = {f"{lo}-{min(hi, side // 2) - 1}": float(cov[(edge >= lo) & (edge < hi)].mean()) for lo, hi in BANDS}
-        rows[str(share)] = {"bands": bands, "mean": float(cov.mean())}
-        print(f"border {share}: " + "  ".join(f"d {k}: {v:.4f}" for k, v in bands.items()) + f"  mean {cov.mean():.4f}")
+        band = {k: float(cov[(edge >= lo) & (edge < hi)].mean()) for k, lo, hi in bands(side)}
+        rows[str(share)] = {"bands": band, "mean": float(cov.mean())}
+        print(f"border {share}: " + "  ".join(f"d {k}: {v:.4f}" for k, v in band.items()) + f"  mean {cov.mean():.4f}")
     save_record(name, {"name": name, "size": size, "crop": crop, "config": config, "command": " ".join(
         ["python", "benchmarks/border_coverage.py", *argv]), "rows": rows})
     return 0

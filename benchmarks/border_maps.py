@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from border_coverage import BANDS, side_distance
+from border_coverage import bands, side_distance
 from common import load_run, name_and_run, save_record, trailing
 
 from sslad.backends import make_renderer
@@ -59,8 +59,8 @@ def main(argv: list[str]) -> int:
             row[band] = {"auroc": auroc(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]),
                          "defect_pixels": len(pos)}
         g = maps[good]
-        row["good_profile"] = {f"{lo}-{min(hi, size // 2) - 1}": float((g[:, (edge >= lo) & (edge < hi)].mean()
-                                                                        - g.mean()) / g.std()) for lo, hi in BANDS}
+        row["good_profile"] = {k: float((g[:, (edge >= lo) & (edge < hi)].mean() - g.mean()) / g.std())
+                               for k, lo, hi in bands(size)}
         row["synthetic"] = {}
         for b, synth in yardsticks.items():
             o = infer_images(model, synth.images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)

@@ -48,6 +48,11 @@ def name_and_run(argv: list[str], usage: str, options: bool = False):
     return argv[0], argv[1]
 
 
+def option(argv: list[str], key: str, default: str) -> str:
+    """The value after option ``key`` (``--size 128``), or ``default``."""
+    return argv[argv.index(key) + 1] if key in argv else default
+
+
 def trailing(argv: list[str], key: str, default: list[str]) -> list[str]:
     """The values after option ``key`` (the last option of a command line: ``--layers 2,3 3,4``), or ``default``."""
     return argv[argv.index(key) + 1:] if key in argv else list(default)

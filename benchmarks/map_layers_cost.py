@@ -12,7 +12,7 @@ import sys
 import time
 
 import torch
-from common import load_run, name_and_run, save_record
+from common import load_run, name_and_run, option, save_record
 
 from sslad.backends import make_renderer
 from sslad.training import fit_scorer
@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
     if (args := name_and_run(argv, __doc__, options=True)) is None:
         return 2
     name, run_dir = args
-    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 2
+    repeats = int(option(argv, "--repeats", "2"))
     model, _, _, cfg, _, fit, holdout = load_run(run_dir)
     renderer = make_renderer("torch", cfg.data.image_size, torch.device("cpu"))
     times: dict[str, list[float]] = {"2,3": [], "auto": []}
