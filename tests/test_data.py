@@ -169,3 +169,26 @@ def test_elpv_split_is_deterministic_and_disjoint():
     assert {t for _, t in mono["test"]} == {"good", "mono"}
     with pytest.raises(SsladError, match="unknown elpv subset"):
         split_elpv("elpv:copper")
+
+
+def _with_orientation(img: Image.Image, path: Path, orientation: int) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # EXIF Orientation
+    img.save(path, exif=exif)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_exif_orientation_is_applied_to_images_and_masks(tmp_path, suffix):
+    # A sideways camera: stored pixels wide, the tag says "rotate 90° clockwise to view" (6).
+    stored = np.zeros((24, 40, 3), dtype=np.uint8)
+    stored[:, :8] = 255  # a white band on the stored left edge: the top edge once upright
+    _with_orientation(Image.fromarray(stored), tmp_path / f"img{suffix}", 6)
+    arr = read_image(tmp_path / f"img{suffix}", 40)
+    assert arr[:4].mean() > 200 and arr[-4:].mean() < 50  # white on top, not on the left
+    assert arr[:, :4].mean() < 200
+    mask = np.zeros((24, 40), dtype=np.uint8)
+    mask[:, :8] = 255
+    _with_orientation(Image.fromarray(mask, "L"), tmp_path / "mask.png", 6)
+    from sslad.data.io import read_mask
+    m = read_mask(tmp_path / "mask.png", 40)
+    assert m[:4].all() and not m[-4:].any()

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sslad.errors import SsladError
 
@@ -50,12 +50,19 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _upright(img: Image.Image) -> Image.Image:
+    """The image as a viewer shows it: a camera's EXIF orientation tag applied (a phone photo taken
+    sideways, a JPEG from a line camera mounted on its side), so images, masks and the overlays drawn
+    on them all share the orientation the user sees (OpenCV's ``imread`` does the same)."""
+    return ImageOps.exif_transpose(img)
+
+
 def read_image(path: str | Path, size: int) -> np.ndarray:
-    """Decode ``path`` to an ``(size, size, 3)`` uint8 RGB array (bilinear, antialiased)."""
+    """Decode ``path`` to an ``(size, size, 3)`` uint8 RGB array (upright, bilinear, antialiased)."""
     try:
         with Image.open(path) as img:
             img.load()
-            rgb = _to_rgb8(img)
+            rgb = _to_rgb8(_upright(img))
             if rgb.size != (size, size):
                 rgb = rgb.resize((size, size), Image.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8).copy()
@@ -73,7 +80,7 @@ def read_mask(path: str | Path, size: int) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            m = img.convert("L").resize((size, size), Image.NEAREST)
+            m = _upright(img).convert("L").resize((size, size), Image.NEAREST)
             return (np.asarray(m) > 127).astype(np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise SsladError(f"cannot read mask {path}: {exc.__class__.__name__}: {exc}") from exc
