@@ -353,6 +353,7 @@ def test_preview_writes_plan_samples_and_grids(tiles, tmp_path):
     (["--variants", "0"], "--variants must be at least 1"),
     (["--cracks", "2"], "--cracks must lie in [0, 1]"),
     (["--border", "-1"], "--border must lie in [0, 1]"),
+    (["--blob-area", "0"], "--blob-area must lie in [0.02, 1]"),
     (["--seg-width", "4"], "--seg-width must lie in [8, 512]"),
     (["--warmup", "1"], "--warmup is a share of the steps, in [0, 1)"),
     (["--trunk-lr", "0"], "--trunk-lr is a share of --lr, in (0, 1]"),

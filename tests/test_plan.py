@@ -168,9 +168,9 @@ def test_one_image_blends_with_itself():
     assert torch.equal(p.blend_index, p.index)
 
 
-@pytest.mark.parametrize("key", ["irregular", "other_source", "cracks", "border"])
-@pytest.mark.parametrize("value", [-0.1, 1.5])
-def test_config_rejects_shares_outside_0_1(key, value):
+@pytest.mark.parametrize("key, value", [(k, v) for k in ("irregular", "other_source", "cracks", "border")
+                                        for v in (-0.1, 1.5)] + [("blob_area", 0.01), ("blob_area", 1.5)])
+def test_config_rejects_synth_values_out_of_range(key, value):
     from sslad.config import RunConfig, SynthConfig
     from sslad.errors import SsladError
 
@@ -329,6 +329,25 @@ def test_border_moves_only_the_footprints_of_its_rows():
             assert torch.equal(getattr(moved, k)[~changed] if k in moved_fields else getattr(moved, k), same), k
         cp = changed & (base.label == PretextClass.CUTPASTE) & (base.variant == 0)
         assert torch.equal(moved.box[cp], base.box[cp])  # a cut-paste's source box stays where it was cut
+
+
+def test_blob_area_sizes_only_the_blob_boxes():
+    """--blob-area draws the same numbers: at its default the plan is unchanged; larger, only the blob rows' boxes
+    (and what follows from a box: centre, edge sharpness, grid side, where a blend reads) change, areas up to the
+    limit and beyond 15 %."""
+    base = balanced_plan(60, 2, S, seed=4, irregular=0.5, cracks=0.5)
+    same = balanced_plan(60, 2, S, seed=4, irregular=0.5, cracks=0.5, blob_area=0.15)
+    assert all(torch.equal(v, getattr(same, k)) for k, v in base.tensors().items())
+    big = balanced_plan(60, 2, S, seed=4, irregular=0.5, cracks=0.5, blob_area=0.6).validate()
+    blob = base.variant == 1
+    assert torch.equal(big.variant, base.variant)
+    for k, v in base.tensors().items():
+        rows = ~blob if k in {"box", "center", "blob", "grid", "grid_size", "blend_pos"} else slice(None)
+        assert torch.equal(getattr(big, k)[rows], v[rows]), k
+    area = lambda p: p.box[blob, 2] * p.box[blob, 3] / S**2  # noqa: E731
+    assert float(area(base).max()) <= 0.16 and 0.3 < float(area(big).max()) <= 0.6
+    assert (area(big) >= area(base) - 0.01).all()  # the same draw, scaled: never smaller (but for rounding)
+    assert torch.equal(big.blob[blob, 2], base.blob[blob, 2])  # the same opacity
 
 
 def test_border_rows_touch_a_side():

@@ -447,3 +447,19 @@ def test_border_anomalies_reach_the_border(size):
 
     assert int(gaps(1.0).max()) <= 2
     assert float((gaps(0.0) <= 2).float().mean()) < 0.5
+
+
+def test_blob_area_renders_larger_anomalies():
+    """The rendered blob masks grow with --blob-area: at the default none covers 10 % of the image, at 0.6 some
+    cover more than 15 %, and every blob still marks something inside the image."""
+    imgs = base_images(n=20, size=64)
+
+    def cover(area):
+        plan = balanced_plan(len(imgs), 2, 64, seed=5, irregular=1.0, cracks=0.0, blob_area=area)
+        _, masks = render(plan, reflect_pad(imgs, plan.pad))
+        m = masks.reshape(len(plan), -1)[plan.variant == 1] > 0.5
+        return m.float().mean(1)
+
+    small, big = cover(0.15), cover(0.6)
+    assert float(small.max()) < 0.1 and float(big.max()) > 0.15 and bool((big > 0).all())
+    assert float(big.mean()) > 2 * float(small.mean())

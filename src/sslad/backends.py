@@ -57,7 +57,7 @@ def check_renderer(renderer: Renderer, image_size: int, device: torch.device | s
     ramp = torch.linspace(0, 200, image_size)
     base = (ramp[None, None, :, None] * 0.5 + ramp[None, None, None, :] * 0.5
             + torch.randint(0, 50, (groups, 3, image_size, image_size), generator=g)).clamp(0, 255).to(torch.uint8)
-    plan = balanced_plan(groups, 1, image_size, seed=0, irregular=0.5, cracks=0.5, border=0.5)
+    plan = balanced_plan(groups, 1, image_size, seed=0, irregular=0.5, cracks=0.5, border=0.5, blob_area=0.6)
     padded = reflect_pad(base, plan.pad)
     ref, ref_masks = render(plan, padded)
     got, got_masks = renderer.render(plan, padded.to(device))

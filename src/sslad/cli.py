@@ -73,6 +73,8 @@ synth_options = _options(
                  help="Share of the non-blob scars drawn as thin meandering cracks" + _d("synth", "cracks")),
     click.option("--border", type=float, default=None,
                  help="Share of cut-paste/scar anomalies moved to touch a side of the image" + _d("synth", "border")),
+    click.option("--blob-area", type=float, default=None,
+                 help="Largest share of the image an irregular blob's box covers" + _d("synth", "blob_area")),
 )
 run_options = _options(
     click.option("--device", default=None, help=f"{' | '.join(C.DEVICES)}" + _d("train", "device")),

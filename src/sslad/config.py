@@ -78,6 +78,7 @@ class SynthConfig:
     other_source: float = 0.5  # share of blend rows whose content comes from another training image
     cracks: float = 0.25  # share of the non-blob class-2 rows drawn as cracks (thin meandering lines)
     border: float = 0.0  # share of the class-1/2 anomalies moved to touch a side of the image
+    blob_area: float = 0.15  # largest share of the image a blob's box covers (cut-paste's own 15 %)
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ class RunConfig:
             (0 <= s.other_source <= 1, "--other-source must lie in [0, 1]"),
             (0 <= s.cracks <= 1, "--cracks must lie in [0, 1]"),
             (0 <= s.border <= 1, "--border must lie in [0, 1]"),
+            (0.02 <= s.blob_area <= 1, "--blob-area must lie in [0.02, 1] (the smallest blob box is 2 % of the image)"),
             (t.epochs >= 0, "--epochs cannot be negative (0: the untrained baseline)"),
             (t.batch_size >= 3, "--batch-size must be at least 3 (one image per class)"),
             one_of(t.optimizer, OPTIMIZERS, "optimizer"),

@@ -314,6 +314,7 @@ def sample_plan(
     num_images: int | None = None,
     cracks: float = SynthConfig.cracks,
     border: float = SynthConfig.border,
+    blob_area: float = SynthConfig.blob_area,
 ) -> Plan:
     """Sample the parameters of ``len(indices)`` groups (3 rows each: good, cut-paste, scar).
 
@@ -335,6 +336,8 @@ def sample_plan(
         num_images: training images a blend may take content from (default: ``max(indices) + 1``).
         cracks: share of the class-2 rows that are not blobs drawn as cracks (thin meandering lines).
         border: share of the class-1 and class-2 rows moved to touch a side of the image.
+        blob_area: the largest share of the image a blob's box covers (its area is uniform from 2 % up to it;
+            the cut-paste box's own 15 % by default). The same random numbers whatever its value.
     """
     if scar not in SCARS:
         raise ValueError(f"unknown scar style {scar!r}")
@@ -414,14 +417,14 @@ def sample_plan(
     )
     # Every draw below comes after all the plain plan's draws: they never change its other fields.
     images = int(num_images) if num_images is not None else int(index.max()) + 1 if groups else 1
-    _irregular_rows(plan, g, irregular, other_source, images, jitter, gray)
+    _irregular_rows(plan, g, irregular, other_source, images, jitter, gray, blob_area)
     _crack_rows(plan, g, cracks)  # after the blobs' draws: cracks never change a blob
     _border_rows(plan, g, border)  # last: moves the finished anomalies
     return plan
 
 
 def _irregular_rows(plan: Plan, g: torch.Generator, share: float, other_source: float, num_images: int,
-                    jitter: float, gray: bool) -> None:
+                    jitter: float, gray: bool, blob_area: float = SynthConfig.blob_area) -> None:
     """Draw the irregular blobs and turn a share of the class-1/2 rows of ``plan`` into them (in place).
 
     Every number is drawn whatever the shares, in a fixed order, so two plans that differ only in
@@ -432,8 +435,9 @@ def _irregular_rows(plan: Plan, g: torch.Generator, share: float, other_source: 
     base = plan.of_class(PretextClass.GOOD).index
     for c in (PretextClass.CUTPASTE, PretextClass.SCAR):
         chosen = torch.rand(groups, generator=g) < share
-        # The destination box: cut-paste's sizes (area 2-15 %, any aspect), at least 6 px a side.
-        area = _u(g, groups, *CUTPASTE_AREA) * S * S
+        # The destination box: cut-paste's sizes (area 2-15 %, or up to ``blob_area``; any aspect), at least 6 px a
+        # side.
+        area = _u(g, groups, CUTPASTE_AREA[0], blob_area) * S * S
         aspect = _u(g, groups, math.log(CUTPASTE_ASPECT[0]), math.log(CUTPASTE_ASPECT[1])).exp()
         w = (area * aspect).sqrt().round().clamp(6, S - 1)
         h = (area / aspect).sqrt().round().clamp(6, S - 1)
@@ -601,6 +605,7 @@ def balanced_plan(
     jitter: float = SynthConfig.jitter, translate: float = SynthConfig.translate, gray: bool = False,
     irregular: float = SynthConfig.irregular, other_source: float = SynthConfig.other_source,
     cracks: float = SynthConfig.cracks, border: float = SynthConfig.border,
+    blob_area: float = SynthConfig.blob_area,
 ) -> Plan:
     """One regeneration: ``variants`` groups (good, cut-paste, scar) per training image, seeded.
 
@@ -610,4 +615,4 @@ def balanced_plan(
     idx = torch.arange(num_images).repeat(variants)
     return sample_plan(idx, image_size, g, scar=scar, jitter=jitter, translate=translate, gray=gray,
                        irregular=irregular, other_source=other_source, num_images=num_images, cracks=cracks,
-                       border=border)
+                       border=border, blob_area=blob_area)
