@@ -1,0 +1,61 @@
+"""How much of the image does a synthetic anomaly cover? The distribution of the rendered masks' area, as a share of
+the image, for the irregular blobs and for every class-1/2 anomaly, at several ``--blob-area`` values: label-free,
+no network.
+
+Usage:
+    python benchmarks/blob_cover.py NAME [--size 128] [--config configs/cpu.yaml] [--areas 0.15 0.3 0.6 1.0]
+
+Renders six regenerations of 60 flat grey images (the recipe's synth section, torch renderer) per value and records
+the mean, median, 90th percentile and maximum of the mask area (``soft >= 0.5``) over the image's.
+Records ``benchmarks/results/NAME.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import torch
+from common import option, save_record, trailing
+
+from sslad.backends import make_renderer
+from sslad.config import load_yaml
+from sslad.synth.generator import PretextGenerator
+
+
+def summary(cover: torch.Tensor) -> dict[str, float]:
+    return {"mean": float(cover.mean()), "median": float(cover.median()), "p90": float(cover.quantile(0.9)),
+            "max": float(cover.max()), "samples": len(cover)}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0].startswith("-"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    name, size = argv[0], int(option(argv, "--size", "128"))
+    config = option(argv, "--config", "configs/cpu.yaml")
+    areas = [float(a) for a in trailing(argv, "--areas", ["0.15", "0.3", "0.6", "1.0"])]
+    synth = load_yaml(config).synth
+    flat = torch.full((60, 3, size, size), 128, dtype=torch.uint8)
+    rows = {}
+    for area in areas:
+        gen = PretextGenerator(flat, make_renderer("torch", size, torch.device("cpu")),
+                               dataclasses.replace(synth, blob_area=area), seed=0)
+        blobs, anomalies = [], []
+        for k in range(6):
+            s = gen.regenerate(k)
+            plan = gen.plan(k)
+            cover = (s.masks.reshape(len(s.labels), -1) > 0).float().mean(1)
+            blobs.append(cover[plan.variant == 1])
+            anomalies.append(cover[s.labels > 0])
+        rows[str(area)] = {"blobs": summary(torch.cat(blobs)), "anomalies": summary(torch.cat(anomalies))}
+        print(f"blob area {area}: " + "; ".join(f"{k} " + " ".join(f"{m} {v:.3f}" for m, v in r.items()
+                                                                    if m != "samples")
+                                                for k, r in rows[str(area)].items()))
+    save_record(name, {"name": name, "size": size, "config": config, "command": " ".join(
+        ["python", "benchmarks/blob_cover.py", *argv]), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

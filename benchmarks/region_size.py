@@ -1,0 +1,95 @@
+"""Do a run's maps fill large defects? Pixel AUROC of the defect pixels grouped by the size of the region they belong
+to, for each map source, and the label-free yardstick rendered with small and large synthetic blobs.
+
+Usage:
+    python benchmarks/region_size.py NAME RUN_DIR [--maps seg density both] [--blob-areas 0.15 0.6]
+
+For each source the run's scorer is fitted anew as ``sslad train`` fits it (``score.map`` overridden) and its maps
+made of the real test split. Each defect pixel is put in the band of its connected region's area (a share of the
+image: under 1 %, 1-5 %, 5-20 %, 20 % and more), and each band's pixels are ranked against every pixel of the good
+test images (an AUROC per band); ``fill``: the share of each band's pixels above the run's stored pixel threshold.
+A map that finds a large low-contrast region by its strongest part but does not fill it ranks the large bands low.
+These need the test masks (a diagnosis, not a choice). ``synthetic`` needs none: the pixel AUROC on the run's
+synthetic held-out set rendered with each ``--blob-area`` (whatever the run trained with), the label-free way to
+compare networks trained with and without larger blobs. Records ``benchmarks/results/NAME.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from common import load_run, name_and_run, save_record, trailing
+from scipy import ndimage
+
+from sslad.backends import make_renderer
+from sslad.models import infer_images
+from sslad.scoring import pixel_metrics
+from sslad.scoring.metrics import auroc
+from sslad.training import fit_scorer, render_synthetic_holdout
+
+#: Region area bands, as shares of the image: [lo, hi).
+BANDS = (("<1%", 0.0, 0.01), ("1-5%", 0.01, 0.05), ("5-20%", 0.05, 0.2), (">=20%", 0.2, 1.01))
+
+
+def region_share(masks: np.ndarray) -> np.ndarray:
+    """(N, S, S) bool masks -> float (N, S, S): each defect pixel's connected region (8-connected) area over the
+    image's, 0 outside the masks."""
+    out = np.zeros(masks.shape, dtype=np.float64)
+    for i, m in enumerate(masks):
+        labels, count = ndimage.label(m, structure=np.ones((3, 3)))
+        if count:
+            sizes = np.bincount(labels.ravel())
+            sizes[0] = 0
+            out[i] = sizes[labels] / m.size
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if (args := name_and_run(argv, __doc__, options=True)) is None:
+        return 2
+    name, run_dir = args
+    model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
+    sources = trailing(argv, "--maps", ["seg", "density", "both"])
+    areas = [float(a) for a in trailing(argv, "--blob-areas", ["0.15", "0.6"])]
+    size = cfg.data.image_size
+    types = np.array(data.test.types)
+    masks = data.test.masks.numpy().reshape(len(types), size, size) > 0
+    good = types == "good"
+    share = region_share(masks)
+    renderer = make_renderer("torch", size, "cpu")
+    yardsticks = {a: render_synthetic_holdout(holdout, renderer, cfg.override(synth={"blob_area": a})) for a in areas}
+    rows = {}
+    for source in sources:
+        scorer = fit_scorer(model, fit, holdout, cfg.override(score={"map": source}))
+        out = infer_images(model, data.test.images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)
+        maps = scorer.maps(out.maps, size).numpy()
+        neg = maps[good].ravel()
+        row = {"pixel_auroc": pixel_metrics(list(types), maps, masks)["pixel_auroc"], "bands": {}}
+        for band, lo, hi in BANDS:
+            sel = masks & (share >= lo) & (share < hi)
+            pos = maps[sel]
+            row["bands"][band] = {
+                "auroc": auroc(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]) if len(pos) else None,
+                "fill": float((pos > scorer.pixel_threshold).mean()) if len(pos) else None,
+                "defect_pixels": int(len(pos)),
+                "images": int(sel.any((1, 2)).sum()),
+            }
+        row["synthetic"] = {}
+        for a, synth in yardsticks.items():
+            o = infer_images(model, synth.images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)
+            row["synthetic"][str(a)] = auroc(synth.masks.numpy().ravel() > 0, scorer.maps(o.maps, size).numpy().ravel())
+        rows[source] = row
+        print(f"{name} {source}: pixel AUROC {100 * row['pixel_auroc']:.1f}; by region size "
+              + " ".join(f"{b} {100 * v['auroc']:.1f} (fill {100 * v['fill']:.0f} %, {v['defect_pixels']} px)"
+                         for b, v in row["bands"].items() if v["auroc"] is not None)
+              + "; synthetic held-out "
+              + " ".join(f"(blob area {a}) {100 * v:.1f}" for a, v in row["synthetic"].items()),
+              flush=True)
+    save_record(name, {"name": name, "run_dir": str(run_dir), "seed": cfg.train.seed, "blob_area": cfg.synth.blob_area,
+                       "command": " ".join(["python", "benchmarks/region_size.py", *argv]), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
