@@ -21,37 +21,27 @@ import sys
 
 import numpy as np
 from border_coverage import bands, side_distance
-from common import load_run, name_and_run, save_record, trailing
+from common import fitted_maps, map_benchmark, save_record, test_masks, yardstick_auroc, yardsticks
 
-from sslad.backends import make_renderer
-from sslad.models import infer_images
 from sslad.scoring import pixel_metrics
 from sslad.scoring.metrics import auroc
-from sslad.training import fit_scorer, render_synthetic_holdout
 
 YARDSTICK_BORDERS = (0.0, 0.5)
 
 
 def main(argv: list[str]) -> int:
-    if (args := name_and_run(argv, __doc__, options=True)) is None:
+    if (args := map_benchmark(argv, __doc__)) is None:
         return 2
-    name, run_dir = args
-    model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
-    sources = trailing(argv, "--maps", ["seg", "density", "both"])
+    name, run_dir, (model, _, ckpt, cfg, data, fit, holdout), sources = args
     size = cfg.data.image_size
-    types = np.array(data.test.types)
-    masks = data.test.masks.numpy().reshape(len(types), size, size) > 0
+    types, masks = test_masks(data, size)
     edge = side_distance(size).numpy()
     outer = edge < size // 8
     good = types == "good"
-    renderer = make_renderer("torch", size, "cpu")
-    yardsticks = {b: render_synthetic_holdout(holdout, renderer, cfg.override(synth={"border": b}))
-                  for b in YARDSTICK_BORDERS}
+    rendered = yardsticks(holdout, cfg, "border", YARDSTICK_BORDERS)
     rows = {}
     for source in sources:
-        scorer = fit_scorer(model, fit, holdout, cfg.override(score={"map": source}))
-        out = infer_images(model, data.test.images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)
-        maps = scorer.maps(out.maps, size).numpy()
+        scorer, maps = fitted_maps(model, fit, holdout, cfg, source, data.test.images)
         neg = maps[good].ravel()
         row = {"pixel_auroc": pixel_metrics(list(types), maps, masks)["pixel_auroc"]}
         for band, sel in (("outer", outer), ("inner", ~outer)):
@@ -61,10 +51,7 @@ def main(argv: list[str]) -> int:
         g = maps[good]
         row["good_profile"] = {k: float((g[:, (edge >= lo) & (edge < hi)].mean() - g.mean()) / g.std())
                                for k, lo, hi in bands(size)}
-        row["synthetic"] = {}
-        for b, synth in yardsticks.items():
-            o = infer_images(model, synth.images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)
-            row["synthetic"][str(b)] = auroc(synth.masks.numpy().ravel() > 0, scorer.maps(o.maps, size).numpy().ravel())
+        row["synthetic"] = {str(b): yardstick_auroc(model, scorer, synth, size) for b, synth in rendered.items()}
         rows[source] = row
         print(f"{name} {source}: pixel AUROC {100 * row['pixel_auroc']:.1f}; defect pixels within {size // 8} px of "
               f"a side {100 * row['outer']['auroc']:.1f}, inside {100 * row['inner']['auroc']:.1f}; good maps by "

@@ -48,11 +48,66 @@ def name_and_run(argv: list[str], usage: str, options: bool = False):
     return argv[0], argv[1]
 
 
+def map_benchmark(argv: list[str], usage: str):
+    """A maps benchmark called ``script.py NAME RUN_DIR [options] [--maps SOURCE ...]``: (NAME, RUN_DIR, the run as
+    :func:`load_run` gives it, the map sources), or None after printing its ``usage``."""
+    if (args := name_and_run(argv, usage, options=True)) is None:
+        return None
+    return *args, load_run(args[1]), trailing(argv, "--maps", ["seg", "density", "both"])
+
+
 def option(argv: list[str], key: str, default: str) -> str:
     """The value after option ``key`` (``--size 128``), or ``default``."""
     return argv[argv.index(key) + 1] if key in argv else default
 
 
 def trailing(argv: list[str], key: str, default: list[str]) -> list[str]:
-    """The values after option ``key`` (the last option of a command line: ``--layers 2,3 3,4``), or ``default``."""
-    return argv[argv.index(key) + 1:] if key in argv else list(default)
+    """The values after option ``key`` up to the next option (``--layers 2,3 3,4``), or ``default``."""
+    if key not in argv:
+        return list(default)
+    values = argv[argv.index(key) + 1:]
+    ends = [i for i, v in enumerate(values) if v.startswith("--")]
+    return values[:ends[0]] if ends else values
+
+
+def maps_of(model, scorer, images, size: int):
+    """float (N, S, S) numpy maps of ``images`` (uint8 (N, 3, S, S)) as ``scorer`` makes them (its tiles, its
+    precision)."""
+    from sslad.models import infer_images
+
+    out = infer_images(model, images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)
+    return scorer.maps(out.maps, size).numpy()
+
+
+def fitted_maps(model, fit, holdout, cfg, source: str, images):
+    """The run's scorer fitted anew exactly as ``sslad train`` fits it with ``score.map = source``, and its maps of
+    ``images``."""
+    from sslad.training import fit_scorer
+
+    scorer = fit_scorer(model, fit, holdout, cfg.override(score={"map": source}))
+    return scorer, maps_of(model, scorer, images, cfg.data.image_size)
+
+
+def test_masks(data, size: int):
+    """The test split's types (numpy str array) and its masks as (N, S, S) bool."""
+    import numpy as np
+
+    types = np.array(data.test.types)
+    return types, data.test.masks.numpy().reshape(len(types), size, size) > 0
+
+
+def yardsticks(holdout, cfg, key: str, values) -> dict:
+    """The run's synthetic held-out set (what ``sslad train`` renders for its choices) rendered with each value of
+    ``synth.<key>``, whatever the run trained with: {value: Synthetic}."""
+    from sslad.backends import make_renderer
+    from sslad.training import render_synthetic_holdout
+
+    renderer = make_renderer("torch", cfg.data.image_size, "cpu")
+    return {v: render_synthetic_holdout(holdout, renderer, cfg.override(synth={key: v})) for v in values}
+
+
+def yardstick_auroc(model, scorer, synth, size: int) -> float:
+    """The label-free yardstick: the pixel AUROC of ``scorer``'s maps on a rendered synthetic set against its masks."""
+    from sslad.scoring.metrics import auroc
+
+    return auroc(synth.masks.numpy().ravel() > 0, maps_of(model, scorer, synth.images, size).ravel())

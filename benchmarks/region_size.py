@@ -19,14 +19,11 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from common import load_run, name_and_run, save_record, trailing
+from common import fitted_maps, map_benchmark, save_record, test_masks, trailing, yardstick_auroc, yardsticks
 from scipy import ndimage
 
-from sslad.backends import make_renderer
-from sslad.models import infer_images
 from sslad.scoring import pixel_metrics
 from sslad.scoring.metrics import auroc
-from sslad.training import fit_scorer, render_synthetic_holdout
 
 #: Region area bands, as shares of the image: [lo, hi).
 BANDS = (("<1%", 0.0, 0.01), ("1-5%", 0.01, 0.05), ("5-20%", 0.05, 0.2), (">=20%", 0.2, 1.01))
@@ -46,24 +43,18 @@ def region_share(masks: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str]) -> int:
-    if (args := name_and_run(argv, __doc__, options=True)) is None:
+    if (args := map_benchmark(argv, __doc__)) is None:
         return 2
-    name, run_dir = args
-    model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
-    sources = trailing(argv, "--maps", ["seg", "density", "both"])
+    name, run_dir, (model, _, ckpt, cfg, data, fit, holdout), sources = args
     areas = [float(a) for a in trailing(argv, "--blob-areas", ["0.15", "0.6"])]
     size = cfg.data.image_size
-    types = np.array(data.test.types)
-    masks = data.test.masks.numpy().reshape(len(types), size, size) > 0
+    types, masks = test_masks(data, size)
     good = types == "good"
     share = region_share(masks)
-    renderer = make_renderer("torch", size, "cpu")
-    yardsticks = {a: render_synthetic_holdout(holdout, renderer, cfg.override(synth={"blob_area": a})) for a in areas}
+    rendered = yardsticks(holdout, cfg, "blob_area", areas)
     rows = {}
     for source in sources:
-        scorer = fit_scorer(model, fit, holdout, cfg.override(score={"map": source}))
-        out = infer_images(model, data.test.images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)
-        maps = scorer.maps(out.maps, size).numpy()
+        scorer, maps = fitted_maps(model, fit, holdout, cfg, source, data.test.images)
         neg = maps[good].ravel()
         row = {"pixel_auroc": pixel_metrics(list(types), maps, masks)["pixel_auroc"], "bands": {}}
         for band, lo, hi in BANDS:
@@ -75,10 +66,7 @@ def main(argv: list[str]) -> int:
                 "defect_pixels": int(len(pos)),
                 "images": int(sel.any((1, 2)).sum()),
             }
-        row["synthetic"] = {}
-        for a, synth in yardsticks.items():
-            o = infer_images(model, synth.images, tile=scorer.tile, map_fn=scorer.map_fn, precision=scorer.precision)
-            row["synthetic"][str(a)] = auroc(synth.masks.numpy().ravel() > 0, scorer.maps(o.maps, size).numpy().ravel())
+        row["synthetic"] = {str(a): yardstick_auroc(model, scorer, synth, size) for a, synth in rendered.items()}
         rows[source] = row
         print(f"{name} {source}: pixel AUROC {100 * row['pixel_auroc']:.1f}; by region size "
               + " ".join(f"{b} {100 * v['auroc']:.1f} (fill {100 * v['fill']:.0f} %, {v['defect_pixels']} px)"
