@@ -8,7 +8,10 @@ For each source the run's scorer is fitted anew as ``sslad train`` fits it (``sc
 made of the real test split. Each defect pixel is put in the band of its connected region's area (a share of the
 image: under 1 %, 1-5 %, 5-20 %, 20 % and more), and each band's pixels are ranked against every pixel of the good
 test images (an AUROC per band); ``fill``: the share of each band's pixels above the run's stored pixel threshold.
-A map that finds a large low-contrast region by its strongest part but does not fill it ranks the large bands low.
+A map that finds a large low-contrast region by its strongest part but does not fill it ranks the large bands low;
+``normal_pixels_of_defective_images``: per type, the AUROC of the defective images' pixels outside their masks against
+the good images' (0.5: calm off the defect; above it, the map rises over the whole defective image, or around the
+defect, and the split's pixel AUROC, which counts those pixels as negatives, pays for it).
 These need the test masks (a diagnosis, not a choice). ``synthetic`` needs none: the pixel AUROC on the run's
 synthetic held-out set rendered with each ``--blob-area`` (whatever the run trained with), the label-free way to
 compare networks trained with and without larger blobs. Records ``benchmarks/results/NAME.json``.
@@ -66,11 +69,18 @@ def main(argv: list[str]) -> int:
                 "defect_pixels": int(len(pos)),
                 "images": int(sel.any((1, 2)).sum()),
             }
+        # Spill: the defective images' normal pixels against the good images' (0.5: a map that stays calm off the
+        # defect; the whole-split pixel AUROC counts these pixels as negatives).
+        row["normal_pixels_of_defective_images"] = {
+            t: auroc(np.r_[np.zeros(len(neg)), np.ones(int((~masks[types == t]).sum()))],
+                     np.r_[neg, maps[types == t][~masks[types == t]]]) for t in sorted(set(types) - {"good"})}
         row["synthetic"] = {str(a): yardstick_auroc(model, scorer, synth, size) for a, synth in rendered.items()}
         rows[source] = row
         print(f"{name} {source}: pixel AUROC {100 * row['pixel_auroc']:.1f}; by region size "
               + " ".join(f"{b} {100 * v['auroc']:.1f} (fill {100 * v['fill']:.0f} %, {v['defect_pixels']} px)"
                          for b, v in row["bands"].items() if v["auroc"] is not None)
+              + "; normal pixels of defective images against good ones "
+              + " ".join(f"{t} {100 * v:.1f}" for t, v in row["normal_pixels_of_defective_images"].items())
               + "; synthetic held-out "
               + " ".join(f"(blob area {a}) {100 * v:.1f}" for a, v in row["synthetic"].items()),
               flush=True)
