@@ -16,11 +16,9 @@ import dataclasses
 import sys
 
 import torch
-from common import option, save_record, trailing
+from common import flat_regenerations, option, save_record, trailing
 
-from sslad.backends import make_renderer
 from sslad.config import load_yaml
-from sslad.synth.generator import PretextGenerator
 
 
 def summary(cover: torch.Tensor) -> dict[str, float]:
@@ -36,15 +34,10 @@ def main(argv: list[str]) -> int:
     config = option(argv, "--config", "configs/cpu.yaml")
     areas = [float(a) for a in trailing(argv, "--areas", ["0.15", "0.3", "0.6", "1.0"])]
     synth = load_yaml(config).synth
-    flat = torch.full((60, 3, size, size), 128, dtype=torch.uint8)
     rows = {}
     for area in areas:
-        gen = PretextGenerator(flat, make_renderer("torch", size, torch.device("cpu")),
-                               dataclasses.replace(synth, blob_area=area), seed=0)
         blobs, anomalies = [], []
-        for k in range(6):
-            s = gen.regenerate(k)
-            plan = gen.plan(k)
+        for plan, s in flat_regenerations(dataclasses.replace(synth, blob_area=area), size):
             cover = (s.masks.reshape(len(s.labels), -1) > 0).float().mean(1)
             blobs.append(cover[plan.variant == 1])
             anomalies.append(cover[s.labels > 0])

@@ -17,12 +17,10 @@ import dataclasses
 import sys
 
 import torch
-from common import option, save_record, trailing
+from common import flat_regenerations, option, save_record, trailing
 
-from sslad.backends import make_renderer
 from sslad.config import load_yaml
 from sslad.synth.crops import crop_offsets, take_crops
-from sslad.synth.generator import PretextGenerator
 
 BANDS = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 10**6))
 
@@ -42,12 +40,9 @@ def side_distance(size: int) -> torch.Tensor:
 def coverage(synth, size: int, crop: int = 0, regenerations: int = 6, images: int = 60) -> torch.Tensor:
     """float (S, S), or (P, P) in the training's crop windows: the share of the anomalous samples whose mask covers
     each pixel."""
-    flat = torch.full((images, 3, size, size), 128, dtype=torch.uint8)
-    gen = PretextGenerator(flat, make_renderer("torch", size, torch.device("cpu")), synth, seed=0)
     side = crop or size
     hits, n = torch.zeros(side, side), 0
-    for k in range(regenerations):
-        s = gen.regenerate(k)
+    for k, (_, s) in enumerate(flat_regenerations(synth, size, regenerations, images)):
         masks = s.masks.reshape(len(s.labels), size, size)[s.labels > 0]
         if crop:
             masks = take_crops(masks[:, None], masks, crop_offsets(masks, crop, torch.Generator().manual_seed(k)),

@@ -111,3 +111,17 @@ def yardstick_auroc(model, scorer, synth, size: int) -> float:
     from sslad.scoring.metrics import auroc
 
     return auroc(synth.masks.numpy().ravel() > 0, maps_of(model, scorer, synth.images, size).ravel())
+
+
+def flat_regenerations(synth, size: int, regenerations: int = 6, images: int = 60):
+    """Regenerations 0..n-1 of ``images`` flat grey ``size``-px images with the ``synth`` section (torch renderer,
+    seed 0), for label-free counts of what the masks cover: yields (plan, Synthetic) pairs."""
+    import torch
+
+    from sslad.backends import make_renderer
+    from sslad.synth.generator import PretextGenerator
+
+    flat = torch.full((images, 3, size, size), 128, dtype=torch.uint8)
+    gen = PretextGenerator(flat, make_renderer("torch", size, torch.device("cpu")), synth, seed=0)
+    for k in range(regenerations):
+        yield gen.plan(k), gen.regenerate(k)
