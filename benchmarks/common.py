@@ -125,3 +125,24 @@ def flat_regenerations(synth, size: int, regenerations: int = 6, images: int = 6
     gen = PretextGenerator(flat, make_renderer("torch", size, torch.device("cpu")), synth, seed=0)
     for k in range(regenerations):
         yield gen.plan(k), gen.regenerate(k)
+
+
+def pixel_row(types, maps, masks) -> dict:
+    """Pixel AUROC, AUPRO and per-type pixel AUROC (rounded) of float (N, S, S) ``maps`` against the test ``masks``."""
+    from sslad.scoring.metrics import pixel_metrics
+
+    m = pixel_metrics(list(types), maps.numpy(), masks)
+    return {"pixel_auroc": round(m["pixel_auroc"], 5), "aupro": round(m["aupro"], 5),
+            "per_type_pixel_auroc": {k: round(v, 5) for k, v in sorted(m["per_type_pixel_auroc"].items())}}
+
+
+def per_run_benchmark(argv: list[str], usage: str, script: str, analyse) -> int:
+    """A benchmark called ``script NAME RUN_DIR [RUN_DIR ...]``: ``analyse(RUN_DIR)`` of each run, recorded as NAME;
+    the exit status."""
+    if len(argv) < 2:
+        print(usage, file=sys.stderr)
+        return 2
+    name, runs = argv[0], argv[1:]
+    save_record(name, {"name": name, "command": f"python benchmarks/{script} " + " ".join(argv),
+                       "runs": [analyse(r) for r in runs]})
+    return 0

@@ -21,11 +21,11 @@ import sys
 
 import numpy as np
 import torch
-from common import load_run, save_record, test_masks
+from common import load_run, per_run_benchmark, pixel_row, test_masks
 
 from sslad.backends import make_renderer
 from sslad.models import infer_images
-from sslad.scoring.metrics import auroc, pixel_metrics
+from sslad.scoring.metrics import auroc
 from sslad.training import render_synthetic_holdout
 
 WEIGHTS = (0.25, 0.75)
@@ -64,11 +64,8 @@ def analyse(run_dir: str) -> dict:
     good = types == "good"
     rows = {}
     for k, maps in test.items():
-        m = pixel_metrics(list(types), maps.numpy(), masks)
         line = float(np.quantile(held[k].numpy(), 0.999))
-        rows[k] = {"pixel_auroc": round(m["pixel_auroc"], 5), "aupro": round(m["aupro"], 5),
-                   "per_type_pixel_auroc": {t: round(v, 5) for t, v in sorted(m["per_type_pixel_auroc"].items())},
-                   "synthetic": round(auroc(truth, made[k].numpy().ravel()), 5),
+        rows[k] = {**pixel_row(types, maps, masks), "synthetic": round(auroc(truth, made[k].numpy().ravel()), 5),
                    "good_pixels_over": round(float((maps.numpy()[good] > line).mean()), 5)}
         v = rows[k]
         print(f"{run_dir} {k:8s} pixel {100 * v['pixel_auroc']:.1f} AUPRO {100 * v['aupro']:.1f} synthetic "
@@ -78,13 +75,7 @@ def analyse(run_dir: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    name, runs = argv[0], argv[1:]
-    save_record(name, {"name": name, "command": "python benchmarks/map_joins.py " + " ".join(argv),
-                       "runs": [analyse(r) for r in runs]})
-    return 0
+    return per_run_benchmark(argv, __doc__, "map_joins.py", analyse)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,12 @@ import sys
 
 import numpy as np
 import torch
-from common import load_run, save_record
+from common import load_run, per_run_benchmark, pixel_row
 
 from sslad.backends import make_renderer
 from sslad.detector import Detector
 from sslad.scoring.maps import gaussian_blur
-from sslad.scoring.metrics import auroc, pixel_metrics
+from sslad.scoring.metrics import auroc
 from sslad.training import render_synthetic_holdout
 
 EXTRA_SIGMAS = (4, 8, 16)
@@ -31,12 +31,6 @@ CENTRES = (0.5, 1.0)
 
 def blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     return gaussian_blur(maps[:, None], sigma)[:, 0]
-
-
-def row(types, maps: torch.Tensor, masks: np.ndarray) -> dict:
-    m = pixel_metrics(types, maps.numpy(), masks)
-    return {"pixel_auroc": round(m["pixel_auroc"], 5), "aupro": round(m["aupro"], 5),
-            "per_type_pixel_auroc": {k: round(v, 5) for k, v in sorted(m["per_type_pixel_auroc"].items())}}
 
 
 def variants(scored, log_held: np.ndarray, spread: float) -> dict[str, torch.Tensor]:
@@ -64,7 +58,7 @@ def analyse(run_dir: str) -> dict:
     spread = float(held.maps.std())
     truth = synth.masks.numpy().ravel() > 0
     made = variants(synthetic, log_held, spread)
-    rows = {k: {**row(types, v, masks), "synthetic": round(auroc(truth, made[k].numpy().ravel()), 5)}
+    rows = {k: {**pixel_row(types, v, masks), "synthetic": round(auroc(truth, made[k].numpy().ravel()), 5)}
             for k, v in variants(test, log_held, spread).items()}
     for k, v in rows.items():
         print(f"{run_dir} {k:16s} pixel {100 * v['pixel_auroc']:.1f} AUPRO {100 * v['aupro']:.1f} " +
@@ -74,13 +68,7 @@ def analyse(run_dir: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    name, runs = argv[0], argv[1:]
-    save_record(name, {"name": name, "command": "python benchmarks/map_postprocess.py " + " ".join(argv),
-                       "runs": [analyse(r) for r in runs]})
-    return 0
+    return per_run_benchmark(argv, __doc__, "map_postprocess.py", analyse)
 
 
 if __name__ == "__main__":
