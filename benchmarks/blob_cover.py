@@ -3,10 +3,11 @@ the image, for the irregular blobs and for every class-1/2 anomaly, at several `
 no network.
 
 Usage:
-    python benchmarks/blob_cover.py NAME [--size 128] [--config configs/cpu.yaml] [--areas 0.15 0.3 0.6 1.0]
+    python benchmarks/blob_cover.py NAME [--size 128] [--crop P] [--config configs/cpu.yaml] [--areas 0.15 0.3 0.6 1.0]
 
 Renders six regenerations of 60 flat grey images (the recipe's synth section, torch renderer) per value and records
-the mean, median, 90th percentile and maximum of the mask area (``soft >= 0.5``) over the image's.
+the mean, median, 90th percentile and maximum of the mask area (``soft >= 0.5``) over the image's. With ``--crop P``
+the area is counted in the P-pixel windows a ``--crop P`` run trains on, as a share of the window.
 Records ``benchmarks/results/NAME.json``.
 """
 
@@ -16,7 +17,7 @@ import dataclasses
 import sys
 
 import torch
-from common import flat_regenerations, option, save_record, trailing
+from common import flat_regenerations, option, save_record, trailing, training_windows
 
 from sslad.config import load_yaml
 
@@ -30,22 +31,23 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         print(__doc__, file=sys.stderr)
         return 2
-    name, size = argv[0], int(option(argv, "--size", "128"))
+    name, size, crop = argv[0], int(option(argv, "--size", "128")), int(option(argv, "--crop", "0"))
     config = option(argv, "--config", "configs/cpu.yaml")
     areas = [float(a) for a in trailing(argv, "--areas", ["0.15", "0.3", "0.6", "1.0"])]
     synth = load_yaml(config).synth
     rows = {}
     for area in areas:
         blobs, anomalies = [], []
-        for plan, s in flat_regenerations(dataclasses.replace(synth, blob_area=area), size):
-            cover = (s.masks.reshape(len(s.labels), -1) > 0).float().mean(1)
+        for k, (plan, s) in enumerate(flat_regenerations(dataclasses.replace(synth, blob_area=area), size)):
+            masks = s.masks.reshape(len(s.labels), size, size)
+            cover = ((training_windows(masks, crop, k) if crop else masks).flatten(1) > 0).float().mean(1)
             blobs.append(cover[plan.variant == 1])
             anomalies.append(cover[s.labels > 0])
         rows[str(area)] = {"blobs": summary(torch.cat(blobs)), "anomalies": summary(torch.cat(anomalies))}
         print(f"blob area {area}: " + "; ".join(f"{k} " + " ".join(f"{m} {v:.3f}" for m, v in r.items()
                                                                     if m != "samples")
                                                 for k, r in rows[str(area)].items()))
-    save_record(name, {"name": name, "size": size, "config": config, "command": " ".join(
+    save_record(name, {"name": name, "size": size, "crop": crop, "config": config, "command": " ".join(
         ["python", "benchmarks/blob_cover.py", *argv]), "rows": rows})
     return 0
 

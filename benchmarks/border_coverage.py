@@ -17,10 +17,9 @@ import dataclasses
 import sys
 
 import torch
-from common import flat_regenerations, option, save_record, trailing
+from common import flat_regenerations, option, save_record, trailing, training_windows
 
 from sslad.config import load_yaml
-from sslad.synth.crops import crop_offsets, take_crops
 
 BANDS = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 10**6))
 
@@ -45,8 +44,7 @@ def coverage(synth, size: int, crop: int = 0, regenerations: int = 6, images: in
     for k, (_, s) in enumerate(flat_regenerations(synth, size, regenerations, images)):
         masks = s.masks.reshape(len(s.labels), size, size)[s.labels > 0]
         if crop:
-            masks = take_crops(masks[:, None], masks, crop_offsets(masks, crop, torch.Generator().manual_seed(k)),
-                               crop)[1]
+            masks = training_windows(masks, crop, k)
         m = masks > 0
         hits += m.float().sum(0)
         n += len(m)

@@ -127,6 +127,17 @@ def flat_regenerations(synth, size: int, regenerations: int = 6, images: int = 6
         yield gen.plan(k), gen.regenerate(k)
 
 
+def training_windows(masks, crop: int, seed: int):
+    """uint8 (N, P, P): the ``crop``-pixel windows of (N, S, S) ``masks`` a ``--crop P`` run trains on
+    (``crop_offsets``: each window holds its sample's whole mask where it fits, drawn uniformly among those that
+    do)."""
+    import torch
+
+    from sslad.synth.crops import crop_offsets, take_crops
+
+    return take_crops(masks[:, None], masks, crop_offsets(masks, crop, torch.Generator().manual_seed(seed)), crop)[1]
+
+
 def pixel_row(types, maps, masks) -> dict:
     """Pixel AUROC, AUPRO and per-type pixel AUROC (rounded) of float (N, S, S) ``maps`` against the test ``masks``."""
     from sslad.scoring.metrics import pixel_metrics
