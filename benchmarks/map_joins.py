@@ -33,13 +33,10 @@ WEIGHTS = (0.25, 0.75)
 
 def scaled_parts(model, scorer, images, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(seg, density): float (N, S, S) smoothed maps of each source, each on the scorer's held-out scale (median 0,
-    99 % of the held-out maxima 1)."""
+    99 % of the held-out maxima 1): what the scorer's ``combine_parts`` averages."""
     out = infer_images(model, images, tile=scorer.tile, map_fn=scorer.parts_fn, precision=scorer.precision)
-    maps = []
-    for i, key in enumerate(("seg", "density")):
-        lo, top = scorer.map_scales[key]
-        maps.append((scorer.maps(out.maps[:, i:i + 1], size) - lo) / (top - lo))
-    return maps[0], maps[1]
+    scaled = scorer.scale_parts(out.maps)
+    return scorer.maps(scaled[:, :1], size), scorer.maps(scaled[:, 1:], size)
 
 
 def joins(seg: torch.Tensor, dens: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -176,6 +176,8 @@ def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles
     (ls, ts), (ld, td) = scorer.map_scales["seg"], scorer.map_scales["density"]
     want = ((parts["seg"] - ls) / (ts - ls) + (d - ld) / (td - ld)) / 2
     torch.testing.assert_close(infer_images(model, x, map_fn=scorer.map_fn).maps, want)
+    scaled = scorer.scale_parts(torch.cat([parts["seg"], d], 1))  # what benchmarks join other ways than the mean
+    torch.testing.assert_close(scaled, torch.cat([(parts["seg"] - ls) / (ts - ls), (d - ld) / (td - ld)], 1))
     det = Detector(model, scorer, 32)
     res = det.score(x.numpy())
     with torch.no_grad():

@@ -159,11 +159,17 @@ class Scorer:
                           align_corners=False)
         return torch.cat([probs.float(), d], 1)
 
-    def combine_parts(self, parts: torch.Tensor) -> torch.Tensor:
-        """(N, 2, h, w) :meth:`parts_fn` maps -> (N, 1, h, w): each source on its held-out scale, averaged
-        (linear, so tiles stitched before or after it give the same map)."""
+    def scale_parts(self, parts: torch.Tensor) -> torch.Tensor:
+        """(N, 2, h, w) :meth:`parts_fn` maps -> the same, each source on its held-out scale (its held-out median
+        at 0, the ``quantile`` of its held-out maxima at 1)."""
         (ls, ts), (ld, td) = self.map_scales["seg"], self.map_scales["density"]
-        return ((parts[:, :1] - ls) / (ts - ls) + (parts[:, 1:] - ld) / (td - ld)) / 2
+        return torch.cat([(parts[:, :1] - ls) / (ts - ls), (parts[:, 1:] - ld) / (td - ld)], 1)
+
+    def combine_parts(self, parts: torch.Tensor) -> torch.Tensor:
+        """(N, 2, h, w) :meth:`parts_fn` maps -> (N, 1, h, w): each source on its held-out scale
+        (:meth:`scale_parts`), averaged (linear, so tiles stitched before or after it give the same map)."""
+        scaled = self.scale_parts(parts)
+        return (scaled[:, :1] + scaled[:, 1:]) / 2
 
     def _both(self, probs: torch.Tensor | None, levels: Levels) -> torch.Tensor:
         """The per-pixel head's and the patch density's maps, each on its held-out scale, averaged at the
