@@ -3,11 +3,13 @@ the image, for the irregular blobs and for every class-1/2 anomaly, at several `
 no network.
 
 Usage:
-    python benchmarks/blob_cover.py NAME [--size 128] [--crop P] [--config configs/cpu.yaml] [--areas 0.15 0.3 0.6 1.0]
+    python benchmarks/blob_cover.py NAME [--size 128] [--crop P] [--config configs/cpu.yaml] [--blob-sizes uniform|log]
+        [--areas 0.15 0.3 0.6 1.0]
 
 Renders six regenerations of 60 flat grey images (the recipe's synth section, torch renderer) per value and records
 the mean, median, 90th percentile and maximum of the mask area (``soft >= 0.5``) over the image's. With ``--crop P``
-the area is counted in the P-pixel windows a ``--crop P`` run trains on, as a share of the window.
+the area is counted in the P-pixel windows a ``--crop P`` run trains on, as a share of the window. ``--blob-sizes``
+overrides the recipe's law of blob box areas (uniform or log-uniform up to each value).
 Records ``benchmarks/results/NAME.json``.
 """
 
@@ -35,6 +37,7 @@ def main(argv: list[str]) -> int:
     config = option(argv, "--config", "configs/cpu.yaml")
     areas = [float(a) for a in trailing(argv, "--areas", ["0.15", "0.3", "0.6", "1.0"])]
     synth = load_yaml(config).synth
+    synth = dataclasses.replace(synth, blob_sizes=option(argv, "--blob-sizes", synth.blob_sizes))
     rows = {}
     for area in areas:
         blobs, anomalies = [], []
@@ -47,7 +50,8 @@ def main(argv: list[str]) -> int:
         print(f"blob area {area}: " + "; ".join(f"{k} " + " ".join(f"{m} {v:.3f}" for m, v in r.items()
                                                                     if m != "samples")
                                                 for k, r in rows[str(area)].items()))
-    save_record(name, {"name": name, "size": size, "crop": crop, "config": config, "command": " ".join(
+    save_record(name, {"name": name, "size": size, "crop": crop, "config": config, "blob_sizes": synth.blob_sizes,
+                       "command": " ".join(
         ["python", "benchmarks/blob_cover.py", *argv]), "rows": rows})
     return 0
 

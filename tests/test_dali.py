@@ -135,17 +135,18 @@ def test_dali_cpu_matches_torch_on_border_rows(dali, scar, tmp_path):
     assert torch.equal(got_masks, ref_masks)
 
 
-def test_dali_cpu_matches_torch_on_large_blobs(dali, tmp_path):
-    """--blob-area 1: boxes up to the whole image (blends from other images, alters, some at the border): the
-    same pixels (<= 1 grey level) and bit-equal masks."""
+@pytest.mark.parametrize("sizes", ["uniform", "log"])
+def test_dali_cpu_matches_torch_on_large_blobs(dali, tmp_path, sizes):
+    """--blob-area 1: boxes up to the whole image (blends from other images, alters, some at the border), their
+    areas uniform or log-uniform: the same pixels (<= 1 grey level) and bit-equal masks."""
     imgs = base_images(4, S)
-    plan = balanced_plan(len(imgs), 3, S, seed=9, irregular=1.0, blob_area=1.0, border=0.3)
+    plan = balanced_plan(len(imgs), 3, S, seed=9, irregular=1.0, blob_area=1.0, border=0.3, blob_sizes=sizes)
     blob = plan.variant == 1
     assert float((plan.box[blob, 2] * plan.box[blob, 3]).max()) > 0.5 * S * S
     padded = reflect_pad(imgs, plan.pad)
     ref, ref_masks = render(plan, padded)
     got, got_masks = dali_renderer(torch.device("cpu")).render(plan, padded)
-    compare(plan, ref, got, "cpu_large_blobs", tmp_path)
+    compare(plan, ref, got, f"cpu_large_blobs_{sizes}", tmp_path)
     assert torch.equal(got_masks, ref_masks)
 
 

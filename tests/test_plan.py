@@ -350,6 +350,26 @@ def test_blob_area_sizes_only_the_blob_boxes():
     assert torch.equal(big.blob[blob, 2], base.blob[blob, 2])  # the same opacity
 
 
+def test_blob_sizes_log_keeps_small_blobs_with_a_large_tail():
+    """--blob-sizes log maps the same draw log-uniformly: only the blob rows' boxes (and what follows from a box)
+    change; the same blobs keep their order of size; most stay under the uniform law's median, a tail still
+    passes 30 %, and the smallest box is the uniform law's (2 %)."""
+    uni = balanced_plan(200, 2, S, seed=4, irregular=0.5, cracks=0.5, blob_area=0.6)
+    log = balanced_plan(200, 2, S, seed=4, irregular=0.5, cracks=0.5, blob_area=0.6, blob_sizes="log").validate()
+    blob = uni.variant == 1
+    for k, v in uni.tensors().items():
+        rows = ~blob if k in {"box", "center", "blob", "grid", "grid_size", "blend_pos"} else slice(None)
+        assert torch.equal(getattr(log, k)[rows], v[rows]), k
+    area = lambda p: p.box[blob, 2] * p.box[blob, 3] / S**2  # noqa: E731
+    a_uni, a_log = area(uni), area(log)
+    assert (a_log <= a_uni + 0.01).all()  # log-uniform lies below uniform on the same draw (but for rounding)
+    assert float((a_log < float(a_uni.median())).float().mean()) > 0.7
+    assert 0.3 < float(a_log.max()) <= 0.62 and float(a_log.min()) < 0.03  # (rounded sides)
+    assert torch.equal(log.blob[blob, 2], uni.blob[blob, 2])  # the same opacity
+    with pytest.raises(ValueError, match="blob size law"):
+        balanced_plan(2, 1, S, seed=0, blob_sizes="normal")
+
+
 def test_border_rows_touch_a_side():
     """share 1: every anomaly's footprint meets a side of the image; its size and shape are unchanged."""
     p = balanced_plan(50, 2, S, seed=3, irregular=0.5, cracks=0.5, border=1.0).validate()

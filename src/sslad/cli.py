@@ -75,6 +75,9 @@ synth_options = _options(
                  help="Share of cut-paste/scar anomalies moved to touch a side of the image" + _d("synth", "border")),
     click.option("--blob-area", type=float, default=None,
                  help="Largest share of the image an irregular blob's box covers" + _d("synth", "blob_area")),
+    click.option("--blob-sizes", type=click.Choice(C.BLOB_SIZES), default=None,
+                 help="How blob box areas spread from 2 % up to --blob-area: uniform, or log-uniform (as many "
+                      "blobs per doubling of area: most stay small, a tail is large)" + _d("synth", "blob_sizes")),
 )
 run_options = _options(
     click.option("--device", default=None, help=f"{' | '.join(C.DEVICES)}" + _d("train", "device")),

@@ -26,6 +26,7 @@ MAX_IMAGE_SIZE = 4096
 #: Every enumerated choice, once. The CLI's ``click.Choice`` lists and validation read these.
 BACKENDS = ("torch", "dali")
 SCARS = ("line", "patch")
+BLOB_SIZES = ("uniform", "log")  # how blob box areas spread from 2 % up to --blob-area (log: as many per doubling)
 COLORS = ("auto", "gray", "rgb")
 OPTIMIZERS = ("adam", "sgd")
 ARCHS = ("resnet18", "resnet50")
@@ -79,6 +80,7 @@ class SynthConfig:
     cracks: float = 0.25  # share of the non-blob class-2 rows drawn as cracks (thin meandering lines)
     border: float = 0.0  # share of the class-1/2 anomalies moved to touch a side of the image
     blob_area: float = 0.15  # largest share of the image a blob's box covers (cut-paste's own 15 %)
+    blob_sizes: str = "uniform"  # the blob box's area: uniform from 2 % to blob_area, or log-uniform (small ones kept)
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,7 @@ class RunConfig:
             one_of(s.backend, BACKENDS, "backend"),
             one_of(s.scar, SCARS, "scar style"),
             one_of(s.color, COLORS, "colour space"),
+            one_of(s.blob_sizes, BLOB_SIZES, "blob size law"),
             (s.variants >= 1, "--variants must be at least 1"),
             (s.regen_every >= 1, "--regen-every must be at least 1"),
             (0 <= s.jitter <= 0.5, "jitter must lie in [0, 0.5]"),

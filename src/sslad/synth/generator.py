@@ -64,7 +64,7 @@ class PretextGenerator:
         plan = balanced_plan(self.num_images, s.variants, self.size, self.seed + k, scar=s.scar,
                              jitter=s.jitter, translate=s.translate, gray=s.color == "gray",
                              irregular=s.irregular, other_source=s.other_source, cracks=s.cracks,
-                             border=s.border, blob_area=s.blob_area)
+                             border=s.border, blob_area=s.blob_area, blob_sizes=s.blob_sizes)
         rank, world = self.shard
         if world > 1:  # each rank renders whole groups rank, rank + world, ...
             keep = (torch.arange(rank, plan.groups, world)[:, None] * 3 + torch.arange(3)).flatten()

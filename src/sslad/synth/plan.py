@@ -68,7 +68,7 @@ from enum import IntEnum
 
 import torch
 
-from sslad.config import SCARS, SynthConfig
+from sslad.config import BLOB_SIZES, SCARS, SynthConfig
 from sslad.synth.geometry import rotated_half_extent
 
 
@@ -315,6 +315,7 @@ def sample_plan(
     cracks: float = SynthConfig.cracks,
     border: float = SynthConfig.border,
     blob_area: float = SynthConfig.blob_area,
+    blob_sizes: str = SynthConfig.blob_sizes,
 ) -> Plan:
     """Sample the parameters of ``len(indices)`` groups (3 rows each: good, cut-paste, scar).
 
@@ -338,9 +339,14 @@ def sample_plan(
         border: share of the class-1 and class-2 rows moved to touch a side of the image.
         blob_area: the largest share of the image a blob's box covers (its area is uniform from 2 % up to it;
             the cut-paste box's own 15 % by default). The same random numbers whatever its value.
+        blob_sizes: how the blob box's area spreads between 2 % and ``blob_area``: ``"uniform"``, or ``"log"``
+            (log-uniform: as many blobs in each doubling of area, so most stay small and a tail is large). The
+            same random number, mapped differently: no other parameter changes.
     """
     if scar not in SCARS:
         raise ValueError(f"unknown scar style {scar!r}")
+    if blob_sizes not in BLOB_SIZES:
+        raise ValueError(f"unknown blob size law {blob_sizes!r}")
     g = generator
     groups = int(indices.shape[0])
     S = float(image_size)
@@ -417,14 +423,15 @@ def sample_plan(
     )
     # Every draw below comes after all the plain plan's draws: they never change its other fields.
     images = int(num_images) if num_images is not None else int(index.max()) + 1 if groups else 1
-    _irregular_rows(plan, g, irregular, other_source, images, jitter, gray, blob_area)
+    _irregular_rows(plan, g, irregular, other_source, images, jitter, gray, blob_area, blob_sizes)
     _crack_rows(plan, g, cracks)  # after the blobs' draws: cracks never change a blob
     _border_rows(plan, g, border)  # last: moves the finished anomalies
     return plan
 
 
 def _irregular_rows(plan: Plan, g: torch.Generator, share: float, other_source: float, num_images: int,
-                    jitter: float, gray: bool, blob_area: float = SynthConfig.blob_area) -> None:
+                    jitter: float, gray: bool, blob_area: float = SynthConfig.blob_area,
+                    blob_sizes: str = SynthConfig.blob_sizes) -> None:
     """Draw the irregular blobs and turn a share of the class-1/2 rows of ``plan`` into them (in place).
 
     Every number is drawn whatever the shares, in a fixed order, so two plans that differ only in
@@ -435,9 +442,12 @@ def _irregular_rows(plan: Plan, g: torch.Generator, share: float, other_source: 
     base = plan.of_class(PretextClass.GOOD).index
     for c in (PretextClass.CUTPASTE, PretextClass.SCAR):
         chosen = torch.rand(groups, generator=g) < share
-        # The destination box: cut-paste's sizes (area 2-15 %, or up to ``blob_area``; any aspect), at least 6 px a
-        # side.
-        area = _u(g, groups, CUTPASTE_AREA[0], blob_area) * S * S
+        # The destination box: cut-paste's sizes (area 2-15 %, or up to ``blob_area``, uniform or log-uniform: one
+        # draw either way; any aspect), at least 6 px a side.
+        if blob_sizes == "log":
+            area = _u(g, groups, math.log(CUTPASTE_AREA[0]), math.log(blob_area)).exp() * S * S
+        else:
+            area = _u(g, groups, CUTPASTE_AREA[0], blob_area) * S * S
         aspect = _u(g, groups, math.log(CUTPASTE_ASPECT[0]), math.log(CUTPASTE_ASPECT[1])).exp()
         w = (area * aspect).sqrt().round().clamp(6, S - 1)
         h = (area / aspect).sqrt().round().clamp(6, S - 1)
@@ -605,7 +615,7 @@ def balanced_plan(
     jitter: float = SynthConfig.jitter, translate: float = SynthConfig.translate, gray: bool = False,
     irregular: float = SynthConfig.irregular, other_source: float = SynthConfig.other_source,
     cracks: float = SynthConfig.cracks, border: float = SynthConfig.border,
-    blob_area: float = SynthConfig.blob_area,
+    blob_area: float = SynthConfig.blob_area, blob_sizes: str = SynthConfig.blob_sizes,
 ) -> Plan:
     """One regeneration: ``variants`` groups (good, cut-paste, scar) per training image, seeded.
 
@@ -615,4 +625,4 @@ def balanced_plan(
     idx = torch.arange(num_images).repeat(variants)
     return sample_plan(idx, image_size, g, scar=scar, jitter=jitter, translate=translate, gray=gray,
                        irregular=irregular, other_source=other_source, num_images=num_images, cracks=cracks,
-                       border=border, blob_area=blob_area)
+                       border=border, blob_area=blob_area, blob_sizes=blob_sizes)
