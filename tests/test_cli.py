@@ -345,6 +345,20 @@ def test_preview_writes_plan_samples_and_grids(tiles, tmp_path):
     assert [s["box"] for s in plan["samples"]] == [[round(v, 4) for v in b.tolist()] for b in p0.box[:9]]
 
 
+def test_preview_draws_log_uniform_blob_sizes_from_the_flags(tiles, tmp_path):
+    """--blob-area and --blob-sizes reach the plan preview renders (the plan a training run would draw)."""
+    from sslad.synth import balanced_plan
+
+    out = tmp_path / "pv"
+    run(["preview", str(tiles), "--out", str(out), "--count", "9", "--seed", "3", "--image-size", "64",
+         "--device", "cpu", "--irregular", "1", "--blob-area", "0.6", "--blob-sizes", "log"])
+    boxes = [s["box"] for s in json.loads((out / "plan.json").read_text())["samples"]]
+    kw = dict(seed=3, scar="line", gray=True, irregular=1.0, blob_area=0.6)
+    log, uni = balanced_plan(9, 1, 64, blob_sizes="log", **kw), balanced_plan(9, 1, 64, **kw)
+    assert boxes == [[round(v, 4) for v in b.tolist()] for b in log.box[:9]]
+    assert boxes != [[round(v, 4) for v in b.tolist()] for b in uni.box[:9]]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--image-size", "16"], "too small"),
     (["--device", "cuda"], "CUDA is not available"),
@@ -376,6 +390,14 @@ def test_an_unknown_embedding_in_a_config_file_is_one_clear_line(tiles, tmp_path
     assert res.exit_code != 0 and "unknown embedding 'mean' (pooled|pooled+peak)" in res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_an_unknown_blob_size_law_in_a_config_file_is_one_clear_line(tiles, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("synth:\n  blob_sizes: normal\n")
+    res = run(["train", str(tiles), "--out", str(tmp_path / "r"), "--config", str(cfg)], ok=False)
+    assert res.exit_code != 0 and "unknown blob size law 'normal' (uniform|log)" in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
 
 
 def test_missing_data_folder(tmp_path):
