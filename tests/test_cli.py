@@ -383,21 +383,17 @@ def test_bad_flags_give_one_clear_line(tiles, tmp_path, args, message, monkeypat
     assert len(res.output.strip().splitlines()) == 1
 
 
-def test_an_unknown_embedding_in_a_config_file_is_one_clear_line(tiles, tmp_path):
+@pytest.mark.parametrize("text, message", [
+    ("score:\n  embedding: mean\n", "unknown embedding 'mean' (pooled|pooled+peak)"),
+    ("synth:\n  blob_sizes: normal\n", "unknown blob size law 'normal' (uniform|log)"),
+])
+def test_an_unknown_choice_in_a_config_file_is_one_clear_line(tiles, tmp_path, text, message):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("score:\n  embedding: mean\n")
+    cfg.write_text(text)
     res = run(["train", str(tiles), "--out", str(tmp_path / "r"), "--config", str(cfg)], ok=False)
-    assert res.exit_code != 0 and "unknown embedding 'mean' (pooled|pooled+peak)" in res.output
+    assert res.exit_code != 0 and message in res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
-
-
-def test_an_unknown_blob_size_law_in_a_config_file_is_one_clear_line(tiles, tmp_path):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("synth:\n  blob_sizes: normal\n")
-    res = run(["train", str(tiles), "--out", str(tmp_path / "r"), "--config", str(cfg)], ok=False)
-    assert res.exit_code != 0 and "unknown blob size law 'normal' (uniform|log)" in res.output
-    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
 
 
 def test_missing_data_folder(tmp_path):
