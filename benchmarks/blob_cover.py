@@ -19,9 +19,7 @@ import dataclasses
 import sys
 
 import torch
-from common import flat_regenerations, option, save_record, trailing, training_windows
-
-from sslad.config import load_yaml
+from common import flat_regenerations, option, save_record, synth_benchmark, trailing, training_windows
 
 
 def summary(cover: torch.Tensor) -> dict[str, float]:
@@ -30,13 +28,10 @@ def summary(cover: torch.Tensor) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0].startswith("-"):
-        print(__doc__, file=sys.stderr)
+    if (args := synth_benchmark(argv, __doc__)) is None:
         return 2
-    name, size, crop = argv[0], int(option(argv, "--size", "128")), int(option(argv, "--crop", "0"))
-    config = option(argv, "--config", "configs/cpu.yaml")
+    name, size, crop, config, synth = args
     areas = [float(a) for a in trailing(argv, "--areas", ["0.15", "0.3", "0.6", "1.0"])]
-    synth = load_yaml(config).synth
     synth = dataclasses.replace(synth, blob_sizes=option(argv, "--blob-sizes", synth.blob_sizes))
     rows = {}
     for area in areas:

@@ -17,9 +17,7 @@ import dataclasses
 import sys
 
 import torch
-from common import flat_regenerations, option, save_record, trailing, training_windows
-
-from sslad.config import load_yaml
+from common import flat_regenerations, save_record, synth_benchmark, trailing, training_windows
 
 BANDS = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 10**6))
 
@@ -52,13 +50,10 @@ def coverage(synth, size: int, crop: int = 0, regenerations: int = 6, images: in
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0].startswith("-"):
-        print(__doc__, file=sys.stderr)
+    if (args := synth_benchmark(argv, __doc__)) is None:
         return 2
-    name, size, crop = argv[0], int(option(argv, "--size", "128")), int(option(argv, "--crop", "0"))
-    config = option(argv, "--config", "configs/cpu.yaml")
+    name, size, crop, config, synth = args
     shares = [float(s) for s in trailing(argv, "--shares", ["0", "0.25", "0.5"])]
-    synth = load_yaml(config).synth
     side = crop or size
     edge = side_distance(side)
     rows = {}

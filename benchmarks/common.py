@@ -56,6 +56,19 @@ def map_benchmark(argv: list[str], usage: str):
     return *args, load_run(args[1]), trailing(argv, "--maps", ["seg", "density", "both"])
 
 
+def synth_benchmark(argv: list[str], usage: str):
+    """A rendering benchmark called ``script.py NAME [--size S] [--crop C] [--config YAML] [options]`` (no network):
+    (NAME, S, C, the config's path, its synth section), or None after printing its ``usage``."""
+    from sslad.config import load_yaml
+
+    if not argv or argv[0].startswith("-"):
+        print(usage, file=sys.stderr)
+        return None
+    config = option(argv, "--config", "configs/cpu.yaml")
+    size, crop = int(option(argv, "--size", "128")), int(option(argv, "--crop", "0"))
+    return argv[0], size, crop, config, load_yaml(config).synth
+
+
 def option(argv: list[str], key: str, default: str) -> str:
     """The value after option ``key`` (``--size 128``), or ``default``."""
     return argv[argv.index(key) + 1] if key in argv else default

@@ -3,6 +3,7 @@ to, for each map source, and the label-free yardstick rendered with small and la
 
 Usage:
     python benchmarks/region_size.py NAME RUN_DIR [--maps seg density both] [--blob-areas 0.15 0.6]
+        [--blob-sizes uniform|log]
 
 For each source the run's scorer is fitted anew as ``sslad train`` fits it (``score.map`` overridden) and its maps
 made of the real test split. Each defect pixel is put in the band of its connected region's area (a share of the
@@ -13,8 +14,9 @@ A map that finds a large low-contrast region by its strongest part but does not 
 the good images' (0.5: calm off the defect; above it, the map rises over the whole defective image, or around the
 defect, and the split's pixel AUROC, which counts those pixels as negatives, pays for it).
 These need the test masks (a diagnosis, not a choice). ``synthetic`` needs none: the pixel AUROC on the run's
-synthetic held-out set rendered with each ``--blob-area`` (whatever the run trained with), the label-free way to
-compare networks trained with and without larger blobs. Records ``benchmarks/results/NAME.json``.
+synthetic held-out set rendered with each ``--blob-area`` and the ``--blob-sizes`` law (default uniform; whatever
+the run trained with), the label-free way to compare networks trained with and without larger blobs.
+Records ``benchmarks/results/NAME.json``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from common import fitted_maps, map_benchmark, save_record, test_masks, trailing, yardstick_auroc, yardsticks
+from common import fitted_maps, map_benchmark, option, save_record, test_masks, trailing, yardstick_auroc, yardsticks
 from scipy import ndimage
 
 from sslad.scoring import pixel_metrics
@@ -50,11 +52,12 @@ def main(argv: list[str]) -> int:
         return 2
     name, run_dir, (model, _, ckpt, cfg, data, fit, holdout), sources = args
     areas = [float(a) for a in trailing(argv, "--blob-areas", ["0.15", "0.6"])]
+    law = option(argv, "--blob-sizes", "uniform")
     size = cfg.data.image_size
     types, masks = test_masks(data, size)
     good = types == "good"
     share = region_share(masks)
-    rendered = yardsticks(holdout, cfg, "blob_area", areas)
+    rendered = yardsticks(holdout, cfg.override(synth={"blob_sizes": law}), "blob_area", areas)
     rows = {}
     for source in sources:
         scorer, maps = fitted_maps(model, fit, holdout, cfg, source, data.test.images)
@@ -85,6 +88,7 @@ def main(argv: list[str]) -> int:
               + " ".join(f"(blob area {a}) {100 * v:.1f}" for a, v in row["synthetic"].items()),
               flush=True)
     save_record(name, {"name": name, "run_dir": str(run_dir), "seed": cfg.train.seed, "blob_area": cfg.synth.blob_area,
+                       "blob_sizes": cfg.synth.blob_sizes, "yardstick_blob_sizes": law,
                        "command": " ".join(["python", "benchmarks/region_size.py", *argv]), "rows": rows})
     return 0
 

@@ -58,15 +58,22 @@ def dali_renderer(device: torch.device):
     return make_renderer("dali", S, device, batch_size=16)
 
 
+def render_both(plan, imgs: torch.Tensor, name: str, tmp_path: Path, device: str = "cpu"):
+    """PLAN rendered by torch (on the CPU) and by DALI (on DEVICE): asserts the pixels agree (``compare``) and the
+    masks are bit-equal; returns torch's images, DALI's and torch's masks, and DALI's masks."""
+    padded = reflect_pad(imgs, plan.pad)
+    ref, ref_masks = render(plan, padded.cpu())
+    got, got_masks = dali_renderer(torch.device(device)).render(plan, padded)
+    compare(plan, ref, got, name, tmp_path)
+    assert torch.equal(got_masks.cpu(), ref_masks)  # the same plan gives the same masks
+    return ref, got, ref_masks, got_masks
+
+
 @pytest.mark.parametrize("scar", ["patch", "line"])
 def test_dali_cpu_matches_torch(dali, scar, tmp_path):
     imgs = base_images(5, S)
     plan = balanced_plan(len(imgs), 3, S, seed=21, scar=scar)
-    padded = reflect_pad(imgs, plan.pad)
-    ref, ref_masks = render(plan, padded)
-    got, got_masks = dali_renderer(torch.device("cpu")).render(plan, padded)
-    compare(plan, ref, got, f"cpu_{scar}", tmp_path)
-    assert torch.equal(got_masks, ref_masks)  # the same plan gives the same masks
+    ref, got, _, _ = render_both(plan, imgs, f"cpu_{scar}", tmp_path)
     # Same regions: pixels changed relative to the class-0 twin (same group) match.
     for i in (plan.label != PretextClass.GOOD).nonzero().flatten().tolist():
         t = i - int(plan.label[i])
@@ -89,11 +96,7 @@ def test_dali_cpu_matches_torch_on_irregular_rows(dali, scar, tmp_path):
         irr = plan.variant == 1
         assert bool((irr & (plan.label == PretextClass.CUTPASTE)).any())
         assert bool((plan.blend_index != plan.index).any())
-        padded = reflect_pad(imgs, plan.pad)
-        ref, ref_masks = render(plan, padded)
-        got, got_masks = dali_renderer(torch.device("cpu")).render(plan, padded)
-        compare(plan, ref, got, f"cpu_irregular_{scar}_{seed}", tmp_path)
-        assert torch.equal(got_masks, ref_masks)
+        _, _, ref_masks, _ = render_both(plan, imgs, f"cpu_irregular_{scar}_{seed}", tmp_path)
         assert int(ref_masks[irr].flatten(1).amax(1).min()) == 1  # every blob marks something
 
 
@@ -128,11 +131,7 @@ def test_dali_cpu_matches_torch_on_border_rows(dali, scar, tmp_path):
     imgs = base_images(4, S)
     plan = balanced_plan(len(imgs), 3, S, seed=6, scar=scar, irregular=0.5, cracks=0.5, border=1.0)
     assert set(plan.variant.tolist()) == {0, 1, 2}
-    padded = reflect_pad(imgs, plan.pad)
-    ref, ref_masks = render(plan, padded)
-    got, got_masks = dali_renderer(torch.device("cpu")).render(plan, padded)
-    compare(plan, ref, got, f"cpu_border_{scar}", tmp_path)
-    assert torch.equal(got_masks, ref_masks)
+    render_both(plan, imgs, f"cpu_border_{scar}", tmp_path)
 
 
 @pytest.mark.parametrize("sizes", ["uniform", "log"])
@@ -143,11 +142,7 @@ def test_dali_cpu_matches_torch_on_large_blobs(dali, tmp_path, sizes):
     plan = balanced_plan(len(imgs), 3, S, seed=9, irregular=1.0, blob_area=1.0, border=0.3, blob_sizes=sizes)
     blob = plan.variant == 1
     assert float((plan.box[blob, 2] * plan.box[blob, 3]).max()) > 0.5 * S * S
-    padded = reflect_pad(imgs, plan.pad)
-    ref, ref_masks = render(plan, padded)
-    got, got_masks = dali_renderer(torch.device("cpu")).render(plan, padded)
-    compare(plan, ref, got, f"cpu_large_blobs_{sizes}", tmp_path)
-    assert torch.equal(got_masks, ref_masks)
+    render_both(plan, imgs, f"cpu_large_blobs_{sizes}", tmp_path)
 
 
 @pytest.mark.parametrize("scar", ["patch", "line"])
@@ -241,12 +236,8 @@ def test_dali_training_runs_end_to_end(dali, tiles, tmp_path):
 def test_dali_gpu_matches_torch(dali, scar, irregular, cracks, tmp_path):
     imgs = base_images(5, S).cuda()
     plan = balanced_plan(len(imgs), 3, S, seed=21, scar=scar, irregular=irregular, cracks=cracks)
-    padded = reflect_pad(imgs, plan.pad)
-    ref, ref_masks = render(plan, padded.cpu())
-    got, got_masks = dali_renderer(torch.device("cuda")).render(plan, padded)
+    _, got, _, got_masks = render_both(plan, imgs, f"gpu_{scar}_{irregular}_{cracks}", tmp_path, "cuda")
     assert got.is_cuda and got_masks.is_cuda  # stays on the device: no host round trip
-    compare(plan, ref, got, f"gpu_{scar}_{irregular}_{cracks}", tmp_path)
-    assert torch.equal(got_masks.cpu(), ref_masks)
 
 
 @pytest.mark.gpu
