@@ -353,9 +353,9 @@ def test_blob_area_sizes_only_the_blob_boxes():
     blob = base.variant == 1
     assert torch.equal(big.variant, base.variant)
     _only_blob_boxes_differ(base, big, blob)
-    area = lambda p: _blob_areas(p, blob)  # noqa: E731
-    assert float(area(base).max()) <= 0.16 and 0.3 < float(area(big).max()) <= 0.6
-    assert (area(big) >= area(base) - 0.01).all()  # the same draw, scaled: never smaller (but for rounding)
+    a_base, a_big = _blob_areas(base, blob), _blob_areas(big, blob)
+    assert float(a_base.max()) <= 0.16 and 0.3 < float(a_big.max()) <= 0.6
+    assert (a_big >= a_base - 0.01).all()  # the same draw, scaled: never smaller (but for rounding)
     assert torch.equal(big.blob[blob, 2], base.blob[blob, 2])  # the same opacity
 
 
