@@ -66,9 +66,9 @@ def test_checkpoint_is_self_describing(trained):
     assert sc["density"]["mean"].shape == (512 + 128 + 256,)
     # every mode's AUROC on synthetic anomalies of the held-out images is recorded; the chosen mode is stored
     assert set(sc["synthetic_auroc"]) == {"embedding", "map", "both"} and sc["image_score"] in sc["synthetic_auroc"]
-    # 3 held-out images are few: their augmented good views (one synthetic group per variant) join them
-    assert sc["calibration"]["set"] == "holdout" and sc["calibration"]["images"] == 3 and sc["quantile"] == 0.99
-    assert sc["calibration"]["views"] == 3 * 8
+    # the thresholds' images and rule: 3 held-out images, their scores' fitted tail (no augmented views joined)
+    assert sc["calibration"] == {"set": "holdout", "images": 3, "rule": "tail"} and sc["quantile"] == 0.99
+    assert sc["threshold_rule"] == "tail"
     assert ck["config"]["synth"]["backend"] == "torch" and ck["epoch"] == 2 and ck["regen_index"] == 1
     assert ck["config"]["synth"]["color"] == "gray" and ck["config"]["train"]["lr"] == 3e-4  # resolved values
     assert "threshold" not in ck and math.isfinite(sc["threshold"])  # stored once, in the scorer
@@ -149,11 +149,13 @@ def test_regen_every_n_reuses_the_set_between_regenerations(tiles, tmp_path):
     assert "(seed 2)" in res.output  # seed 0 + k for k = 2
 
 
-def test_threshold_is_a_quantile_of_held_out_good_scores(trained):
-    """The stored threshold is the 0.99 quantile of the scores of the held-out good training images."""
+def test_threshold_is_read_off_the_held_out_good_scores(trained):
+    """The stored thresholds are the 0.99 quantile of the held-out good training images' scores (image scores, map
+    maxima) as the default rule reads it: an exponential tail fitted to them alone, however few (here 3)."""
     from sslad.checkpoint import load_checkpoint
     from sslad.data import holdout_split, load_dataset
     from sslad.models import infer_images
+    from sslad.scoring import tail_threshold
 
     out, _ = trained
     model, scorer, ck = load_checkpoint(out)
@@ -162,17 +164,10 @@ def test_threshold_is_a_quantile_of_held_out_good_scores(trained):
     held_out = data.train.subset(hold)
     res = infer_images(model, held_out.images, map_fn=scorer.map_fn, embed_fn=scorer.embed_fn)  # as the scorer
     scores, maps = scorer.score(res.embeddings, res.maps, 32)
-    # 3 held-out images are fewer than score.views_below: their augmented good views join them
-    from sslad.backends import make_renderer
-    from sslad.config import RunConfig
-    from sslad.training import synthetic_holdout
-
-    emb, probs, anomalous, _ = synthetic_holdout(model, held_out, make_renderer("torch", 32, torch.device("cpu")),
-                                              RunConfig.from_dict(ck["config"]), scorer.map_fn, scorer.embed_fn)
-    views, view_maps = scorer.score(emb[~anomalous], probs[~anomalous], 32)
-    scores, maps = np.concatenate([scores, views]), torch.cat([maps, view_maps])
-    assert scorer.threshold == pytest.approx(float(np.quantile(scores, 0.99)), rel=1e-5, abs=1e-6)
-    assert scorer.pixel_threshold == pytest.approx(float(np.quantile(maps.flatten(1).amax(1), 0.99)), rel=1e-5)
+    assert scorer.calibration == {"set": "holdout", "images": 3, "rule": "tail"}
+    assert scorer.threshold == pytest.approx(tail_threshold(scores, 0.99), rel=1e-5, abs=1e-6)
+    assert scorer.pixel_threshold == pytest.approx(tail_threshold(maps.flatten(1).amax(1).numpy(), 0.99), rel=1e-5)
+    assert json.loads((out / "metrics.json").read_text())["threshold_rule"] == "tail"
 
 
 def test_holdout_split_is_deterministic_and_disjoint():
@@ -386,6 +381,7 @@ def test_bad_flags_give_one_clear_line(tiles, tmp_path, args, message, monkeypat
 @pytest.mark.parametrize("text, message", [
     ("score:\n  embedding: mean\n", "unknown embedding 'mean' (pooled|pooled+peak)"),
     ("synth:\n  blob_sizes: normal\n", "unknown blob size law 'normal' (uniform|log)"),
+    ("score:\n  threshold_rule: max\n", "unknown threshold rule 'max' (tail|quantile)"),
 ])
 def test_an_unknown_choice_in_a_config_file_is_one_clear_line(tiles, tmp_path, text, message):
     cfg = tmp_path / "c.yaml"

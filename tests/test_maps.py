@@ -78,22 +78,30 @@ def test_auto_image_score_picks_the_best_mode_on_synthetic_anomalies():
     assert close.image_score == "embedding" and close.synthetic_auroc["map"] == 1.0
 
 
-def test_few_held_out_images_take_their_augmented_views_into_the_threshold():
-    """Below ``views_below`` held-out images the threshold is the quantile of the held-out scores and of the
-    synthetic set's good rows together; above it, of the held-out scores alone."""
+def test_few_held_out_images_take_their_augmented_views_into_the_quantile_threshold():
+    """``threshold_rule: quantile``: below ``views_below`` held-out images the threshold is the quantile of the
+    held-out scores and of the synthetic set's good rows together; above it, of the held-out scores alone. The
+    tail rule fits the held-out scores alone, however few."""
     from sslad.config import ScoreConfig
-    from sslad.scoring import Scorer
+    from sslad.scoring import Scorer, tail_threshold
 
     g = torch.Generator().manual_seed(1)
     fit = (torch.randn(40, 8, generator=g), None)
     hold = (torch.randn(12, 8, generator=g), None)
     synth = (torch.randn(30, 8, generator=g) * 2.0, None, np.array([False] * 10 + [True] * 20))
-    few = Scorer(ScoreConfig(image_score="embedding", views_below=50)).fit(*fit, 32, holdout=hold, synthetic=synth)
+
+    def scorer(**kw):
+        return Scorer(ScoreConfig(image_score="embedding", **kw)).fit(*fit, 32, holdout=hold, synthetic=synth)
+
+    few = scorer(views_below=50, threshold_rule="quantile")
     both = np.concatenate([few.density.score(hold[0]).numpy(), few.density.score(synth[0][:10]).numpy()])
     assert few.calibration["views"] == 10 and few.threshold == pytest.approx(float(np.quantile(both, 0.99)))
-    many = Scorer(ScoreConfig(image_score="embedding", views_below=5)).fit(*fit, 32, holdout=hold, synthetic=synth)
+    many = scorer(views_below=5, threshold_rule="quantile")
     assert "views" not in many.calibration
     assert many.threshold == pytest.approx(float(np.quantile(many.density.score(hold[0]).numpy(), 0.99)))
+    tail = scorer(views_below=50)
+    assert "views" not in tail.calibration
+    assert tail.threshold == pytest.approx(tail_threshold(tail.density.score(hold[0]).numpy(), 0.99))
 
 
 def test_overlay_outlines_the_ground_truth_and_the_thresholded_region():

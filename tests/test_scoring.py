@@ -181,6 +181,29 @@ def test_decision_metrics_at_a_threshold():
     assert d["f1_max_uses_test_labels"] is True and d["f1_max"] == pytest.approx(0.8) and d["f1_max_threshold"] == 0.25
 
 
+def test_tail_threshold_reads_a_high_quantile_off_few_scores_better_than_their_empirical_quantile():
+    """The 0.99 quantile of an exponential law (ln 100) from 20 scores: the empirical quantile of so few is about
+    their maximum, too low on average; the fitted tail is about right, and the share of new good scores above it
+    (the false-positive rate, exp(-t)) half the empirical quantile's, on average and at the 90th percentile."""
+    from sslad.scoring import quantile_threshold, tail_threshold
+
+    rng = np.random.default_rng(0)
+    truth = math.log(100)
+    draws = rng.exponential(size=(1000, 20)) + 50.0  # an offset: the tail's start is fitted, not assumed at 0
+    tail = np.array([tail_threshold(d, 0.99) for d in draws]) - 50.0
+    empirical = np.array([quantile_threshold(d, 0.99) for d in draws]) - 50.0
+    assert abs(tail.mean() - truth) < 0.25 < abs(empirical.mean() - truth)
+    fpr_tail, fpr_empirical = np.exp(-tail), np.exp(-empirical)
+    assert fpr_tail.mean() < 0.035 < 0.045 < fpr_empirical.mean()  # measured: 2.6 % and 5.1 %
+    assert np.percentile(fpr_tail, 90) < 0.8 * np.percentile(fpr_empirical, 90)
+    assert tail_threshold(rng.exponential(size=20_000), 0.99) == pytest.approx(truth, rel=0.05)  # consistent
+    few = draws[0]
+    assert tail_threshold(few, 0.5) == quantile_threshold(few, 0.5)  # inside the body: the empirical quantile
+    assert tail_threshold(few, 1.0) == few.max()
+    assert tail_threshold(few, 0.95) < tail_threshold(few, 0.99) < tail_threshold(few, 0.999)
+    assert tail_threshold(np.full(10, 3.0), 0.99) == 3.0  # no spread, no excess: the common value
+
+
 def test_maps_are_upsampled_and_smoothed_to_the_image():
     from sslad.scoring import to_image_maps
 
@@ -195,15 +218,21 @@ def test_maps_are_upsampled_and_smoothed_to_the_image():
 
 def test_scorer_thresholds_come_from_the_held_out_set():
     from sslad.config import ScoreConfig
-    from sslad.scoring import Scorer
+    from sslad.scoring import Scorer, quantile_threshold, tail_threshold
 
     g = torch.Generator().manual_seed(0)
     fit = (torch.randn(60, 8, generator=g), torch.rand(60, 1, 8, 8, generator=g) * 0.1)
     hold = (torch.randn(30, 8, generator=g) * 1.5, torch.rand(30, 1, 8, 8, generator=g) * 0.2)
     sc = Scorer(ScoreConfig(image_score="embedding", threshold_quantile=0.9)).fit(*fit, 32, holdout=hold)
     s_hold, _ = sc.score(*hold, 32)
-    assert sc.calibration == {"set": "holdout", "images": 30}
-    assert sc.threshold == pytest.approx(float(np.quantile(s_hold, 0.9)))
+    assert sc.calibration == {"set": "holdout", "images": 30, "rule": "tail"}  # the default rule
+    assert sc.threshold == pytest.approx(tail_threshold(s_hold, 0.9)) != pytest.approx(quantile_threshold(s_hold, 0.9))
+    emp = Scorer(ScoreConfig(image_score="embedding", threshold_quantile=0.9, threshold_rule="quantile"))
+    assert emp.fit(*fit, 32, holdout=hold).threshold == pytest.approx(float(np.quantile(s_hold, 0.9)))
+    assert Scorer.from_state(emp.state_dict()).threshold_rule == "quantile"
+    old = {k: v for k, v in sc.state_dict().items() if k != "threshold_rule"}  # a checkpoint before 0.8
+    assert Scorer.from_state(old).threshold_rule == "quantile"
+    assert Scorer.from_state(sc.state_dict()).threshold_rule == "tail"
     both = Scorer(ScoreConfig(image_score="both")).fit(*fit, 32, holdout=hold)
     s_both, maps = both.score(*hold, 32)
     assert abs(float(np.mean(s_both))) < 1e-6  # each part standardised on the held-out set

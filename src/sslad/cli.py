@@ -175,6 +175,11 @@ def cli():
               + _d("score", "inference_precision"))
 @click.option("--threshold-quantile", type=float, default=None,
               help="Thresholds: this quantile of the held-out good images' scores" + _d("score", "threshold_quantile"))
+@click.option("--threshold-rule", type=click.Choice(C.THRESHOLD_RULES), default=None,
+              help="How the thresholds read that quantile: tail (an exponential tail fitted to the top fifth of the "
+              "held-out scores: steadier on few images) or quantile (their empirical quantile, joined by their "
+              "augmented views' below score.views_below held-out images; the rule before 0.8)"
+              + _d("score", "threshold_rule"))
 @click.option("--baseline/--no-baseline", default=None,
               help="Also fit and score the untrained network (the training's first weights, the same seed) the same "
               "way, and report it beside the run: what the pretext training is worth on this data (the --epochs 0 "

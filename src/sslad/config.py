@@ -118,9 +118,10 @@ class ScoreConfig:
     embedding: str = "pooled+peak"  # pooled: layer4 averaged; +peak: and the patch descriptors' maximum
     image_score: str = "embedding"  # or map, both, auto (the best AUROC on synthetic anomalies of held-out images)
     threshold_quantile: float = 0.99  # of the held-out good images' scores
+    threshold_rule: str = "tail"  # how that quantile is read off them: see THRESHOLD_RULES
     holdout: float = 0.1  # share of train/good kept out of training and the fit, for the thresholds
     holdout_min: int = 10  # ... but at least this many (at most a quarter of train/good)
-    views_below: int = 50  # fewer held-out images than this: their augmented views join them for the thresholds
+    views_below: int = 50  # threshold_rule quantile: fewer held-out images than this, their augmented views join them
     auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
     tile: int = 0  # score in overlapping tiles of this side (embedding score: the worst tile's); 0: whole images
     whole_view: int = 0  # also embed the whole image at this side, a density of its own, joined; 0: off
@@ -133,6 +134,10 @@ class ScoreConfig:
     # (about 2x faster on a CPU with native bf16, the same AUROCs: docs/results.md), auto (bf16 where native)
 
 
+#: How the thresholds read the quantile off the held-out good images' scores: an exponential tail fitted to their
+#: top fifth (tail: ``sslad.scoring.metrics.tail_threshold``), or their empirical quantile, joined below
+#: ``views_below`` held-out images by their augmented views' scores (quantile: the rule before 0.8).
+THRESHOLD_RULES = ("tail", "quantile")
 STUDENT_ARCHS = ("resnet18", "resnet10", "resnet10_slim", "mobilenet_v3_small")  # the downstream transfer's trunks
 #: A run's anomaly maps: the per-pixel head's (seg), a patch density's over the trunk's mid-level features
 #: (density), or the two averaged on their held-out scales (both).
@@ -298,6 +303,7 @@ class RunConfig:
             (c.image_score in ("embedding", "auto") or t.seg_weight > 0 or c.map != "seg",
              f"--image-score {c.image_score} needs maps: the per-pixel head (--seg-weight > 0) or --map density"),
             (0 < c.threshold_quantile <= 1, "--threshold-quantile must lie in (0, 1]"),
+            one_of(c.threshold_rule, THRESHOLD_RULES, "threshold rule"),
             (0 <= c.holdout <= 0.5, "holdout must lie in [0, 0.5]"),
             (c.holdout_min >= 0, "holdout_min cannot be negative"),
             (c.views_below >= 0, "views_below cannot be negative"),

@@ -37,6 +37,7 @@ def evaluate_set(detector: Detector, test: ImageSet | None, out_dir: Path, extra
                     detector.map_range, detector.pixel_threshold, masks=test.masks,
                     untrained=(extra or {}).get("untrained"))
     metrics.update({"threshold": threshold, "threshold_quantile": detector.scorer.quantile,
+                    "threshold_rule": detector.scorer.threshold_rule,
                     "pixel_threshold": detector.pixel_threshold, "map_range": detector.map_range})
     metrics.update(extra or {})
     write_json(out_dir / "metrics.json", metrics)

@@ -19,6 +19,7 @@ from sslad.scoring.metrics import (
     image_metrics,
     pixel_metrics,
     quantile_threshold,
+    tail_threshold,
 )
 from sslad.scoring.scorer import Scorer
 
@@ -26,5 +27,6 @@ __all__ = [
     "DENSITY_TYPES", "GaussianDensity", "KNNDensity", "PatchGaussian", "PatchKNN", "Scorer", "aupro", "auroc",
     "decision_metrics",
     "density_from_state", "image_metrics", "ledoit_wolf", "make_density", "pixel_metrics", "quantile_threshold",
+    "tail_threshold",
     "to_image_maps",
 ]

@@ -33,8 +33,10 @@ network has seen (``sslad.data.holdout_split``):
   smoothed anomaly map) or ``both`` (the sum of the two, each standardised by its mean and
   standard deviation on the held-out images); ``auto`` picks the one with the best AUROC on a
   *synthetic* set: pretext anomalies rendered onto the held-out images (no test label is used);
-* image threshold: the ``quantile`` of the held-out image scores;
-* pixel threshold: the ``quantile`` of the held-out images' map maxima (a good image has no pixel
+* image threshold: the ``quantile`` of the held-out image scores, read off them by ``threshold_rule``: an
+  exponential tail fitted to their top fifth (``tail``), or their empirical quantile (``quantile``, joined by
+  their augmented views' scores below ``views_below`` held-out images);
+* pixel threshold: the same of the held-out images' map maxima (a good image has no pixel
   above it with that probability), and the map display range ``[median held-out pixel, 2x the
   threshold's distance above it]``, so overlays of every image share one colour scale.
 """
@@ -58,7 +60,7 @@ from sslad.scoring.density import (
     patch_density_from_state,
 )
 from sslad.scoring.maps import smooth_maps, to_image_maps
-from sslad.scoring.metrics import auroc, quantile_threshold
+from sslad.scoring.metrics import auroc, quantile_threshold, tail_threshold
 
 FORMAT = "sslad-scorer"
 #: Whole view: a view's standardised log score counts down to this and no further (a view that finds an image
@@ -107,6 +109,7 @@ class Scorer:
         self.image_score = cfg.image_score
         self.embedding = cfg.embedding  # pooled, or pooled+peak (made from the patch descriptors: embed_fn)
         self.quantile = cfg.threshold_quantile
+        self.threshold_rule = cfg.threshold_rule
         self.views_below = cfg.views_below
         self.auto_margin = cfg.auto_margin
         self.tile = cfg.tile  # > 0: the network scores tiles of this side; embeddings arrive as (N, T, D)
@@ -275,9 +278,9 @@ class Scorer:
 
         ``synthetic`` = (embeddings, probs, anomalous (N,) bool) of pretext samples rendered onto the
         held-out images: with ``image_score="auto"`` the mode with the best AUROC on them is kept
-        (``embedding`` when there is no synthetic set). When fewer than ``views_below`` images are held
-        out (their 99th percentile is little more than their maximum), the synthetic set's good rows,
-        augmented views of the same images, join them for the thresholds: more views, a steadier tail.
+        (``embedding`` when there is no synthetic set). With ``threshold_rule: quantile`` and fewer than
+        ``views_below`` images held out (their 99th percentile is little more than their maximum), the synthetic
+        set's good rows, augmented views of the same images, join them for the thresholds.
         """
         use_holdout = holdout is not None and self.calibrates_on_holdout(len(holdout[0]))
         cal_emb, cal_probs, cal_whole = _with_whole(holdout) if use_holdout else (embeddings, probs, whole)
@@ -290,7 +293,8 @@ class Scorer:
             self.whole_density.fit(whole)
             self.view_stats = [[float(x.mean()), float(max(float(x.std(unbiased=False)), 1e-12))]
                                for x in map(self._log, self._view_scores(cal_emb, cal_whole))]
-        self.calibration = {"set": "holdout" if use_holdout else "fit", "images": int(len(cal_emb))}
+        self.calibration = {"set": "holdout" if use_holdout else "fit", "images": int(len(cal_emb)),
+                            "rule": self.threshold_rule}
         maps = self.maps(cal_probs, size)
         parts = self._parts(cal_emb, maps, cal_whole)
         self.stats = {k: [float(v.mean()), float(max(float(v.std(unbiased=False)), 1e-12))] for k, v in parts.items()}
@@ -304,15 +308,17 @@ class Scorer:
         elif self.image_score == "auto":
             self.image_score = "embedding"
         lo = None if maps is None else float(maps.median())
-        if synthetic is not None and use_holdout and len(cal_emb) < self.views_below:
+        few = use_holdout and len(cal_emb) < self.views_below
+        if self.threshold_rule == "quantile" and synthetic is not None and few:
             good = ~torch.as_tensor(np.asarray(synthetic[2]))
             view_probs = None if sprobs is None else sprobs[good]
             views = self._parts(emb[good], self.maps(view_probs, size), None if swhole is None else swhole[good])
             parts = {k: torch.cat([v, views[k]]) for k, v in parts.items()}
             self.calibration["views"] = int(good.sum())
-        self.threshold = quantile_threshold(self._combine(parts).numpy(), self.quantile)
+        rule = tail_threshold if self.threshold_rule == "tail" else quantile_threshold
+        self.threshold = rule(self._combine(parts).numpy(), self.quantile)
         if maps is not None:
-            self.pixel_threshold = quantile_threshold(parts["map"].numpy(), self.quantile)
+            self.pixel_threshold = rule(parts["map"].numpy(), self.quantile)
             self.map_range = [lo, lo + 2 * max(self.pixel_threshold - lo, 1e-6)]
         return self
 
@@ -345,8 +351,8 @@ class Scorer:
 
     def state_dict(self) -> dict:
         return {"format": FORMAT, "density": self.density.state_dict(), "image_score": self.image_score,
-                "quantile": self.quantile, "stats": self.stats, "threshold": self.threshold,
-                "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
+                "quantile": self.quantile, "threshold_rule": self.threshold_rule, "stats": self.stats,
+                "threshold": self.threshold, "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
                 "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile,
                 "map_source": self.map_source, "map_scales": self.map_scales, "embedding": self.embedding,
                 "map_layers": list(self.map_layers), "synthetic_map_auroc": self.synthetic_map_auroc,
@@ -366,6 +372,7 @@ class Scorer:
         for key in ("image_score", "quantile", "stats", "threshold", "pixel_threshold", "map_range", "calibration"):
             setattr(self, key, state[key])
         self.synthetic_auroc = dict(state.get("synthetic_auroc") or {})
+        self.threshold_rule = str(state.get("threshold_rule", "quantile"))  # before 0.8: the empirical quantile
         self.tile = int(state.get("tile", 0))
         self.map_source = str(state.get("map_source", "seg"))
         self.embedding = str(state.get("embedding", "pooled"))  # before 0.5: the pooled embedding alone
