@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/threshold_rules.py NAME RUN_DIR [RUN_DIR ...] [--cache DIR] [--splits 200] [--sizes 10,20,40]
+                                         [--tail-from 0.5,0.7,0.9]
 
 Each run's detector scores its held-out good images, their augmented good views (the synthetic set's class-0
 rows, what sslad joins below ``score.views_below`` held-out images) and the test split; the scores are cached
@@ -13,7 +14,8 @@ run's own quantile q:
 * ``max``: the held-out maximum;
 * ``normal``: mean + z_q standard deviations of the held-out scores;
 * ``tail``: an exponential tail fitted to the held-out scores above their 80th percentile
-  (``sslad.scoring.tail_threshold``, sslad's rule since 0.8).
+  (``sslad.scoring.tail_threshold``, sslad's rule since 0.8); ``--tail-from`` adds ``tail@P`` rules, the tail
+  fitted above the P quantile instead.
 
 Each rule is set on all the held-out images, and on ``--splits`` random subsets of ``--sizes`` of them (with
 their views), which stand in for a small training set's held-out split (mean and 90th percentile of the
@@ -53,6 +55,8 @@ def threshold(rule: str, real: np.ndarray, views: np.ndarray, q: float) -> float
         return float(real.mean() + NormalDist().inv_cdf(q) * real.std())
     if rule == "tail":
         return tail_threshold(real, q)
+    if rule.startswith("tail@"):
+        return tail_threshold(real, q, float(rule[5:]))
     raise ValueError(rule)
 
 
@@ -88,14 +92,14 @@ def run_scores(run_dir: str, cache: Path) -> dict:
     return out
 
 
-def analyse(s: dict, splits: int, sizes: list[int]) -> dict:
+def analyse(s: dict, splits: int, sizes: list[int], rules: list[str]) -> dict:
     q, real, views, view_of = float(s["q"]), s["real"], s["views"], s["view_of"]
     test, good = s["test"], s["good"].astype(bool)
     rng = np.random.default_rng(0)
     halves = [rng.permutation(len(real)) for _ in range(splits)]
     subsets = {n: [rng.choice(len(real), n, replace=False) for _ in range(splits)] for n in sizes if n < len(real)}
     rows = {}
-    for rule in RULES:
+    for rule in rules:
         t = threshold(rule, real, views, q)
         exceed = []
         for perm in halves:
@@ -113,11 +117,11 @@ def analyse(s: dict, splits: int, sizes: list[int]) -> dict:
             "rules": rows}
 
 
-def summarise(runs: dict) -> dict:
+def summarise(runs: dict, rules: list[str]) -> dict:
     """Per dataset and rule: the mean and worst (max) over runs of each figure."""
     out = {}
     for dataset in sorted({r["dataset"] for r in runs.values()}):
-        per_rule = {rule: [r["rules"][rule] for r in runs.values() if r["dataset"] == dataset] for rule in RULES}
+        per_rule = {rule: [r["rules"][rule] for r in runs.values() if r["dataset"] == dataset] for rule in rules}
         out[dataset] = {}
         for rule, per in per_rule.items():
             figures = {k: [p[k] for p in per] for k in ("fpr", "recall", "holdout_half_exceed")}
@@ -144,9 +148,10 @@ def main(argv: list[str]) -> int:
     name, runs = args[0], args[1:]
     cache, splits = Path(opts.get("--cache", "threshold_rules_cache")), int(opts.get("--splits", "200"))
     sizes = [int(v) for v in opts.get("--sizes", "10,20,40").split(",")]
-    record = {"name": name, "rules": list(RULES), "splits": splits, "sizes": sizes, "runs": {}}
+    rules = [*RULES, *(f"tail@{p}" for p in opts["--tail-from"].split(","))] if "--tail-from" in opts else list(RULES)
+    record = {"name": name, "rules": rules, "splits": splits, "sizes": sizes, "runs": {}}
     for run in runs:
-        res = analyse(run_scores(run, cache), splits, sizes)
+        res = analyse(run_scores(run, cache), splits, sizes, rules)
         res["dataset"] = json.loads((Path(run) / "metrics.json").read_text())["dataset"]
         record["runs"][run] = res
         print(f"{run}: {res['dataset']}, {res['held_out']} held out, {res['views']} views")
@@ -156,7 +161,7 @@ def main(argv: list[str]) -> int:
                   f"  held-out half above {100 * r['holdout_half_exceed']:5.1f} %"
                   + "".join(f"  n={n}: {100 * v['fpr_mean']:4.1f} % / {100 * v['recall_mean']:4.1f} %"
                             for n, v in r["subsets"].items()))
-    record["summary"] = summarise(record["runs"])
+    record["summary"] = summarise(record["runs"], rules)
     save_record(name, record)
     return 0
 

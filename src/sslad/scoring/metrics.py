@@ -130,7 +130,7 @@ def tail_threshold(scores: np.ndarray, quantile: float, tail_from: float = TAIL_
     """Decision threshold from an exponential tail fitted to the good images' scores above their ``tail_from``
     quantile u (peaks over a threshold with shape 0; the scale's maximum-likelihood estimate is the mean
     excess): u + mean excess * ln((1 - tail_from) / (1 - quantile)). The empirical 0.99 quantile of 77 scores
-    rests on their top two; this averages the fifteen above u (``docs/results.md``, *Thresholds*). For a
+    rests on their top two; this averages the fifteen above u (``docs/results.md``, *Threshold rules*). For a
     ``quantile`` inside the body (<= ``tail_from``) or at 1, the empirical quantile."""
     s = np.asarray(scores, dtype=np.float64)
     if not tail_from < quantile < 1:
