@@ -9,8 +9,9 @@ rows, what sslad joins below ``score.views_below`` held-out images) and the test
 in ``--cache`` (one ``.npz`` per run) so that rules can be compared again without scoring. Rules, each at the
 run's own quantile q:
 
-* ``quantile``: the empirical q-quantile of the held-out scores (sslad's rule from 50 held-out images);
-* ``views``: the same on the held-out scores joined with their views' (sslad's rule below 50);
+* ``quantile``: the empirical q-quantile of the held-out scores (before 0.8, sslad's rule from 50 held-out
+  images; ``--threshold-rule quantile`` since);
+* ``views``: the same on the held-out scores joined with their views' (that rule below 50);
 * ``max``: the held-out maximum;
 * ``normal``: mean + z_q standard deviations of the held-out scores;
 * ``tail``: an exponential tail fitted to the held-out scores above their 80th percentile
