@@ -178,7 +178,7 @@ def cli():
 @click.option("--threshold-rule", type=click.Choice(C.THRESHOLD_RULES), default=None,
               help="How the thresholds read that quantile: tail (an exponential tail fitted to the top fifth of the "
               "held-out scores: steadier on few images) or quantile (their empirical quantile, joined by their "
-              "augmented views' below score.views_below held-out images; the rule before 0.8)"
+              "augmented views' scores below score.views_below held-out images; the rule before 0.8)"
               + _d("score", "threshold_rule"))
 @click.option("--baseline/--no-baseline", default=None,
               help="Also fit and score the untrained network (the training's first weights, the same seed) the same "
