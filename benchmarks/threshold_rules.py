@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/threshold_rules.py NAME RUN_DIR [RUN_DIR ...] [--cache DIR] [--splits 200] [--sizes 10,20,40]
-                                         [--tail-from 0.5,0.7,0.9]
+                                         [--tail-from 0.5,0.7,0.9] [--quantile 0.95]
 
 Each run's detector scores its held-out good images, their augmented good views (the synthetic set's class-0
 rows, what sslad joins below ``score.views_below`` held-out images) and the test split; the scores are cached
@@ -14,17 +14,21 @@ run's own quantile q:
 * ``views``: the same on the held-out scores joined with their views' (that rule below 50);
 * ``max``: the held-out maximum;
 * ``normal``: mean + z_q standard deviations of the held-out scores;
-* ``tail``: an exponential tail fitted to the held-out scores above their 80th percentile
-  (``sslad.scoring.tail_threshold``, sslad's rule since 0.8); ``--tail-from`` adds ``tail@P`` rules, the tail
-  fitted above the P quantile instead.
+* ``tail``: an exponential tail fitted to the held-out scores above their 80th percentile, read at its fitted
+  scale (``sslad.scoring.tail_threshold``, sslad's rule in 0.8); ``--tail-from`` adds ``tail@P`` rules, the tail
+  fitted above the P quantile instead;
+* ``predictive``: the bound a new good score passes with probability 1 - q when the top fifth of the held-out
+  scores is an exponential tail, at any number of them (``sslad.scoring.predictive_threshold``, sslad's rule
+  since 0.9); ``--tail-from`` adds ``predictive@P`` rules too.
 
 Each rule is set on all the held-out images, and on ``--splits`` random subsets of ``--sizes`` of them (with
 their views), which stand in for a small training set's held-out split (mean and 90th percentile of the
-false-positive rate over the subsets). Beside the test figures, a check that needs no test label:
-``--splits`` random halves of the held-out images, each rule set on one half (and its views) and judged by
-the share of the other half above it -- what the rule promises (1 - q) against what it keeps on good images
-it has not seen, from the training set alone. Summaries are per dataset (mean and worst run).
-Writes ``benchmarks/results/NAME.json``.
+false-positive rate over the subsets). ``--quantile`` sets every rule at that quantile instead of each run's
+own (a rule's recall at the false-positive rate another reaches at its quantile). Beside the test figures,
+a check that needs no test label: ``--splits`` random halves of the held-out images, each rule set on one
+half (and its views) and judged by the share of the other half above it -- what the rule promises (1 - q)
+against what it keeps on good images it has not seen, from the training set alone. Summaries are per
+dataset (mean and worst run). Writes ``benchmarks/results/NAME.json``.
 """
 
 from __future__ import annotations
@@ -37,14 +41,14 @@ from pathlib import Path
 import numpy as np
 from common import save_record
 
-RULES = ("quantile", "views", "max", "normal", "tail")
+RULES = ("quantile", "views", "max", "normal", "tail", "predictive")
 
 
 def threshold(rule: str, real: np.ndarray, views: np.ndarray, q: float) -> float:
     """The threshold ``rule`` sets from held-out scores ``real`` and their views' ``views`` at quantile ``q``."""
     from statistics import NormalDist
 
-    from sslad.scoring import tail_threshold
+    from sslad.scoring import predictive_threshold, tail_threshold
 
     if rule == "quantile":
         return float(np.quantile(real, q))
@@ -58,6 +62,10 @@ def threshold(rule: str, real: np.ndarray, views: np.ndarray, q: float) -> float
         return tail_threshold(real, q)
     if rule.startswith("tail@"):
         return tail_threshold(real, q, float(rule[5:]))
+    if rule == "predictive":
+        return predictive_threshold(real, q)
+    if rule.startswith("predictive@"):
+        return predictive_threshold(real, q, float(rule[11:]))
     raise ValueError(rule)
 
 
@@ -93,8 +101,8 @@ def run_scores(run_dir: str, cache: Path) -> dict:
     return out
 
 
-def analyse(s: dict, splits: int, sizes: list[int], rules: list[str]) -> dict:
-    q, real, views, view_of = float(s["q"]), s["real"], s["views"], s["view_of"]
+def analyse(s: dict, splits: int, sizes: list[int], rules: list[str], quantile: float | None = None) -> dict:
+    q, real, views, view_of = float(s["q"] if quantile is None else quantile), s["real"], s["views"], s["view_of"]
     test, good = s["test"], s["good"].astype(bool)
     rng = np.random.default_rng(0)
     halves = [rng.permutation(len(real)) for _ in range(splits)]
@@ -130,7 +138,7 @@ def summarise(runs: dict, rules: list[str]) -> dict:
                         for n in per[0]["subsets"] for k in ("fpr_mean", "fpr_p90", "recall_mean")}
             out[dataset][rule] = {k: {"mean": float(np.mean(v)), "max": float(np.max(v))} for k, v in figures.items()}
             f = out[dataset][rule]
-            print(f"{dataset} ({len(per)} runs) {rule:<8} FPR {100 * f['fpr']['mean']:4.1f} % (worst"
+            print(f"{dataset} ({len(per)} runs) {rule:<10} FPR {100 * f['fpr']['mean']:4.1f} % (worst"
                   f" {100 * f['fpr']['max']:4.1f}), recall {100 * f['recall']['mean']:4.1f} %, held-out half"
                   f" {100 * f['holdout_half_exceed']['mean']:4.1f} %"
                   + "".join(f" | n={n}: FPR {100 * f[f'n{n}_fpr_mean']['mean']:4.1f} % (worst"
@@ -149,15 +157,17 @@ def main(argv: list[str]) -> int:
     name, runs = args[0], args[1:]
     cache, splits = Path(opts.get("--cache", "threshold_rules_cache")), int(opts.get("--splits", "200"))
     sizes = [int(v) for v in opts.get("--sizes", "10,20,40").split(",")]
-    rules = [*RULES, *(f"tail@{p}" for p in opts["--tail-from"].split(","))] if "--tail-from" in opts else list(RULES)
-    record = {"name": name, "rules": rules, "splits": splits, "sizes": sizes, "runs": {}}
+    starts = opts["--tail-from"].split(",") if "--tail-from" in opts else []
+    rules = [*RULES, *(f"{rule}@{p}" for rule in ("tail", "predictive") for p in starts)]
+    quantile = float(opts["--quantile"]) if "--quantile" in opts else None
+    record = {"name": name, "rules": rules, "splits": splits, "sizes": sizes, "quantile": quantile, "runs": {}}
     for run in runs:
-        res = analyse(run_scores(run, cache), splits, sizes, rules)
+        res = analyse(run_scores(run, cache), splits, sizes, rules, quantile)
         res["dataset"] = json.loads((Path(run) / "metrics.json").read_text())["dataset"]
         record["runs"][run] = res
         print(f"{run}: {res['dataset']}, {res['held_out']} held out, {res['views']} views")
         for rule, r in res["rules"].items():
-            print(f"  {rule:<8} thr {r['threshold']:9.3f}  FPR {100 * r['fpr']:5.1f} %"
+            print(f"  {rule:<10} thr {r['threshold']:9.3f}  FPR {100 * r['fpr']:5.1f} %"
                   f"  recall {100 * r['recall']:5.1f} %"
                   f"  held-out half above {100 * r['holdout_half_exceed']:5.1f} %"
                   + "".join(f"  n={n}: {100 * v['fpr_mean']:4.1f} % / {100 * v['recall_mean']:4.1f} %"

@@ -66,9 +66,9 @@ def test_checkpoint_is_self_describing(trained):
     assert sc["density"]["mean"].shape == (512 + 128 + 256,)
     # every mode's AUROC on synthetic anomalies of the held-out images is recorded; the chosen mode is stored
     assert set(sc["synthetic_auroc"]) == {"embedding", "map", "both"} and sc["image_score"] in sc["synthetic_auroc"]
-    # the thresholds' images and rule: 3 held-out images, their scores' fitted tail (no augmented views joined)
-    assert sc["calibration"] == {"set": "holdout", "images": 3, "rule": "tail"} and sc["quantile"] == 0.99
-    assert sc["threshold_rule"] == "tail"
+    # the thresholds' images and rule: 3 held-out images, their scores' predictive bound (no augmented views)
+    assert sc["calibration"] == {"set": "holdout", "images": 3, "rule": "predictive"} and sc["quantile"] == 0.99
+    assert sc["threshold_rule"] == "predictive"
     assert ck["config"]["synth"]["backend"] == "torch" and ck["epoch"] == 2 and ck["regen_index"] == 1
     assert ck["config"]["synth"]["color"] == "gray" and ck["config"]["train"]["lr"] == 3e-4  # resolved values
     assert "threshold" not in ck and math.isfinite(sc["threshold"])  # stored once, in the scorer
@@ -151,11 +151,11 @@ def test_regen_every_n_reuses_the_set_between_regenerations(tiles, tmp_path):
 
 def test_threshold_is_read_off_the_held_out_good_scores(trained):
     """The stored thresholds are the 0.99 quantile of the held-out good training images' scores (image scores, map
-    maxima) as the default rule reads it: an exponential tail fitted to them alone, however few (here 3)."""
+    maxima) as the default rule reads it: the predictive bound of their exponential tail, however few (here 3)."""
     from sslad.checkpoint import load_checkpoint
     from sslad.data import holdout_split, load_dataset
     from sslad.models import infer_images
-    from sslad.scoring import tail_threshold
+    from sslad.scoring import predictive_threshold
 
     out, _ = trained
     model, scorer, ck = load_checkpoint(out)
@@ -164,10 +164,12 @@ def test_threshold_is_read_off_the_held_out_good_scores(trained):
     held_out = data.train.subset(hold)
     res = infer_images(model, held_out.images, map_fn=scorer.map_fn, embed_fn=scorer.embed_fn)  # as the scorer
     scores, maps = scorer.score(res.embeddings, res.maps, 32)
-    assert scorer.calibration == {"set": "holdout", "images": 3, "rule": "tail"}
-    assert scorer.threshold == pytest.approx(tail_threshold(scores, 0.99), rel=1e-5, abs=1e-6)
-    assert scorer.pixel_threshold == pytest.approx(tail_threshold(maps.flatten(1).amax(1).numpy(), 0.99), rel=1e-5)
-    assert json.loads((out / "metrics.json").read_text())["threshold_rule"] == "tail"
+    assert scorer.calibration == {"set": "holdout", "images": 3, "rule": "predictive"}
+    assert scorer.threshold == pytest.approx(predictive_threshold(scores, 0.99), rel=1e-5, abs=1e-6)
+    maxima = maps.flatten(1).amax(1).numpy()
+    assert scorer.pixel_threshold == pytest.approx(predictive_threshold(maxima, 0.99), rel=1e-5)
+    assert scorer.threshold > scores.max() and scorer.pixel_threshold > maxima.max()  # 3 images: far above them
+    assert json.loads((out / "metrics.json").read_text())["threshold_rule"] == "predictive"
 
 
 def test_holdout_split_is_deterministic_and_disjoint():
@@ -381,7 +383,7 @@ def test_bad_flags_give_one_clear_line(tiles, tmp_path, args, message, monkeypat
 @pytest.mark.parametrize("text, message", [
     ("score:\n  embedding: mean\n", "unknown embedding 'mean' (pooled|pooled+peak)"),
     ("synth:\n  blob_sizes: normal\n", "unknown blob size law 'normal' (uniform|log)"),
-    ("score:\n  threshold_rule: max\n", "unknown threshold rule 'max' (tail|quantile)"),
+    ("score:\n  threshold_rule: max\n", "unknown threshold rule 'max' (predictive|tail|quantile)"),
 ])
 def test_an_unknown_choice_in_a_config_file_is_one_clear_line(tiles, tmp_path, text, message):
     cfg = tmp_path / "c.yaml"

@@ -81,9 +81,9 @@ def test_auto_image_score_picks_the_best_mode_on_synthetic_anomalies():
 def test_few_held_out_images_take_their_augmented_views_into_the_quantile_threshold():
     """``threshold_rule: quantile``: below ``views_below`` held-out images the threshold is the quantile of the
     held-out scores and of the synthetic set's good rows together; above it, of the held-out scores alone. The
-    tail rule fits the held-out scores alone, however few."""
+    tail rules (predictive, the default, and tail) read the held-out scores alone, however few."""
     from sslad.config import ScoreConfig
-    from sslad.scoring import Scorer, tail_threshold
+    from sslad.scoring import Scorer, predictive_threshold, tail_threshold
 
     g = torch.Generator().manual_seed(1)
     fit = (torch.randn(40, 8, generator=g), None)
@@ -99,9 +99,10 @@ def test_few_held_out_images_take_their_augmented_views_into_the_quantile_thresh
     many = scorer(views_below=5, threshold_rule="quantile")
     assert "views" not in many.calibration
     assert many.threshold == pytest.approx(float(np.quantile(many.density.score(hold[0]).numpy(), 0.99)))
-    tail = scorer(views_below=50)
-    assert "views" not in tail.calibration
-    assert tail.threshold == pytest.approx(tail_threshold(tail.density.score(hold[0]).numpy(), 0.99))
+    for rule, fn in (("predictive", predictive_threshold), ("tail", tail_threshold)):
+        tail = scorer(views_below=50, threshold_rule=rule)
+        assert "views" not in tail.calibration
+        assert tail.threshold == pytest.approx(fn(tail.density.score(hold[0]).numpy(), 0.99))
 
 
 def test_overlay_outlines_the_ground_truth_and_the_thresholded_region():

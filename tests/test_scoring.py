@@ -205,6 +205,31 @@ def test_tail_threshold_reads_a_high_quantile_off_few_scores_better_than_their_e
     assert tail_threshold(np.full(10, 3.0), 0.99) == 3.0  # no spread, no excess: the common value
 
 
+def test_predictive_threshold_keeps_its_promise_on_few_scores_where_the_fitted_tail_does_not():
+    """A new good score passes the predictive threshold with probability 1 - q, whatever the number of held-out
+    scores, when their tail is exponential: on exponential draws (an offset: the tail's start is read off them)
+    the mean false-positive rate exp(-t) is 1 % at 10, 20 and 80 scores (measured 0.99 / 0.99 / 0.99 %), where
+    the fitted tail's plug-in quantile passes 4.7 / 2.6 / 1.4 %; on many scores the two agree."""
+    from sslad.scoring import predictive_threshold, quantile_threshold, tail_threshold
+
+    rng = np.random.default_rng(0)
+    for n, plug_in in ((10, 0.04), (20, 0.024), (80, 0.012)):
+        draws = rng.exponential(size=(20_000 if n < 80 else 5_000, n)) + 50.0
+        fpr = np.exp(-(np.array([predictive_threshold(d, 0.99) for d in draws]) - 50.0))
+        assert fpr.mean() == pytest.approx(0.01, abs=0.0006), n
+        assert np.exp(-(np.array([tail_threshold(d, 0.99) for d in draws[:2000]]) - 50.0)).mean() > plug_in, n
+    many = rng.exponential(size=20_000)
+    assert predictive_threshold(many, 0.99) == pytest.approx(tail_threshold(many, 0.99), rel=0.01)
+    few = draws[0]
+    assert predictive_threshold(few, 0.5) == quantile_threshold(few, 0.5)  # inside the body: the empirical one
+    assert predictive_threshold(few, 1.0) == few.max()
+    assert predictive_threshold(few, 0.95) < predictive_threshold(few, 0.99) < predictive_threshold(few, 0.999)
+    assert predictive_threshold(np.full(10, 3.0), 0.99) == 3.0  # no spread: the common value
+    # 10 scores: the top 2 over the third largest u; (3/11) (1 + c)^-2 = 0.01 -> c = sqrt(27.27) - 1
+    ten = np.arange(10.0)
+    assert predictive_threshold(ten, 0.99) == pytest.approx(7.0 + 3.0 * (np.sqrt(300 / 11) - 1.0))
+
+
 def test_maps_are_upsampled_and_smoothed_to_the_image():
     from sslad.scoring import to_image_maps
 
@@ -219,22 +244,25 @@ def test_maps_are_upsampled_and_smoothed_to_the_image():
 
 def test_scorer_thresholds_come_from_the_held_out_set():
     from sslad.config import ScoreConfig
-    from sslad.scoring import Scorer, quantile_threshold, tail_threshold
+    from sslad.scoring import Scorer, predictive_threshold, quantile_threshold, tail_threshold
 
     g = torch.Generator().manual_seed(0)
     fit = (torch.randn(60, 8, generator=g), torch.rand(60, 1, 8, 8, generator=g) * 0.1)
     hold = (torch.randn(30, 8, generator=g) * 1.5, torch.rand(30, 1, 8, 8, generator=g) * 0.2)
     sc = Scorer(ScoreConfig(image_score="embedding", threshold_quantile=0.9)).fit(*fit, 32, holdout=hold)
     s_hold, _ = sc.score(*hold, 32)
-    assert sc.calibration == {"set": "holdout", "images": 30, "rule": "tail"}  # the default rule
-    assert sc.threshold == pytest.approx(tail_threshold(s_hold, 0.9))
+    assert sc.calibration == {"set": "holdout", "images": 30, "rule": "predictive"}  # the default rule
+    assert sc.threshold == pytest.approx(predictive_threshold(s_hold, 0.9))
     assert sc.threshold != pytest.approx(quantile_threshold(s_hold, 0.9))
+    tail = Scorer(ScoreConfig(image_score="embedding", threshold_quantile=0.9, threshold_rule="tail"))
+    assert tail.fit(*fit, 32, holdout=hold).threshold == pytest.approx(tail_threshold(s_hold, 0.9))
+    assert Scorer.from_state(tail.state_dict()).threshold_rule == "tail"  # 0.8's checkpoints keep their rule
     emp = Scorer(ScoreConfig(image_score="embedding", threshold_quantile=0.9, threshold_rule="quantile"))
     assert emp.fit(*fit, 32, holdout=hold).threshold == pytest.approx(float(np.quantile(s_hold, 0.9)))
     assert Scorer.from_state(emp.state_dict()).threshold_rule == "quantile"
     old = {k: v for k, v in sc.state_dict().items() if k != "threshold_rule"}  # a checkpoint before 0.8
     assert Scorer.from_state(old).threshold_rule == "quantile"
-    assert Scorer.from_state(sc.state_dict()).threshold_rule == "tail"
+    assert Scorer.from_state(sc.state_dict()).threshold_rule == "predictive"
     both = Scorer(ScoreConfig(image_score="both")).fit(*fit, 32, holdout=hold)
     s_both, maps = both.score(*hold, 32)
     assert abs(float(np.mean(s_both))) < 1e-6  # each part standardised on the held-out set

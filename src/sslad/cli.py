@@ -176,9 +176,11 @@ def cli():
 @click.option("--threshold-quantile", type=float, default=None,
               help="Thresholds: this quantile of the held-out good images' scores" + _d("score", "threshold_quantile"))
 @click.option("--threshold-rule", type=click.Choice(C.THRESHOLD_RULES), default=None,
-              help="How the thresholds read that quantile: tail (an exponential tail fitted to the top fifth of the "
-              "held-out scores: steadier on few images) or quantile (their empirical quantile, joined by their "
-              "augmented views' scores below score.views_below held-out images; the rule before 0.8)"
+              help="How the thresholds read that quantile: predictive (the bound a new good image passes with "
+              "probability 1 - quantile when the top fifth of the held-out scores is an exponential tail, at any "
+              "number of held-out images), tail (that tail's quantile at its fitted scale, 0.8's rule: passes more "
+              "than promised on few images) or quantile (their empirical quantile, joined by their augmented "
+              "views' scores below score.views_below held-out images; the rule before 0.8)"
               + _d("score", "threshold_rule"))
 @click.option("--baseline/--no-baseline", default=None,
               help="Also fit and score the untrained network (the training's first weights, the same seed) the same "

@@ -118,7 +118,7 @@ class ScoreConfig:
     embedding: str = "pooled+peak"  # pooled: layer4 averaged; +peak: and the patch descriptors' maximum
     image_score: str = "embedding"  # or map, both, auto (the best AUROC on synthetic anomalies of held-out images)
     threshold_quantile: float = 0.99  # of the held-out good images' scores
-    threshold_rule: str = "tail"  # how that quantile is read off them: see THRESHOLD_RULES
+    threshold_rule: str = "predictive"  # how that quantile is read off them: see THRESHOLD_RULES
     holdout: float = 0.1  # share of train/good kept out of training and the fit, for the thresholds
     holdout_min: int = 10  # ... but at least this many (at most a quarter of train/good)
     views_below: int = 50  # threshold_rule quantile: fewer held-out images than this, their augmented views join them
@@ -134,10 +134,12 @@ class ScoreConfig:
     # (about 2x faster on a CPU with native bf16, the same AUROCs: docs/results.md), auto (bf16 where native)
 
 
-#: How the thresholds read the quantile off the held-out good images' scores: an exponential tail fitted to their
-#: top fifth (tail: ``sslad.scoring.metrics.tail_threshold``), or their empirical quantile, joined below
-#: ``views_below`` held-out images by their augmented views' scores (quantile: the rule before 0.8).
-THRESHOLD_RULES = ("tail", "quantile")
+#: How the thresholds read the quantile off the held-out good images' scores: the bound a new good score passes
+#: with probability 1 - quantile when their top fifth is an exponential tail, at any number of them (predictive:
+#: ``sslad.scoring.metrics.predictive_threshold``, 0.9), that tail's quantile with its fitted scale (tail: the rule
+#: of 0.8, low on few images), or their empirical quantile, joined below ``views_below`` held-out images by their
+#: augmented views' scores (quantile: the rule before 0.8).
+THRESHOLD_RULES = ("predictive", "tail", "quantile")
 STUDENT_ARCHS = ("resnet18", "resnet10", "resnet10_slim", "mobilenet_v3_small")  # the downstream transfer's trunks
 #: A run's anomaly maps: the per-pixel head's (seg), a patch density's over the trunk's mid-level features
 #: (density), or the two averaged on their held-out scales (both).

@@ -18,6 +18,7 @@ from sslad.scoring.metrics import (
     decision_metrics,
     image_metrics,
     pixel_metrics,
+    predictive_threshold,
     quantile_threshold,
     tail_threshold,
 )
@@ -26,7 +27,7 @@ from sslad.scoring.scorer import Scorer
 __all__ = [
     "DENSITY_TYPES", "GaussianDensity", "KNNDensity", "PatchGaussian", "PatchKNN", "Scorer", "aupro", "auroc",
     "decision_metrics",
-    "density_from_state", "image_metrics", "ledoit_wolf", "make_density", "pixel_metrics", "quantile_threshold",
-    "tail_threshold",
+    "density_from_state", "image_metrics", "ledoit_wolf", "make_density", "pixel_metrics", "predictive_threshold",
+    "quantile_threshold", "tail_threshold",
     "to_image_maps",
 ]

@@ -33,9 +33,11 @@ network has seen (``sslad.data.holdout_split``):
   smoothed anomaly map) or ``both`` (the sum of the two, each standardised by its mean and
   standard deviation on the held-out images); ``auto`` picks the one with the best AUROC on a
   *synthetic* set: pretext anomalies rendered onto the held-out images (no test label is used);
-* image threshold: the ``quantile`` of the held-out image scores, read off them by ``threshold_rule``: an
-  exponential tail fitted to their top fifth (``tail``), or their empirical quantile (``quantile``, joined by
-  their augmented views' scores below ``views_below`` held-out images);
+* image threshold: the ``quantile`` of the held-out image scores, read off them by ``threshold_rule``: the
+  bound a new good image's score passes with probability 1 - ``quantile`` when their top fifth is an exponential
+  tail, at any number of them (``predictive``), that tail's quantile at its fitted scale (``tail``, 0.8's rule),
+  or their empirical quantile (``quantile``, joined by their augmented views' scores below ``views_below``
+  held-out images);
 * pixel threshold: the same of the held-out images' map maxima (a good image has no pixel
   above it with that probability), and the map display range ``[median held-out pixel, 2x the
   threshold's distance above it]``, so overlays of every image share one colour scale.
@@ -60,7 +62,7 @@ from sslad.scoring.density import (
     patch_density_from_state,
 )
 from sslad.scoring.maps import smooth_maps, to_image_maps
-from sslad.scoring.metrics import auroc, quantile_threshold, tail_threshold
+from sslad.scoring.metrics import auroc, predictive_threshold, quantile_threshold, tail_threshold
 
 FORMAT = "sslad-scorer"
 #: Whole view: a view's standardised log score counts down to this and no further (a view that finds an image
@@ -98,6 +100,10 @@ def peak_embedding(pooled: torch.Tensor, levels: Levels) -> torch.Tensor:
     descriptors (N, C, h, w), each L2-normalised (neither outweighs the other by its scale), joined, unit length."""
     peak = levels.descriptors(PEAK_STAGES).float().amax((2, 3))
     return torch.cat([F.normalize(pooled.float(), dim=1), F.normalize(peak, dim=1)], 1) / math.sqrt(2)
+
+
+#: config.THRESHOLD_RULES: each rule's function of (held-out scores, quantile)
+THRESHOLD_FUNCTIONS = {"predictive": predictive_threshold, "tail": tail_threshold, "quantile": quantile_threshold}
 
 
 class Scorer:
@@ -315,7 +321,7 @@ class Scorer:
             views = self._parts(emb[good], self.maps(view_probs, size), None if swhole is None else swhole[good])
             parts = {k: torch.cat([v, views[k]]) for k, v in parts.items()}
             self.calibration["views"] = int(good.sum())
-        rule = tail_threshold if self.threshold_rule == "tail" else quantile_threshold
+        rule = THRESHOLD_FUNCTIONS[self.threshold_rule]
         self.threshold = rule(self._combine(parts).numpy(), self.quantile)
         if maps is not None:
             self.pixel_threshold = rule(parts["map"].numpy(), self.quantile)
