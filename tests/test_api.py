@@ -99,11 +99,33 @@ def test_older_checkpoints_still_load(tiny_run, tmp_path, detector, tiles):
     assert old.threshold == 1.5 and old.scorer.image_score == "embedding"
 
 
+def test_calibrate_moves_the_thresholds_and_keeps_the_scores(tiny_run, tmp_path, detector, tiles):
+    """``sslad.calibrate``: a lower quantile, a lower threshold, the same scores; the values before are returned."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copy2(tiny_run[0] / "model.pt", run_dir / "model.pt")
+    files = sorted((tiles / "test" / "blob").glob("*.png"))
+    res = sslad.calibrate(run_dir, quantile=0.5, device="cpu")
+    assert res["images"] == 3 and res["set"] == "holdout"
+    assert res["previous"]["threshold"] == pytest.approx(detector.threshold, rel=1e-6)
+    assert res["new"]["quantile"] == 0.5 and res["new"]["rule"] == res["previous"]["rule"] == "predictive"
+    after = sslad.load(run_dir, "cpu")
+    assert after.threshold == pytest.approx(res["new"]["threshold"])
+    assert after.threshold < detector.threshold
+    np.testing.assert_allclose(after.score(files).scores, detector.score(files).scores, rtol=1e-6)
+    with pytest.raises(SsladError, match="unknown threshold rule 'max'"):
+        sslad.calibrate(run_dir, rule="max")
+
+
 def test_api_names_are_not_shadowed_by_submodules():
     """``import sslad.<module>`` sets a package attribute: no submodule may be named like an API function."""
     import sslad.detector  # noqa: F401
     import sslad.distill  # noqa: F401
+    import sslad.thresholds  # noqa: F401
     import sslad.training  # noqa: F401
 
     assert callable(sslad.train) and callable(sslad.load) and callable(sslad.train_student)
+    assert callable(sslad.calibrate)
     assert sslad.Detector.__name__ == "Detector"

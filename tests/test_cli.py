@@ -301,6 +301,72 @@ def test_predict_scores_a_folder_a_chunk_at_a_time_as_at_once(trained, tiles, tm
     assert not (tmp_path / "none.csv").exists()
 
 
+def _copy_run(run_dir: Path, dest: Path) -> Path:
+    import shutil
+
+    dest.mkdir()
+    for name in ("model.pt", "config.yaml"):
+        shutil.copy2(run_dir / name, dest / name)
+    return dest
+
+
+def test_calibrate_sets_the_thresholds_again_from_the_held_out_images(trained, tiles, tmp_path):
+    """``sslad calibrate`` redraws the run's held-out split and scores it as the fit did: at the run's own rule
+    and quantile it stores the same thresholds; at another it stores that rule's reading of the same scores
+    (the previous values kept), and predict / eval decide by them while the scores stay."""
+    from sslad.checkpoint import load_checkpoint
+    from sslad.data import holdout_split, load_dataset
+    from sslad.scoring import tail_threshold
+
+    out = _copy_run(trained[0], tmp_path / "run")
+    before = sslad.load(out, "cpu")
+    run(["calibrate", str(out), "--device", "cpu"])
+    same = sslad.load(out, "cpu")
+    assert same.threshold == pytest.approx(before.threshold, rel=1e-6)
+    assert same.pixel_threshold == pytest.approx(before.pixel_threshold, rel=1e-6)
+    res = run(["calibrate", str(out), "--threshold-quantile", "0.9", "--threshold-rule", "tail", "--device", "cpu"])
+    assert "3 held-out good images" in res.output and "predictive -> tail" in res.output
+    data = load_dataset(str(tiles), None, 32, splits=("train",))
+    held_out = data.train.subset(holdout_split(len(data.train), 0.1, 10)[1])
+    det = sslad.load(out, "cpu")
+    scored = det.score(held_out.images)
+    np.testing.assert_allclose(scored.scores, before.score(held_out.images).scores, rtol=1e-6)  # scores stay
+    assert det.threshold == pytest.approx(tail_threshold(scored.scores, 0.9), rel=1e-6)
+    assert det.pixel_threshold == pytest.approx(tail_threshold(scored.maps.flatten(1).amax(1).numpy(), 0.9), rel=1e-5)
+    assert det.threshold < before.threshold  # predictive at 0.99 on 3 images sits far above their scores
+    scorer = load_checkpoint(out)[1]
+    assert scorer.quantile == 0.9 and scorer.threshold_rule == "tail" and scorer.calibration["rule"] == "tail"
+    first, second = scorer.calibration["previous"]
+    assert second["threshold"] == pytest.approx(before.threshold, rel=1e-6) and second["rule"] == "predictive"
+    assert first["quantile"] == 0.99 and second["pixel_threshold"] == pytest.approx(before.pixel_threshold, rel=1e-6)
+    run(["eval", str(out), str(tiles), "--device", "cpu"])
+    m = json.loads((out / "eval" / "metrics.json").read_text())
+    assert m["threshold"] == pytest.approx(det.threshold) and m["threshold_rule"] == "tail"
+    assert m["threshold_quantile"] == 0.9
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threshold-quantile", "1.5"], "--threshold-quantile must lie in (0, 1]"),
+    (["--threshold-rule", "quantile"], "which only training renders: use predictive or tail"),
+    (["--data", "FEWER"], "gives 2 held-out images where the run set its thresholds on 3"),
+    (["--data", "NONE"], "not found"),
+])
+def test_calibrate_refuses_bad_input_in_one_line_and_keeps_the_run(trained, tiles, tmp_path, args, message):
+    import shutil
+
+    out = _copy_run(trained[0], tmp_path / "run")
+    fewer = tmp_path / "fewer"
+    shutil.copytree(tiles, fewer)
+    for extra in sorted((fewer / "train" / "good").iterdir())[:4]:  # 8 good images: 2 held out
+        extra.unlink()
+    args = [{"FEWER": str(fewer), "NONE": str(tmp_path / "none")}.get(a, a) for a in args]
+    kept = (out / "model.pt").read_bytes()
+    res = run(["calibrate", str(out), "--device", "cpu", *args], ok=False)
+    assert res.exit_code != 0 and message in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+    assert (out / "model.pt").read_bytes() == kept
+
+
 def test_train_refuses_to_overwrite_a_run(trained, tiles):
     out, _ = trained
     res = run(["train", str(tiles), "--out", str(out), *TINY], ok=False)

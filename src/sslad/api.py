@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-from sslad.config import DistillConfig, RunConfig, load_yaml
+from sslad.config import DEFAULT_DEVICE, DistillConfig, RunConfig, load_yaml
 from sslad.detector import Detection, Detector, load
 from sslad.errors import SsladError
 
@@ -89,4 +89,17 @@ def train_student(run: str | Path, out: str | Path, student: str | DistillConfig
     return Path(out)
 
 
-__all__ = ["Detection", "Detector", "load", "train", "train_student"]
+def calibrate(run: str | Path, *, quantile: float | None = None, rule: str | None = None, data: str | None = None,
+              category: str | None = None, device: str = DEFAULT_DEVICE,
+              log: Callable[[str], None] | None = None) -> dict:
+    """Set a finished run's thresholds again at another ``quantile`` or ``rule`` (``predictive``, ``tail``,
+    ``quantile``; each default: the run's own) from its held-out good images, without training (what ``sslad
+    calibrate`` does): scores and maps stay, ``model.pt`` keeps the previous values. ``data``: where the
+    training images are now, when they moved (default: the training's path and category). Returns the images
+    used, the previous and the new values."""
+    from sslad.thresholds import calibrate_run
+
+    return calibrate_run(run, quantile=quantile, rule=rule, data=data, category=category, device=device, log=log)
+
+
+__all__ = ["Detection", "Detector", "calibrate", "load", "train", "train_student"]

@@ -284,6 +284,25 @@ def eval_cmd(run_dir, data, category, out_dir, device):
 
 
 @cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--threshold-quantile", "quantile", type=float, default=None,
+              help="The thresholds' quantile of the held-out good images' scores [the run's].")
+@click.option("--threshold-rule", "rule", type=click.Choice(C.THRESHOLD_RULES), default=None,
+              help="How the thresholds read that quantile (see sslad train --help) [the run's].")
+@click.option("--data", default=None, help="Where the training data is now, when it moved [the run's].")
+@click.option("--category", default=None, help="Category sub-folder of --data.")
+@click.option("--device", default=C.DEFAULT_DEVICE, show_default=True, help=" | ".join(C.DEVICES))
+@friendly
+def calibrate(run_dir, quantile, rule, data, category, device):
+    """Set RUN_DIR's image and map thresholds again, at another quantile or rule, from its held-out good images:
+    no training; scores and maps unchanged; model.pt keeps the previous values. Then sslad eval re-scores a test
+    split at them, and predict flags by them."""
+    from sslad.thresholds import calibrate_run
+
+    calibrate_run(run_dir, quantile=quantile, rule=rule, data=data, category=category, device=device, log=_log)
+
+
+@cli.command()
 @click.argument("data")
 @data_options
 @synth_options

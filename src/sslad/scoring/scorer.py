@@ -321,12 +321,41 @@ class Scorer:
             views = self._parts(emb[good], self.maps(view_probs, size), None if swhole is None else swhole[good])
             parts = {k: torch.cat([v, views[k]]) for k, v in parts.items()}
             self.calibration["views"] = int(good.sum())
-        rule = THRESHOLD_FUNCTIONS[self.threshold_rule]
-        self.threshold = rule(self._combine(parts).numpy(), self.quantile)
-        if maps is not None:
-            self.pixel_threshold = rule(parts["map"].numpy(), self.quantile)
-            self.map_range = [lo, lo + 2 * max(self.pixel_threshold - lo, 1e-6)]
+        self._set_thresholds(self._combine(parts).numpy(), None if maps is None else parts["map"].numpy(), lo)
         return self
+
+    def _set_thresholds(self, scores: np.ndarray, map_maxima: np.ndarray | None, map_median: float | None) -> None:
+        rule = THRESHOLD_FUNCTIONS[self.threshold_rule]
+        self.threshold = rule(scores, self.quantile)
+        if map_maxima is not None:
+            self.pixel_threshold = rule(map_maxima, self.quantile)
+            self.map_range = [map_median, map_median + 2 * max(self.pixel_threshold - map_median, 1e-6)]
+
+    def recalibrate(self, scores: np.ndarray, maps: torch.Tensor | None, quantile: float | None = None,
+                    rule: str | None = None) -> dict:
+        """New thresholds at another ``quantile`` or ``rule`` from the calibration images' image scores and
+        maps as :meth:`score` gives them (the images :meth:`fit` set the thresholds on); the density, the
+        standardisation and the map scales stay, so scores and maps do not change. The previous quantile, rule
+        and thresholds are returned and kept in ``calibration["previous"]``. The ``quantile`` rule below
+        ``views_below`` images joined their augmented views, which only a training renders: a ValueError."""
+        quantile = self.quantile if quantile is None else float(quantile)
+        rule = self.threshold_rule if rule is None else rule
+        if rule not in THRESHOLD_FUNCTIONS or not 0 < quantile <= 1:
+            raise ValueError(f"threshold rule {rule!r} at quantile {quantile} (rules: {', '.join(THRESHOLD_FUNCTIONS)};"
+                             " quantile in (0, 1])")
+        if rule == "quantile" and len(scores) < self.views_below and self.calibration.get("set") == "holdout":
+            raise ValueError(f"the quantile rule joins the augmented views of fewer than {self.views_below} held-out "
+                             f"images ({len(scores)} here), which only training renders: use predictive or tail")
+        previous = {"quantile": self.quantile, "rule": self.threshold_rule, "threshold": self.threshold,
+                    "pixel_threshold": self.pixel_threshold, "map_range": self.map_range}
+        self.quantile, self.threshold_rule = quantile, rule
+        maxima = None if maps is None else maps.flatten(1).amax(1).double().numpy()
+        self._set_thresholds(np.asarray(scores, dtype=np.float64), maxima,
+                             None if maps is None else float(maps.median()))
+        history = [*self.calibration.get("previous", []), previous]
+        self.calibration = {**{k: v for k, v in self.calibration.items() if k != "views"}, "rule": rule,
+                            "previous": history}
+        return previous
 
     def score(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
               whole: torch.Tensor | None = None) -> tuple[np.ndarray, torch.Tensor | None]:

@@ -1,0 +1,70 @@
+"""``sslad calibrate``: a finished run's thresholds set again at another quantile or rule, without training (the
+module is not named calibrate: that is the API function ``sslad.calibrate``).
+
+The thresholds come from the good training images the run held out (``score.holdout``): the same split is drawn
+again from the run's training data, the run's detector scores those images exactly as its fit did, and the
+scorer reads the new quantile off them (``Scorer.recalibrate``). Network, density, standardisation and map scales
+stay, so every score and map is unchanged; only the decisions move. ``model.pt`` is rewritten atomically with the
+previous values kept in its scorer's ``calibration["previous"]``; ``config.yaml`` stays the training's record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sslad.config import DEFAULT_DEVICE, THRESHOLD_RULES, RunConfig
+from sslad.errors import SsladError
+
+
+def calibrate_run(run_dir: str | Path, *, quantile: float | None = None, rule: str | None = None,
+                  data: str | None = None, category: str | None = None, device: str = DEFAULT_DEVICE,
+                  log: Callable[[str], None] | None = None) -> dict:
+    """Set ``run_dir``'s image and map thresholds at ``quantile`` by ``rule`` (each default: the run's own) from its
+    held-out good images, read from ``data`` (default: the training's path and category). Returns the images
+    used, the previous values and the new ones."""
+    from sslad.checkpoint import run_folder
+    from sslad.data import load_dataset, split_train
+    from sslad.detector import Detector
+    from sslad.files import atomic_torch_save, load_torch_file
+    from sslad.scoring import Scorer
+
+    if quantile is not None and not 0 < quantile <= 1:
+        raise SsladError("--threshold-quantile must lie in (0, 1]")
+    if rule is not None and rule not in THRESHOLD_RULES:
+        raise SsladError(f"unknown threshold rule {rule!r} ({'|'.join(THRESHOLD_RULES)})")
+    log = log or (lambda _msg: None)
+    run_dir = run_folder(run_dir)
+    det = Detector.load(run_dir, device)
+    cfg = RunConfig.from_dict(det.info["config"])
+    path, category = (cfg.data.path, cfg.data.category) if data is None else (data, category)
+    train = load_dataset(path, category, det.image_size, device="cpu", splits=("train",)).train
+    fit, holdout = split_train(train, cfg.score.holdout, cfg.score.holdout_min)
+    use_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))
+    images = holdout if use_holdout else fit
+    stored = det.scorer.calibration or {}
+    if stored.get("images") not in (None, len(images)) or stored.get("set", "holdout" if use_holdout else "fit") != (
+            "holdout" if use_holdout else "fit"):
+        raise SsladError(f"{path} gives {len(images)} {'held-out' if use_holdout else 'fit'} images where the run "
+                         f"set its thresholds on {stored.get('images')} ({stored.get('set')}): not the training's data")
+    scored = det.score(images.images, progress="score held-out" if use_holdout else "score fit")
+    try:
+        previous = det.scorer.recalibrate(scored.scores, scored.maps, quantile, rule)
+    except ValueError as exc:
+        raise SsladError(str(exc)) from exc
+    if not det.scorer.is_finite():
+        raise SsladError("the new thresholds are not finite; model.pt is left as it was")
+    ckpt = load_torch_file(run_dir / "model.pt", "not a readable sslad checkpoint")
+    ckpt["scorer"] = det.scorer.state_dict()
+    atomic_torch_save(ckpt, run_dir / "model.pt")
+    s = det.scorer
+    new = {"quantile": s.quantile, "rule": s.threshold_rule, "threshold": s.threshold,
+           "pixel_threshold": s.pixel_threshold, "map_range": s.map_range}
+    log(f"{run_dir}: thresholds from {len(images)} {'held-out' if use_holdout else 'fit'} good images, rule "
+        f"{previous['rule']} -> {new['rule']}, quantile {previous['quantile']} -> {new['quantile']}: image "
+        f"{previous['threshold']:.4g} -> {new['threshold']:.4g}"
+        + (f", map {previous['pixel_threshold']:.4g} -> {new['pixel_threshold']:.4g}"
+           if new["pixel_threshold"] is not None else "")
+        + " (the previous values kept in model.pt)")
+    return {"run_dir": str(run_dir), "images": len(images), "set": "holdout" if use_holdout else "fit",
+            "previous": previous, "new": new}
