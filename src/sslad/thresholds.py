@@ -41,13 +41,12 @@ def calibrate_run(run_dir: str | Path, *, quantile: float | None = None, rule: s
     train = load_dataset(path, category, det.image_size, device="cpu", splits=("train",)).train
     fit, holdout = split_train(train, cfg.score.holdout, cfg.score.holdout_min)
     use_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))
-    images = holdout if use_holdout else fit
-    stored = det.scorer.calibration or {}
-    if stored.get("images") not in (None, len(images)) or stored.get("set", "holdout" if use_holdout else "fit") != (
-            "holdout" if use_holdout else "fit"):
+    images, used = (holdout, "holdout") if use_holdout else (fit, "fit")
+    stored = det.scorer.calibration or {}  # "set" None: a format-1 checkpoint, which did not record it
+    if stored.get("set") is not None and (stored.get("images") != len(images) or stored["set"] != used):
         raise SsladError(f"{path} gives {len(images)} {'held-out' if use_holdout else 'fit'} images where the run "
                          f"set its thresholds on {stored.get('images')} ({stored.get('set')}): not the training's data")
-    scored = det.score(images.images, progress="score held-out" if use_holdout else "score fit")
+    scored = det.score(images.images, progress=f"score {used}")
     try:
         previous = det.scorer.recalibrate(scored.scores, scored.maps, quantile, rule)
     except ValueError as exc:
@@ -66,5 +65,4 @@ def calibrate_run(run_dir: str | Path, *, quantile: float | None = None, rule: s
         + (f", map {previous['pixel_threshold']:.4g} -> {new['pixel_threshold']:.4g}"
            if new["pixel_threshold"] is not None else "")
         + " (the previous values kept in model.pt)")
-    return {"run_dir": str(run_dir), "images": len(images), "set": "holdout" if use_holdout else "fit",
-            "previous": previous, "new": new}
+    return {"run_dir": str(run_dir), "images": len(images), "set": used, "previous": previous, "new": new}

@@ -535,10 +535,9 @@ def choose_map_layers(model: PretextNet, fit: ImageSet, holdout: ImageSet, cfg: 
 def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig, renderer=None) -> Scorer:
     """Density on the network outputs of the fit images; thresholds from the held-out ones (``threshold_rule``:
     a predictive bound from their scores' exponential tail, that tail's fitted quantile, or their empirical quantile
-    with their augmented views when they are few). Pretext
-    anomalies rendered onto the held-out images (with a ``renderer``) give every image-score mode's synthetic
-    AUROC, recorded; ``image_score: auto`` keeps the best of them, ``map_layers: auto`` the density maps' stages that
-    outline them best (:func:`choose_map_layers`)."""
+    with their augmented views when they are few). Pretext anomalies rendered onto the held-out images (with a
+    ``renderer``) give every image-score mode's synthetic AUROC, recorded; ``image_score: auto`` keeps the best of
+    them, ``map_layers: auto`` the density maps' stages that outline them best (:func:`choose_map_layers`)."""
     precision = resolve_precision(cfg.score.inference_precision, next(model.parameters()).device)
     synth = None
     if holdout is not None and renderer is not None:
