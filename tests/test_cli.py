@@ -320,12 +320,14 @@ def test_calibrate_sets_the_thresholds_again_from_the_held_out_images(trained, t
 
     out = _copy_run(trained[0], tmp_path / "run")
     before = sslad.load(out, "cpu")
-    run(["calibrate", str(out), "--device", "cpu"])
+    res = run(["calibrate", str(out), "--device", "cpu"])
+    assert "note: " in res.output and "wide margin" in res.output  # 3 images set a 0.99 quantile only that way
     same = sslad.load(out, "cpu")
     assert same.threshold == pytest.approx(before.threshold, rel=1e-6)
     assert same.pixel_threshold == pytest.approx(before.pixel_threshold, rel=1e-6)
     res = run(["calibrate", str(out), "--threshold-quantile", "0.9", "--threshold-rule", "tail", "--device", "cpu"])
     assert "3 held-out good images" in res.output and "predictive -> tail" in res.output
+    assert "wide margin" not in res.output
     data = load_dataset(str(tiles), None, 32, splits=("train",))
     held_out = data.train.subset(holdout_split(len(data.train), 0.1, 10)[1])
     det = sslad.load(out, "cpu")

@@ -230,6 +230,25 @@ def test_predictive_threshold_keeps_its_promise_on_few_scores_where_the_fitted_t
     assert predictive_threshold(ten, 0.99) == pytest.approx(7.0 + 3.0 * (np.sqrt(300 / 11) - 1.0))
 
 
+def test_a_threshold_far_above_few_scores_is_noted():
+    """The predictive threshold of 10 scores with one far out sits far above them all: the scorer says so in one
+    line (lower the quantile, or hold out more); on 77 exponential scores the margin is ordinary: no note."""
+    from sslad.config import ScoreConfig
+    from sslad.scoring import Scorer
+
+    def scorer(scores):
+        sc = Scorer(ScoreConfig())
+        sc.calibration = {"set": "holdout", "images": len(scores)}
+        sc._set_thresholds(np.asarray(scores, dtype=np.float64), None, None)
+        return sc
+
+    few = scorer([40.0, 42, 45, 47, 49, 50, 52, 58, 68, 90])
+    assert few.calibration["scores"] == {"median": 49.5, "max": 90.0}
+    note = few.margin_note()
+    assert note is not None and "10 good images" in note and "--threshold-quantile" in note
+    assert scorer(np.random.default_rng(0).exponential(size=77)).margin_note() is None
+
+
 def test_maps_are_upsampled_and_smoothed_to_the_image():
     from sslad.scoring import to_image_maps
 

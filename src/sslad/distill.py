@@ -279,6 +279,8 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
                  density_metric(t.ckpt, fit.images.device) if dc.embed_weight else None)
     student.eval()
     net, scorer, source, map_synthetic = choose_map(student, teacher, fit, t.holdout, cfg, t.renderer, dc.map)
+    if note := scorer.margin_note():
+        log(f"note: {note}")
     if dc.map == "auto":
         log(f"map source: {source} (synthetic AUROC " + ", ".join(f"{k} {v:.3f}" for k, v in map_synthetic.items()
                                                               if v is not None) + ")")

@@ -65,4 +65,6 @@ def calibrate_run(run_dir: str | Path, *, quantile: float | None = None, rule: s
         + (f", map {previous['pixel_threshold']:.4g} -> {new['pixel_threshold']:.4g}"
            if new["pixel_threshold"] is not None else "")
         + " (the previous values kept in model.pt)")
+    if note := s.margin_note():
+        log(f"note: {note}")
     return {"run_dir": str(run_dir), "images": len(images), "set": used, "previous": previous, "new": new}

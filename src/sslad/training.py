@@ -676,6 +676,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
         return {}
     inference_layout(run.model.eval())  # score as eval/predict will load it
     scorer = fit_scorer(run.model, run.fit, run.holdout, cfg, run.gen.renderer)
+    if note := scorer.margin_note():
+        log(f"note: {note}")
     if scorer.synthetic_map_auroc:
         log(f"map layers (auto): {map_layers(scorer)}, synthetic pixel AUROC "
             + ", ".join(f"{k} {v:.3f}" for k, v in scorer.synthetic_map_auroc.items()))

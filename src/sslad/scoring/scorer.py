@@ -327,6 +327,7 @@ class Scorer:
     def _set_thresholds(self, scores: np.ndarray, map_maxima: np.ndarray | None, map_median: float | None) -> None:
         rule = THRESHOLD_FUNCTIONS[self.threshold_rule]
         self.threshold = rule(scores, self.quantile)
+        self.calibration["scores"] = {"median": float(np.median(scores)), "max": float(np.max(scores))}
         if map_maxima is not None:
             self.pixel_threshold = rule(map_maxima, self.quantile)
             self.map_range = [map_median, map_median + 2 * max(self.pixel_threshold - map_median, 1e-6)]
@@ -349,13 +350,28 @@ class Scorer:
         previous = {"quantile": self.quantile, "rule": self.threshold_rule, "threshold": self.threshold,
                     "pixel_threshold": self.pixel_threshold, "map_range": self.map_range}
         self.quantile, self.threshold_rule = quantile, rule
+        history = [*self.calibration.get("previous", []), previous]
+        self.calibration = {**{k: v for k, v in self.calibration.items() if k not in ("views", "scores")},
+                            "rule": rule, "previous": history}
         maxima = None if maps is None else maps.flatten(1).amax(1).double().numpy()
         self._set_thresholds(np.asarray(scores, dtype=np.float64), maxima,
                              None if maps is None else float(maps.median()))
-        history = [*self.calibration.get("previous", []), previous]
-        self.calibration = {**{k: v for k, v in self.calibration.items() if k != "views"}, "rule": rule,
-                            "previous": history}
         return previous
+
+    def margin_note(self) -> str | None:
+        """One line when the image threshold lies further above the calibration images' largest score than that
+        lies above their median: too few images for the quantile (the predictive rule's margin is wide), and
+        few defects will pass it."""
+        st = self.calibration.get("scores")
+        if not st or self.threshold is None or st["max"] <= st["median"]:
+            return None
+        ratio = (self.threshold - st["max"]) / (st["max"] - st["median"])
+        if ratio <= 1:
+            return None
+        return (f"the image threshold {self.threshold:.4g} lies {ratio:.1f}x the calibration scores' spread (maximum - "
+                f"median) above their maximum {st['max']:.4g}: {self.calibration.get('images')} good images set a "
+                f"{self.quantile} quantile only with a wide margin, so few defects will pass it; lower it with sslad "
+                "calibrate RUN_DIR --threshold-quantile Q (0.95 flags about 5 % of good images), or hold out more")
 
     def score(self, embeddings: torch.Tensor, probs: torch.Tensor | None, size: int,
               whole: torch.Tensor | None = None) -> tuple[np.ndarray, torch.Tensor | None]:
