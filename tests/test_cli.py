@@ -67,7 +67,9 @@ def test_checkpoint_is_self_describing(trained):
     # every mode's AUROC on synthetic anomalies of the held-out images is recorded; the chosen mode is stored
     assert set(sc["synthetic_auroc"]) == {"embedding", "map", "both"} and sc["image_score"] in sc["synthetic_auroc"]
     # the thresholds' images and rule: 3 held-out images, their scores' predictive bound (no augmented views)
-    assert sc["calibration"] == {"set": "holdout", "images": 3, "rule": "predictive"} and sc["quantile"] == 0.99
+    assert {k: v for k, v in sc["calibration"].items() if k != "scores"} == {"set": "holdout", "images": 3,
+                                                                             "rule": "predictive"}
+    assert set(sc["calibration"]["scores"]) == {"median", "max"} and sc["quantile"] == 0.99
     assert sc["threshold_rule"] == "predictive"
     assert ck["config"]["synth"]["backend"] == "torch" and ck["epoch"] == 2 and ck["regen_index"] == 1
     assert ck["config"]["synth"]["color"] == "gray" and ck["config"]["train"]["lr"] == 3e-4  # resolved values
@@ -164,7 +166,9 @@ def test_threshold_is_read_off_the_held_out_good_scores(trained):
     held_out = data.train.subset(hold)
     res = infer_images(model, held_out.images, map_fn=scorer.map_fn, embed_fn=scorer.embed_fn)  # as the scorer
     scores, maps = scorer.score(res.embeddings, res.maps, 32)
-    assert scorer.calibration == {"set": "holdout", "images": 3, "rule": "predictive"}
+    assert scorer.calibration == {"set": "holdout", "images": 3, "rule": "predictive",
+                                  "scores": {"median": pytest.approx(float(np.median(scores)), rel=1e-5),
+                                             "max": pytest.approx(float(scores.max()), rel=1e-5)}}
     assert scorer.threshold == pytest.approx(predictive_threshold(scores, 0.99), rel=1e-5, abs=1e-6)
     maxima = maps.flatten(1).amax(1).numpy()
     assert scorer.pixel_threshold == pytest.approx(predictive_threshold(maxima, 0.99), rel=1e-5)

@@ -270,7 +270,9 @@ def test_scorer_thresholds_come_from_the_held_out_set():
     hold = (torch.randn(30, 8, generator=g) * 1.5, torch.rand(30, 1, 8, 8, generator=g) * 0.2)
     sc = Scorer(ScoreConfig(image_score="embedding", threshold_quantile=0.9)).fit(*fit, 32, holdout=hold)
     s_hold, _ = sc.score(*hold, 32)
-    assert sc.calibration == {"set": "holdout", "images": 30, "rule": "predictive"}  # the default rule
+    assert sc.calibration == {"set": "holdout", "images": 30, "rule": "predictive",  # the default rule
+                              "scores": {"median": pytest.approx(float(np.median(s_hold))),
+                                         "max": pytest.approx(float(s_hold.max()))}}
     assert sc.threshold == pytest.approx(predictive_threshold(s_hold, 0.9))
     assert sc.threshold != pytest.approx(quantile_threshold(s_hold, 0.9))
     tail = Scorer(ScoreConfig(image_score="embedding", threshold_quantile=0.9, threshold_rule="tail"))
