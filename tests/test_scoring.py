@@ -220,10 +220,10 @@ def test_predictive_threshold_keeps_its_promise_on_few_scores_where_the_fitted_t
         assert np.exp(-(np.array([tail_threshold(d, 0.99) for d in draws[:2000]]) - 50.0)).mean() > plug_in, n
     many = rng.exponential(size=20_000)
     assert predictive_threshold(many, 0.99) == pytest.approx(tail_threshold(many, 0.99), rel=0.01)
-    few = draws[0]
-    assert predictive_threshold(few, 0.5) == quantile_threshold(few, 0.5)  # inside the body: the empirical one
-    assert predictive_threshold(few, 1.0) == few.max()
-    assert predictive_threshold(few, 0.95) < predictive_threshold(few, 0.99) < predictive_threshold(few, 0.999)
+    some = draws[0]  # 80 scores
+    assert predictive_threshold(some, 0.5) == quantile_threshold(some, 0.5)  # inside the body: the empirical one
+    assert predictive_threshold(some, 1.0) == some.max()
+    assert predictive_threshold(some, 0.95) < predictive_threshold(some, 0.99) < predictive_threshold(some, 0.999)
     assert predictive_threshold(np.full(10, 3.0), 0.99) == 3.0  # no spread: the common value
     # 10 scores: the top 2 over the third largest u; (3/11) (1 + c)^-2 = 0.01 -> c = sqrt(27.27) - 1
     ten = np.arange(10.0)
