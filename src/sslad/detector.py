@@ -69,7 +69,11 @@ class Detector:
         """A finished run (its folder, or its ``model.pt``) on ``device`` (auto, cpu, cuda)."""
         from sslad.checkpoint import load_for_scoring, run_folder
 
-        model, scorer, ckpt = load_for_scoring(run_folder(run_dir), device)
+        return cls.from_checkpoint(*load_for_scoring(run_folder(run_dir), device))
+
+    @classmethod
+    def from_checkpoint(cls, model: PretextNet, scorer: Scorer, ckpt: dict) -> Detector:
+        """The detector of a checkpoint already loaded (``sslad.checkpoint.load_for_scoring``'s triple)."""
         info = {k: ckpt.get(k) for k in ("config", "epoch", "regen_index", "sslad_version", "format_version", "extra")}
         return cls(model, scorer, int(ckpt["preprocessing"]["image_size"]), info)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from sslad.config import DEFAULT_DEVICE, THRESHOLD_RULES, RunConfig
+from sslad.config import DEFAULT_DEVICE, RunConfig
 from sslad.errors import SsladError
 
 
@@ -23,29 +23,27 @@ def calibrate_run(run_dir: str | Path, *, quantile: float | None = None, rule: s
     """Set ``run_dir``'s image and map thresholds at ``quantile`` by ``rule`` (each default: the run's own) from its
     held-out good images, read from ``data`` (default: the training's path and category). Returns the images
     used, the previous values and the new ones."""
-    from sslad.checkpoint import run_folder
+    from sslad.checkpoint import load_for_scoring, run_folder
     from sslad.data import load_dataset, split_train
     from sslad.detector import Detector
-    from sslad.files import atomic_torch_save, load_torch_file
+    from sslad.files import atomic_torch_save
     from sslad.scoring import Scorer
 
-    if quantile is not None and not 0 < quantile <= 1:
-        raise SsladError("--threshold-quantile must lie in (0, 1]")
-    if rule is not None and rule not in THRESHOLD_RULES:
-        raise SsladError(f"unknown threshold rule {rule!r} ({'|'.join(THRESHOLD_RULES)})")
+    RunConfig().override(score={"threshold_quantile": quantile, "threshold_rule": rule}).validate()  # its messages
     log = log or (lambda _msg: None)
     run_dir = run_folder(run_dir)
-    det = Detector.load(run_dir, device)
-    cfg = RunConfig.from_dict(det.info["config"])
+    model, scorer, ckpt = load_for_scoring(run_dir, device)
+    det = Detector.from_checkpoint(model, scorer, ckpt)
+    cfg = RunConfig.from_dict(ckpt["config"])
     path, category = (cfg.data.path, cfg.data.category) if data is None else (data, category)
     train = load_dataset(path, category, det.image_size, device="cpu", splits=("train",)).train
     fit, holdout = split_train(train, cfg.score.holdout, cfg.score.holdout_min)
     use_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))
-    images, used = (holdout, "holdout") if use_holdout else (fit, "fit")
+    images, used, what = (holdout, "holdout", "held-out") if use_holdout else (fit, "fit", "fit")
     stored = det.scorer.calibration or {}  # "set" None: a format-1 checkpoint, which did not record it
     if stored.get("set") is not None and (stored.get("images") != len(images) or stored["set"] != used):
-        raise SsladError(f"{path} gives {len(images)} {'held-out' if use_holdout else 'fit'} images where the run "
-                         f"set its thresholds on {stored.get('images')} ({stored.get('set')}): not the training's data")
+        raise SsladError(f"{path} gives {len(images)} {what} images where the run set its thresholds on "
+                         f"{stored.get('images')} ({stored.get('set')}): not the training's data")
     scored = det.score(images.images, progress=f"score {used}")
     try:
         previous = det.scorer.recalibrate(scored.scores, scored.maps, quantile, rule)
@@ -53,13 +51,12 @@ def calibrate_run(run_dir: str | Path, *, quantile: float | None = None, rule: s
         raise SsladError(str(exc)) from exc
     if not det.scorer.is_finite():
         raise SsladError("the new thresholds are not finite; model.pt is left as it was")
-    ckpt = load_torch_file(run_dir / "model.pt", "not a readable sslad checkpoint")
-    ckpt["scorer"] = det.scorer.state_dict()
+    ckpt["scorer"] = det.scorer.state_dict()  # the checkpoint as read, weights on the CPU
     atomic_torch_save(ckpt, run_dir / "model.pt")
     s = det.scorer
     new = {"quantile": s.quantile, "rule": s.threshold_rule, "threshold": s.threshold,
            "pixel_threshold": s.pixel_threshold, "map_range": s.map_range}
-    log(f"{run_dir}: thresholds from {len(images)} {'held-out' if use_holdout else 'fit'} good images, rule "
+    log(f"{run_dir}: thresholds from {len(images)} {what} good images, rule "
         f"{previous['rule']} -> {new['rule']}, quantile {previous['quantile']} -> {new['quantile']}: image "
         f"{previous['threshold']:.4g} -> {new['threshold']:.4g}"
         + (f", map {previous['pixel_threshold']:.4g} -> {new['pixel_threshold']:.4g}"
