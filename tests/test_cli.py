@@ -38,6 +38,11 @@ def test_train_writes_the_run_folder(trained):
                  "report.png"):
         assert (out / name).is_file(), name
     assert "image AUROC" in res
+    # the silent minutes after the last epoch are announced, in order, before the results
+    lines = res.splitlines()
+    fitting = lines.index("fitting the scorer on 9 good images, thresholds from 3 held-out ones "
+                          "(1 network pass per image)")
+    assert fitting < lines.index("scoring 12 test images") < next(i for i, x in enumerate(lines) if "image AUROC" in x)
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["data"]["image_size"] == 32 and cfg["train"]["epochs"] == 2 and cfg["train"]["seed"] == 1
     rows = list(csv.DictReader(open(out / "metrics.csv")))

@@ -239,3 +239,13 @@ def test_a_whole_view_larger_than_the_image_is_one_clear_line(tiles, tmp_path):
     res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--image-size", "40",
                                    "--whole-view", "64", "--epochs", "0"])
     assert res.exit_code != 0 and "--whole-view must be 0" in res.output and "Traceback" not in res.output
+
+
+def test_the_scoring_log_line_counts_the_tiles_and_the_whole_view():
+    from sslad.config import RunConfig
+    from sslad.training import scoring_line
+
+    tiled = RunConfig().override(data={"image_size": 256}, score={"tile": 128, "whole_view": 128})
+    assert scoring_line(tiled, 684, 77) == ("fitting the scorer on 684 good images, thresholds from 77 held-out ones "
+                                            "(10 network passes per image)")  # 3 x 3 tiles at stride 64, + 1
+    assert scoring_line(RunConfig(), 5, 1) == "fitting the scorer on 5 good images (1 network pass per image)"

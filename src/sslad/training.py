@@ -41,6 +41,7 @@ from sslad.models import (
     training_layout,
 )
 from sslad.models.embed import sample_patches
+from sslad.models.tiles import tile_grid
 from sslad.progress import bar
 from sslad.report import EpochLog, json_safe, results_table, save_class_grid
 from sslad.runtime import Dist, StopSignals, init_distributed, resolve_device, resolve_precision, seed_everything
@@ -558,6 +559,14 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
                       whole=fit_out.whole)
 
 
+def scoring_line(cfg: RunConfig, fit: int, holdout: int) -> str:
+    """The log line before the scorer's fit: what it embeds, in how many network passes per image."""
+    s = cfg.score
+    passes = (len(tile_grid(cfg.data.image_size, s.tile)) if s.tile else 1) + (1 if s.whole_view else 0)
+    held = f", thresholds from {holdout} held-out ones" if Scorer.calibrates_on_holdout(holdout) else ""
+    return f"fitting the scorer on {fit} good images{held} ({passes} network pass{'es' * (passes > 1)} per image)"
+
+
 def map_layers(scorer: Scorer) -> str:
     """The trunk stages of ``scorer``'s density maps as ``score.map_layers`` spells them (``"2,3"``)."""
     return ",".join(map(str, scorer.map_layers))
@@ -675,6 +684,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
     if not run.dist.main:
         return {}
     inference_layout(run.model.eval())  # score as eval/predict will load it
+    log(scoring_line(cfg, len(run.fit), 0 if run.holdout is None else len(run.holdout)))  # silent minutes in a log
     scorer = fit_scorer(run.model, run.fit, run.holdout, cfg, run.gen.renderer)
     if note := scorer.margin_note():
         log(f"note: {note}")
@@ -705,6 +715,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
             log(f"fitting and scoring the untrained network beside the run (--baseline), into {run.out / 'untrained'}")
             summary["untrained"] = untrained_baseline(run, run.gen.renderer)
     detector = Detector(run.model, scorer, cfg.data.image_size)
+    if run.data.test is not None and len(run.data.test):
+        log(f"scoring {len(run.data.test)} test images")
     metrics = evaluate_set(detector, run.data.test, run.out, extra=summary)
     log(results_table(metrics))
     line = baseline_line(metrics)
