@@ -216,6 +216,31 @@ def test_with_held_out_images_the_fit_images_maps_are_not_made_and_the_scorer_is
         assert a[key] == b[key], key
 
 
+
+@pytest.mark.parametrize(("tile", "embedding"), [(0, "pooled"), (16, "pooled+peak")])
+def test_the_embedding_pass_draws_the_same_patch_sample_as_a_pass_of_its_own(tiny_run, tiles, tile, embedding):
+    """The fit images go through the network once: the patch density's sample is drawn while they are embedded
+    (``patch_sink``), the same descriptors and the same embeddings as two passes gave, tiled or whole."""
+    from sslad.checkpoint import load_checkpoint
+    from sslad.data import load_dataset
+    from sslad.models.embed import PatchSampler, infer_images, sample_patches
+
+    model, _, _ = load_checkpoint(tiny_run[0])
+    images = load_dataset(str(tiles), None, 32).train.images
+    scorer = Scorer(ScoreConfig(embedding=embedding, tile=tile))
+    n_tiles = 9 if tile else 1  # 3 x 3 tiles of 16 px at 32 px, stride 8
+    for stages in ((2, 3), [(2, 3), (3, 4)]):
+        sampler = PatchSampler(len(images), total=500, seed=3, tiles=n_tiles, stages=stages)
+        one = infer_images(model, images, batch_size=5, tile=tile, maps=False, embed_fn=scorer.embed_fn,
+                           patch_sink=sampler)
+        two = infer_images(model, images, batch_size=5, tile=tile, maps=False, embed_fn=scorer.embed_fn)
+        own = sample_patches(model, images, total=500, seed=3, batch_size=5, tile=tile, stages=stages)
+        for got, want in zip(*(([x] if isinstance(x, torch.Tensor) else x) for x in (sampler.samples(), own)),
+                             strict=True):
+            assert got.shape[0] > 0 and torch.equal(got, want)
+        assert torch.equal(one.embeddings, two.embeddings)
+
+
 def test_map_both_without_a_per_pixel_head_is_the_density_alone():
     from sslad.config import RunConfig
 

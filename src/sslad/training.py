@@ -40,7 +40,7 @@ from sslad.models import (
     training_autocast,
     training_layout,
 )
-from sslad.models.embed import sample_patches
+from sslad.models.embed import PatchSampler, sample_patches
 from sslad.models.tiles import tile_grid
 from sslad.progress import bar
 from sslad.report import EpochLog, json_safe, results_table, save_class_grid
@@ -490,8 +490,18 @@ def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSe
     for ``both``, its map scales; the fit and held-out images' :class:`Outputs` (embeddings, maps as the scorer
     makes them; without ``embed``, the fit images' only where their maps set the scales, else None)."""
     tile = cfg.score.tile
+    calibrate_on_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))  # fit maps unused
+    embed_fit = functools.partial(infer_images, model, fit.images, progress="embed train", tile=tile,
+                                  embed_fn=scorer.embed_fn, whole=scorer.whole_view, precision=precision)
+    fit_out = None
     if scorer.map_source in ("density", "both"):
-        if patches is None:
+        if patches is None and embed and calibrate_on_holdout:  # the embedding pass draws the patches too
+            tiled = 0 < tile < fit.images.shape[-1]
+            sampler = PatchSampler(len(fit), seed=cfg.train.seed, stages=scorer.map_layers,
+                                   tiles=len(tile_grid(fit.images.shape[-1], tile)) if tiled else 1)
+            fit_out = embed_fit(maps=False, patch_sink=sampler)
+            patches = sampler.samples()
+        elif patches is None:
             patches = sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile, precision=precision,
                                      stages=scorer.map_layers)
         scorer.fit_patches(patches)
@@ -499,9 +509,7 @@ def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSe
     infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn,
                               map_fn=scorer.parts_fn if both else scorer.map_fn, whole=scorer.whole_view,
                               precision=precision)
-    calibrate_on_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))  # fit maps unused
-    fit_out = None
-    if embed or not calibrate_on_holdout:
+    if fit_out is None and (embed or not calibrate_on_holdout):
         fit_out = infer(fit.images, progress="embed train", maps=not calibrate_on_holdout)
     hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None
     if both:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 
 from sslad.models.net import PatchLevels, PretextNet
-from sslad.models.tiles import extract_tiles, forward_tiled, resize_images
+from sslad.models.tiles import extract_tiles, forward_tiled, resize_images, tile_grid
 
 EMBED_BATCH = 64
 
@@ -46,14 +46,18 @@ def scoring_autocast(device: torch.device, precision: str | None) -> torch.autoc
 
 
 def forward_maps(model: PretextNet, x: torch.Tensor, map_fn: MapFn | None = None,
-                 embed_fn: EmbedFn | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 embed_fn: EmbedFn | None = None,
+                 patch_sink: Callable[[PatchLevels], None] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(embeddings, per-pixel anomaly maps (N, 1, h, w) or None) of one batch: the pooled embeddings (with
     ``embed_fn``: what it makes of them and the trunk's maps) and the sigmoid of the network's per-pixel
-    logits (with ``map_fn``: what it makes of them and the trunk's maps)."""
-    if map_fn is None and embed_fn is None:
+    logits (with ``map_fn``: what it makes of them and the trunk's maps); ``patch_sink`` is handed the trunk's
+    maps too."""
+    if map_fn is None and embed_fn is None and patch_sink is None:
         _, e, seg = model(x)
         return e, None if seg is None else torch.sigmoid(seg.float())
     e, seg, patches = model.dense_outputs(x)
+    if patch_sink is not None:
+        patch_sink(patches)
     probs = None if seg is None else torch.sigmoid(seg.float())
     return (e if embed_fn is None else embed_fn(e, patches)), (probs if map_fn is None else map_fn(probs, patches))
 
@@ -62,7 +66,7 @@ def forward_maps(model: PretextNet, x: torch.Tensor, map_fn: MapFn | None = None
 def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,
                  progress: str | None = None, maps: bool = True, tile: int = 0,
                  map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None, whole: int = 0,
-                 precision: str | None = None) -> Outputs:
+                 precision: str | None = None, patch_sink: Callable[[PatchLevels], None] | None = None) -> Outputs:
     """Run uint8 (N, 3, S, S) images (any device) through the network in batches.
 
     With ``tile`` (0 < tile < S) each image is scored in overlapping tiles (:mod:`sslad.models.tiles`):
@@ -73,6 +77,8 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     ``precision`` (``"fp32"`` or ``"bf16"``, the scorer's: :func:`scoring_autocast`) is what the network computes in;
     the outputs are float32 either way. bf16 halves the scoring time on a CPU with native bf16 at the same AUROCs
     (docs/results.md, *bf16 scoring on the CPU*); fp32 scores reproduce the exported ONNX graph's exactly.
+    ``patch_sink`` (a :class:`PatchSampler`) is handed the trunk's maps of every batch (of its tiles): a patch
+    density's sample drawn in the same pass (the whole view's images are not handed over).
     """
     from sslad.progress import bar
 
@@ -85,14 +91,14 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
         batch_size = tiled_batch(batch_size, tile, images.shape[-1])
 
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:  # maps=False: no map made or stitched
-        e, p = forward_maps(model, x, map_fn if want_maps else None, embed_fn)
+        e, p = forward_maps(model, x, map_fn if want_maps else None, embed_fn, patch_sink)
         return e, p if want_maps else None
 
     embs, probs = [], []
     for i in bar(range(0, images.shape[0], batch_size), progress, unit="batch"):
         xb = images[i:i + batch_size].to(dev, non_blocking=True)
         with scoring_autocast(dev, precision):
-            if tiled or want_maps or embed_fn is not None:
+            if tiled or want_maps or embed_fn is not None or patch_sink is not None:
                 e, p = forward_tiled(forward, xb, tile) if tiled else forward(xb)
                 if want_maps:
                     probs.append(p.float().cpu())
@@ -108,37 +114,54 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     return Outputs(emb, torch.cat(probs) if probs else None, whole_emb)
 
 
+class PatchSampler:
+    """Draws about ``total`` patch descriptors of the trunk's ``stages`` (:meth:`PatchLevels.descriptors`) evenly
+    from ``n_images`` images (from each of their ``tiles`` tiles), batch after batch, with a seeded generator per
+    stage set: what a patch density is fitted on. Fed by :func:`sample_patches`, or by :func:`infer_images`
+    (``patch_sink``) while it embeds the same images, so one pass over them gives both."""
+
+    def __init__(self, n_images: int, total: int = 200_000, seed: int = 0, tiles: int = 1,
+                 stages: tuple[int, ...] | list[tuple[int, ...]] = (2, 3)):
+        self.one = not isinstance(stages, list)
+        self.sets = [stages] if self.one else stages
+        self.gens = [torch.Generator().manual_seed(seed) for _ in self.sets]
+        self.per_tile = max(1, -(-total // max(n_images, 1)) // tiles)  # per image, spread over its tiles
+        self.kept: list[list[torch.Tensor]] = [[] for _ in self.sets]
+
+    def __call__(self, levels: PatchLevels) -> None:
+        for s, g, kept in zip(self.sets, self.gens, self.kept, strict=True):
+            z = levels.descriptors(s).float().flatten(2).transpose(1, 2).cpu()  # (n, h*w, C)
+            k = min(z.shape[1], self.per_tile)
+            idx = torch.rand(z.shape[:2], generator=g).argsort(1)[:, :k]
+            kept.append(torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[2])).flatten(0, 1))
+
+    def samples(self) -> torch.Tensor | list[torch.Tensor]:
+        """float32 (M, C) per stage set (one tensor when one set was asked for)."""
+        out = [torch.cat(kept) for kept in self.kept]
+        return out[0] if self.one else out
+
+
 @torch.no_grad()
 def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000, seed: int = 0,
                    batch_size: int = EMBED_BATCH, tile: int = 0, precision: str = "fp32",
                    stages: tuple[int, ...] | list[tuple[int, ...]] = (2, 3)) -> torch.Tensor | list[torch.Tensor]:
-    """float32 (M, C) patch descriptors of the trunk's ``stages`` (:meth:`PatchLevels.descriptors`) of the images
-    (of their tiles with ``tile``), about ``total`` locations drawn evenly from every image (or tile) with a
-    seeded generator: what a patch density is fitted on (computed in ``precision``, as :func:`infer_images`).
-    With a list of stage sets, one pass gives a list of samples, each the one that set alone would give."""
-    sets = stages if isinstance(stages, list) else [stages]
+    """float32 (M, C) patch descriptors of the trunk's ``stages`` of the images (of their tiles with ``tile``),
+    about ``total`` locations drawn evenly from every image (or tile) by a :class:`PatchSampler` (computed in
+    ``precision``, in :func:`infer_images`' batches). With a list of stage sets, one pass gives a list of samples,
+    each the one that set alone would give."""
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    gens = [torch.Generator().manual_seed(seed) for _ in sets]
     tiled = 0 < tile < images.shape[-1]
     if tiled:  # about as many pixels per forward pass as whole images (25 tiles an image at 384 of 128 px)
         batch_size = tiled_batch(batch_size, tile, images.shape[-1])
-    per = max(1, -(-total // len(images)))
-    out: list[list[torch.Tensor]] = [[] for _ in sets]
+    sampler = PatchSampler(len(images), total, seed, len(tile_grid(images.shape[-1], tile)) if tiled else 1, stages)
     for i in range(0, images.shape[0], batch_size):
         xb = images[i:i + batch_size].to(dev)
-        x = extract_tiles(xb, tile) if tiled else xb
         with scoring_autocast(dev, precision):
-            levels = model.dense_outputs(x)[2]
-        for s, g, kept in zip(sets, gens, out, strict=True):
-            z = levels.descriptors(s).float().flatten(2).transpose(1, 2).cpu()  # (n, h*w, C)
-            k = min(z.shape[1], max(1, per * len(xb) // len(x)))
-            idx = torch.rand(z.shape[:2], generator=g).argsort(1)[:, :k]
-            kept.append(torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[2])).flatten(0, 1))
+            sampler(model.dense_outputs(extract_tiles(xb, tile) if tiled else xb)[2])
     model.train(was_training)
-    samples = [torch.cat(kept) for kept in out]
-    return samples if isinstance(stages, list) else samples[0]
+    return sampler.samples()
 
 
 def embed_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,
