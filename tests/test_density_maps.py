@@ -216,7 +216,6 @@ def test_with_held_out_images_the_fit_images_maps_are_not_made_and_the_scorer_is
         assert a[key] == b[key], key
 
 
-
 @pytest.mark.parametrize(("tile", "embedding"), [(0, "pooled"), (16, "pooled+peak")])
 def test_the_embedding_pass_draws_the_same_patch_sample_as_a_pass_of_its_own(tiny_run, tiles, tile, embedding):
     """The fit images go through the network once: the patch density's sample is drawn while they are embedded

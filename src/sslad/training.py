@@ -41,7 +41,7 @@ from sslad.models import (
     training_layout,
 )
 from sslad.models.embed import PatchSampler, sample_patches
-from sslad.models.tiles import tile_grid
+from sslad.models.tiles import tile_count
 from sslad.progress import bar
 from sslad.report import EpochLog, json_safe, results_table, save_class_grid
 from sslad.runtime import Dist, StopSignals, init_distributed, resolve_device, resolve_precision, seed_everything
@@ -496,9 +496,8 @@ def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSe
     fit_out = None
     if scorer.map_source in ("density", "both"):
         if patches is None and embed and calibrate_on_holdout:  # the embedding pass draws the patches too
-            tiled = 0 < tile < fit.images.shape[-1]
             sampler = PatchSampler(len(fit), seed=cfg.train.seed, stages=scorer.map_layers,
-                                   tiles=len(tile_grid(fit.images.shape[-1], tile)) if tiled else 1)
+                                   tiles=tile_count(fit.images.shape[-1], tile))
             fit_out = embed_fit(maps=False, patch_sink=sampler)
             patches = sampler.samples()
         elif patches is None:
@@ -570,7 +569,7 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
 def scoring_line(cfg: RunConfig, fit: int, holdout: int) -> str:
     """The log line before the scorer's fit: what it embeds, in how many network passes per image."""
     s = cfg.score
-    passes = (len(tile_grid(cfg.data.image_size, s.tile)) if s.tile else 1) + (1 if s.whole_view else 0)
+    passes = tile_count(cfg.data.image_size, s.tile) + (1 if s.whole_view else 0)
     held = f", thresholds from {holdout} held-out ones" if Scorer.calibrates_on_holdout(holdout) else ""
     return f"fitting the scorer on {fit} good images{held} ({passes} network pass{'es' * (passes > 1)} per image)"
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 
 from sslad.models.net import PatchLevels, PretextNet
-from sslad.models.tiles import extract_tiles, forward_tiled, resize_images, tile_grid
+from sslad.models.tiles import extract_tiles, forward_tiled, resize_images, tile_count
 
 EMBED_BATCH = 64
 
@@ -155,7 +155,7 @@ def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000
     tiled = 0 < tile < images.shape[-1]
     if tiled:  # about as many pixels per forward pass as whole images (25 tiles an image at 384 of 128 px)
         batch_size = tiled_batch(batch_size, tile, images.shape[-1])
-    sampler = PatchSampler(len(images), total, seed, len(tile_grid(images.shape[-1], tile)) if tiled else 1, stages)
+    sampler = PatchSampler(len(images), total, seed, tile_count(images.shape[-1], tile), stages)
     for i in range(0, images.shape[0], batch_size):
         xb = images[i:i + batch_size].to(dev)
         with scoring_autocast(dev, precision):

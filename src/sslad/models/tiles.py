@@ -36,6 +36,11 @@ def tile_grid(size: int, tile: int) -> list[tuple[int, int]]:
     return [(y, x) for y in offs for x in offs]
 
 
+def tile_count(size: int, tile: int) -> int:
+    """Network passes a ``size``-pixel image takes in ``tile``-pixel tiles: 1 when it is not tiled (0 or >= size)."""
+    return len(tile_grid(size, tile)) if 0 < tile < size else 1
+
+
 def extract_tiles(images: torch.Tensor, tile: int) -> torch.Tensor:
     """(N, C, S, S) -> (N * T, C, P, P), tiles of image 0 first, each image's in :func:`tile_grid` order."""
     n, c, size = images.shape[0], images.shape[1], int(images.shape[-1])  # int: a traced shape is a tensor
@@ -85,4 +90,5 @@ def resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
-__all__ = ["blend_window", "extract_tiles", "forward_tiled", "resize_images", "stitch", "tile_grid", "tile_offsets"]
+__all__ = ["blend_window", "extract_tiles", "forward_tiled", "resize_images", "stitch", "tile_count", "tile_grid",
+           "tile_offsets"]
