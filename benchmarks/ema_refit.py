@@ -26,11 +26,10 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     name, run_dir = argv[0], Path(argv[1])
-    model, old, ckpt, cfg, data, fit, holdout = load_run(str(run_dir))
+    model, _, _, cfg, data, fit, holdout = load_run(str(run_dir))
+    renderer = make_renderer("torch", cfg.data.image_size, torch.device("cpu"))
     for decay in argv[2:]:
         model.load_state_dict(torch.load(run_dir / f"ema_{decay}.pt", weights_only=True))
-        model.eval()
-        renderer = make_renderer("torch", cfg.data.image_size, torch.device("cpu"))
         scorer = fit_scorer(model, fit, holdout, cfg, renderer)
         extra = {"image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
                  "run_dir": str(run_dir), "ema_decay": float(decay)}

@@ -491,26 +491,24 @@ def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSe
     makes them; without ``embed``, the fit images' only where their maps set the scales, else None)."""
     tile = cfg.score.tile
     calibrate_on_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))  # fit maps unused
-    embed_fit = functools.partial(infer_images, model, fit.images, progress="embed train", tile=tile,
-                                  embed_fn=scorer.embed_fn, whole=scorer.whole_view, precision=precision)
+    infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn, whole=scorer.whole_view,
+                              precision=precision)
     fit_out = None
     if scorer.map_source in ("density", "both"):
         if patches is None and embed and calibrate_on_holdout:  # the embedding pass draws the patches too
             sampler = PatchSampler(len(fit), seed=cfg.train.seed, stages=scorer.map_layers,
                                    tiles=tile_count(fit.images.shape[-1], tile))
-            fit_out = embed_fit(maps=False, patch_sink=sampler)
+            fit_out = infer(fit.images, progress="embed train", maps=False, patch_sink=sampler)
             patches = sampler.samples()
         elif patches is None:
             patches = sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile, precision=precision,
                                      stages=scorer.map_layers)
         scorer.fit_patches(patches)
     both = scorer.map_source == "both"  # one pass gives both sources' maps; scaled once the held-out ones are in
-    infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn,
-                              map_fn=scorer.parts_fn if both else scorer.map_fn, whole=scorer.whole_view,
-                              precision=precision)
+    map_fn = scorer.parts_fn if both else scorer.map_fn  # a patch density's needs it fitted (above)
     if fit_out is None and (embed or not calibrate_on_holdout):
-        fit_out = infer(fit.images, progress="embed train", maps=not calibrate_on_holdout)
-    hold = infer(holdout.images, progress="embed held-out") if holdout is not None else None
+        fit_out = infer(fit.images, progress="embed train", maps=not calibrate_on_holdout, map_fn=map_fn)
+    hold = infer(holdout.images, progress="embed held-out", map_fn=map_fn) if holdout is not None else None
     if both:
         scorer.fit_map_scales((hold if calibrate_on_holdout else fit_out).maps, cfg.data.image_size)
         fit_out, hold = (o if o is None or o.maps is None else o._replace(maps=scorer.combine_parts(o.maps))
