@@ -14,7 +14,7 @@ from helpers import assert_onnx_export_matches
 from sslad.cli import cli
 from sslad.config import ScoreConfig
 from sslad.models.embed import infer_images
-from sslad.models.tiles import extract_tiles, resize_images, stitch, tile_grid, tile_offsets
+from sslad.models.tiles import extract_tiles, resize_images, stitch, tile_count, tile_grid, tile_offsets
 from sslad.scoring import Scorer
 
 
@@ -30,18 +30,42 @@ def test_tiles_cover_every_pixel_with_half_a_tile_of_overlap():
             assert covered.all(), (size, tile)
 
 
-@pytest.mark.parametrize("size,tile,low", [(100, 32, 32), (96, 40, 10), (64, 64, 16), (257, 128, 64)])
-def test_a_constant_map_stays_constant_and_every_pixel_gets_a_score(size, tile, low):
-    n = len(tile_grid(size, tile))
-    out = stitch(torch.full((2 * n, 1, low, low), 0.37), size, tile)
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.75])
+def test_tiles_cover_every_pixel_with_the_overlap_asked_for(overlap):
+    for size in range(32, 301, 11):
+        for tile in range(4, size + 1, 7):
+            offs = tile_offsets(size, tile, overlap)
+            assert offs[0] == 0 and offs[-1] == size - tile
+            assert all(0 < b - a <= tile - overlap * tile for a, b in zip(offs, offs[1:], strict=False))
+            covered = np.zeros(size, bool)
+            for o in offs:
+                covered[o:o + tile] = True
+            assert covered.all(), (size, tile, overlap)
+
+
+def test_less_overlap_fewer_passes_on_a_large_image():
+    """640-px images in 128-px tiles: 9 x 9 at the default half tile, 7 x 7 at a quarter, 5 x 5 edge to edge."""
+    assert [tile_count(640, 128, o) for o in (0.5, 0.25, 0.0)] == [81, 49, 25]
+    assert tile_offsets(640, 128, 0.0) == [0, 128, 256, 384, 512]  # no pixel seen twice
+    assert tile_offsets(256, 128) == tile_offsets(256, 128, 0.5) == [0, 64, 128]  # the default: half a tile
+    with pytest.raises(ValueError, match="overlap"):
+        tile_offsets(256, 128, 1.0)
+
+
+@pytest.mark.parametrize("size,tile,low,overlap", [(100, 32, 32, 0.5), (96, 40, 10, 0.5), (64, 64, 16, 0.5),
+                                                   (257, 128, 64, 0.5), (257, 128, 64, 0.0), (100, 32, 8, 0.25)])
+def test_a_constant_map_stays_constant_and_every_pixel_gets_a_score(size, tile, low, overlap):
+    n = len(tile_grid(size, tile, overlap))
+    out = stitch(torch.full((2 * n, 1, low, low), 0.37), size, tile, overlap)
     assert out.shape == (2, 1, size, size)
     torch.testing.assert_close(out, torch.full_like(out, 0.37))
 
 
-def test_stitching_the_tiles_of_a_map_gives_the_map_back_no_seams():
+@pytest.mark.parametrize("overlap", [0.5, 0.25, 0.0])
+def test_stitching_the_tiles_of_a_map_gives_the_map_back_no_seams(overlap):
     g = torch.Generator().manual_seed(0)
     m = torch.rand(3, 1, 90, 90, generator=g)
-    torch.testing.assert_close(stitch(extract_tiles(m, 36), 90, 36), m)
+    torch.testing.assert_close(stitch(extract_tiles(m, 36, overlap), 90, 36, overlap), m)
 
 
 def test_channels_stitch_independently():
@@ -109,6 +133,46 @@ def test_a_tiled_run_scores_whole_images_from_tile_embeddings(tiled_run, tiles):
 
 def test_a_tiled_run_exports_with_the_same_scores_and_maps(tiled_run, tiles, tmp_path):
     assert_onnx_export_matches(tiled_run, sorted((tiles / "test" / "blob").glob("*.png")), tmp_path / "m.onnx")
+
+
+def test_a_run_tiled_edge_to_edge_scores_and_exports_with_its_fewer_tiles(tiles, tmp_path):
+    """``--tile-overlap 0``: 56-px images in 32-px tiles take 2 x 2 passes instead of 3 x 3; the scorer keeps the
+    overlap, scores are the worst of those four tiles', the exported graph tiles the same way."""
+    import sslad
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "56", "--crop", "32",
+                                   "--tile", "32", "--tile-overlap", "0", "--epochs", "1", "--batch-size", "12",
+                                   "--device", "cpu", "--seed", "2", "--image-score", "embedding"],
+                           catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "(4 network passes per image)" in res.output
+    assert json.loads((out / "metrics.json").read_text())["tile_overlap"] == 0
+    det = sslad.load(out, "cpu")
+    assert det.scorer.tile_overlap == 0
+    files = sorted((tiles / "test" / "blob").glob("*.png"))
+    got = det.score(files)
+    with torch.no_grad():
+        pooled, _, patches = det.model.dense_outputs(extract_tiles(got.images.float(), 32, 0.0))
+    assert len(pooled) == 4 * len(files)
+    want = det.scorer.density.score(det.scorer.embed_fn(pooled, patches)).reshape(len(files), 4).amax(1)
+    np.testing.assert_allclose(got.scores, want.double().numpy(), rtol=1e-5)
+    assert_onnx_export_matches(out, files, tmp_path / "m.onnx")
+
+
+def test_a_scorer_saved_before_the_overlap_was_a_choice_tiles_at_half_a_tile():
+    fit = torch.randn(40, 4, 8, generator=torch.Generator().manual_seed(0))
+    state = Scorer(ScoreConfig(image_score="embedding", tile=16, tile_overlap=0.25)).fit(fit, None, 32).state_dict()
+    assert Scorer.from_state(state).tile_overlap == 0.25
+    del state["tile_overlap"]
+    assert Scorer.from_state(state).tile_overlap == 0.5
+
+
+def test_an_overlap_out_of_range_is_one_clear_line(tiles, tmp_path):
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(tmp_path / "r"), "--image-size", "40",
+                                   "--tile", "32", "--tile-overlap", "0.9", "--epochs", "0"])
+    assert res.exit_code != 0 and "--tile-overlap must lie in [0, 0.75]" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "r").exists()
 
 
 def test_a_tile_larger_than_the_image_is_one_clear_line(tiles, tmp_path):
@@ -248,4 +312,6 @@ def test_the_scoring_log_line_counts_the_tiles_and_the_whole_view():
     tiled = RunConfig().override(data={"image_size": 256}, score={"tile": 128, "whole_view": 128})
     assert scoring_line(tiled, 684, 77) == ("fitting the scorer on 684 good images, thresholds from 77 held-out ones "
                                             "(10 network passes per image)")  # 3 x 3 tiles at stride 64, + 1
+    edge = tiled.override(score={"tile_overlap": 0.0})
+    assert scoring_line(edge, 684, 77).endswith("(5 network passes per image)")  # 2 x 2 tiles, + 1
     assert scoring_line(RunConfig(), 5, 1) == "fitting the scorer on 5 good images (1 network pass per image)"

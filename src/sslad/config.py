@@ -124,6 +124,7 @@ class ScoreConfig:
     views_below: int = 50  # threshold_rule quantile: fewer held-out images than this, their augmented views join them
     auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
     tile: int = 0  # score in overlapping tiles of this side (embedding score: the worst tile's); 0: whole images
+    tile_overlap: float = 0.5  # the least share of a tile its neighbours overlap by (fewer passes when lower)
     whole_view: int = 0  # also embed the whole image at this side, a density of its own, joined; 0: off
     map: str = "both"  # seg (the per-pixel head), density (a patch density's) or both averaged
     patch_density: str = "gauss"  # what makes the density maps: gauss (one Gaussian) or knn (a coreset memory)
@@ -152,6 +153,8 @@ PATCH_DENSITIES = ("gauss", "knn")
 #: outline the synthetic anomalies on the held-out images best (``training.choose_map_layers``).
 MAP_LAYER_CHOICES = ("2,3", "3,4", "2,3,4")
 MAP_LAYERS = ("auto", *MAP_LAYER_CHOICES)
+#: The largest ``score.tile_overlap``: a step of a quarter tile, 4x the passes per side of none.
+MAX_TILE_OVERLAP = 0.75
 #: The student run's map: its own per-pixel head (seg: the small detector), the student-teacher discrepancy
 #: (distill: teacher and student both kept), or whichever scores the synthetic held-out anomalies better (auto).
 MAP_SOURCES = ("seg", "distill", "auto")
@@ -313,6 +316,7 @@ class RunConfig:
             one_of(c.inference_precision, PRECISIONS, "inference precision"),
             (c.tile == 0 or MIN_IMAGE_SIZE <= c.tile <= d.image_size,
              f"--tile must be 0 (whole images) or lie in [{MIN_IMAGE_SIZE}, --image-size {d.image_size}]"),
+            (0 <= c.tile_overlap <= MAX_TILE_OVERLAP, f"--tile-overlap must lie in [0, {MAX_TILE_OVERLAP}]"),
             (c.whole_view == 0 or MIN_IMAGE_SIZE <= c.whole_view <= d.image_size,
              f"--whole-view must be 0 (off) or lie in [{MIN_IMAGE_SIZE}, --image-size {d.image_size}]"),
         ]

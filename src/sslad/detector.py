@@ -149,7 +149,8 @@ class Detector:
 
     def _score_images(self, images: torch.Tensor, progress: str | None) -> Detection:
         out = infer_images(self.model, images, progress=progress, tile=self.scorer.tile, map_fn=self.scorer.map_fn,
-                           embed_fn=self.scorer.embed_fn, whole=self.scorer.whole_view, precision=self.scorer.precision)
+                           embed_fn=self.scorer.embed_fn, whole=self.scorer.whole_view, precision=self.scorer.precision,
+                           overlap=self.scorer.tile_overlap)
         scores, maps = self.scorer.score(out.embeddings, out.maps, self.image_size, whole=out.whole)
         anomalous = scores > self.threshold if self.threshold is not None else np.zeros(len(scores), bool)
         return Detection(scores=scores, maps=maps, anomalous=anomalous, images=images.cpu())
@@ -169,7 +170,8 @@ class _DetectorModule(nn.Module):
             return forward_maps(self.model, x, self.scorer.map_fn, self.scorer.embed_fn)
 
         x = images.float()
-        emb, probs = forward_tiled(forward, x, self.scorer.tile) if 0 < self.scorer.tile < self.size else forward(x)
+        tiled = 0 < self.scorer.tile < self.size
+        emb, probs = forward_tiled(forward, x, self.scorer.tile, self.scorer.tile_overlap) if tiled else forward(x)
         whole = None
         if self.scorer.whole_view:
             small = resize_images(images, self.scorer.whole_view).float()

@@ -3,12 +3,13 @@
 A network trained on ``P``-pixel crops of ``S``-pixel images (``--crop P``) saw ``P``-pixel fields of view;
 scoring the ``S`` image in ``P`` tiles gives each tile its own embedding (a small defect moves one tile's
 embedding, not a ``(P/S)^2`` share of the image's) and bounds memory on large images. Tiles start on a
-regular grid with at least half a tile of overlap, the last one flush with the far edge, so every pixel
-is covered; overlapping maps are blended with a tent window (highest in a tile's centre, never zero), and
-the blend is normalised by the summed weights, so a constant map stays constant and no seam appears.
+regular grid with at least ``overlap`` of a tile shared by neighbours (half a tile unless said:
+``--tile-overlap``), the last one flush with the far edge, so every pixel is covered; overlapping maps are
+blended with a tent window (highest in a tile's centre, never zero), and the blend is normalised by the
+summed weights, so a constant map stays constant and no seam appears.
 
-Plain tensor ops over offsets fixed by ``(S, P)``: the exported model tiles the same way. The same holds for
-:func:`resize_images`, which makes the coarser whole-image view scored beside the tiles (``--whole-view``).
+Plain tensor ops over offsets fixed by ``(S, P, overlap)``: the exported model tiles the same way. The same
+holds for :func:`resize_images`, which makes the coarser whole-image view scored beside the tiles (``--whole-view``).
 """
 
 from __future__ import annotations
@@ -19,32 +20,39 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+#: The least share of a tile its neighbours overlap by, unless said (``score.tile_overlap``).
+OVERLAP = 0.5
 
-def tile_offsets(size: int, tile: int) -> list[int]:
-    """Start positions along one side: ``0 .. size - tile``, at most ``tile / 2`` apart (``[0]`` for one tile)."""
+
+def tile_offsets(size: int, tile: int, overlap: float = OVERLAP) -> list[int]:
+    """Start positions along one side: ``0 .. size - tile``, at most ``tile - ceil(overlap * tile)`` apart (``[0]``
+    for one tile): neighbours share at least ``overlap`` of a tile (more where the side asks for it)."""
     if tile <= 0 or tile > size:
         raise ValueError(f"tile {tile} must lie in [1, {size}]")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"tile overlap {overlap} must lie in [0, 1)")
     if tile == size:
         return [0]
-    n = math.ceil((size - tile) / max(1, tile // 2)) + 1  # steps of at most tile // 2 stay so when rounded
+    step = max(1, tile - math.ceil(overlap * tile))  # tile // 2 at the default overlap
+    n = math.ceil((size - tile) / step) + 1  # steps of at most ``step`` stay so when rounded
     return [round(i * (size - tile) / (n - 1)) for i in range(n)]
 
 
-def tile_grid(size: int, tile: int) -> list[tuple[int, int]]:
+def tile_grid(size: int, tile: int, overlap: float = OVERLAP) -> list[tuple[int, int]]:
     """(y, x) starts of the tiles covering a ``size`` x ``size`` image, row-major."""
-    offs = tile_offsets(size, tile)
+    offs = tile_offsets(size, tile, overlap)
     return [(y, x) for y in offs for x in offs]
 
 
-def tile_count(size: int, tile: int) -> int:
+def tile_count(size: int, tile: int, overlap: float = OVERLAP) -> int:
     """Network passes a ``size``-pixel image takes in ``tile``-pixel tiles: 1 when it is not tiled (0 or >= size)."""
-    return len(tile_grid(size, tile)) if 0 < tile < size else 1
+    return len(tile_grid(size, tile, overlap)) if 0 < tile < size else 1
 
 
-def extract_tiles(images: torch.Tensor, tile: int) -> torch.Tensor:
+def extract_tiles(images: torch.Tensor, tile: int, overlap: float = OVERLAP) -> torch.Tensor:
     """(N, C, S, S) -> (N * T, C, P, P), tiles of image 0 first, each image's in :func:`tile_grid` order."""
     n, c, size = images.shape[0], images.shape[1], int(images.shape[-1])  # int: a traced shape is a tensor
-    tiles = [images[:, :, y:y + tile, x:x + tile] for y, x in tile_grid(size, tile)]
+    tiles = [images[:, :, y:y + tile, x:x + tile] for y, x in tile_grid(size, tile, overlap)]
     return torch.stack(tiles, dim=1).reshape(n * len(tiles), c, tile, tile)
 
 
@@ -55,10 +63,10 @@ def blend_window(tile: int, device: torch.device | None = None) -> torch.Tensor:
     return ramp[:, None] * ramp[None, :]
 
 
-def stitch(tile_maps: torch.Tensor, size: int, tile: int) -> torch.Tensor:
+def stitch(tile_maps: torch.Tensor, size: int, tile: int, overlap: float = OVERLAP) -> torch.Tensor:
     """(N * T, C, h, w) per-tile maps at any resolution -> (N, C, S, S): each resized to the tile's ``P x P``,
     weighted by :func:`blend_window`, summed where tiles overlap and divided by the summed weights."""
-    grid = tile_grid(size, tile)
+    grid = tile_grid(size, tile, overlap)
     maps = tile_maps.float()
     if maps.shape[-2:] != (tile, tile):
         maps = F.interpolate(maps, size=(tile, tile), mode="bilinear", align_corners=False)
@@ -73,12 +81,12 @@ def stitch(tile_maps: torch.Tensor, size: int, tile: int) -> torch.Tensor:
 
 
 def forward_tiled(forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]], images: torch.Tensor,
-                  tile: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  tile: int, overlap: float = OVERLAP) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``forward`` (images -> (embeddings (M, D), per-pixel maps (M, C, h, w) or None)) on the ``tile`` tiles
     of (N, 3, S, S) images: (embeddings (N, T, D), maps stitched to (N, C, S, S), or None)."""
     n, size = images.shape[0], int(images.shape[-1])  # the tile grid is fixed by the side, also when traced
-    emb, maps = forward(extract_tiles(images, tile))
-    return emb.reshape(n, -1, emb.shape[-1]), None if maps is None else stitch(maps, size, tile)
+    emb, maps = forward(extract_tiles(images, tile, overlap))
+    return emb.reshape(n, -1, emb.shape[-1]), None if maps is None else stitch(maps, size, tile, overlap)
 
 
 def resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
@@ -90,5 +98,5 @@ def resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
-__all__ = ["blend_window", "extract_tiles", "forward_tiled", "resize_images", "stitch", "tile_count", "tile_grid",
-           "tile_offsets"]
+__all__ = ["OVERLAP", "blend_window", "extract_tiles", "forward_tiled", "resize_images", "stitch", "tile_count",
+           "tile_grid", "tile_offsets"]
