@@ -1,17 +1,19 @@
-"""How much tile overlap does tiled scoring need? One finished tiled run (``--tile``) re-fitted and scored at each
-``--tile-overlap``: network passes per image, the scorer's fit and the test split's scoring time, the test figures
-and a label-free yardstick beside them.
+"""How much work does tiled scoring need? One finished tiled run (``--tile``) re-fitted and scored at each
+``--tile-overlap`` and ``--tile-pass``: network passes per image, the scorer's fit and the test split's scoring
+time, the test figures and a label-free yardstick beside them.
 
 Usage:
-    python benchmarks/tile_overlap.py NAME RUN_DIR [--overlaps 0.5 0.25 0]
+    python benchmarks/tile_overlap.py NAME RUN_DIR [--overlaps 0.5 0.25 0] [--passes each once]
 
-For every overlap the run's scorer is fitted anew exactly as ``sslad train`` fits it (``fit_scorer``) and the test
-split is scored as ``sslad train`` scores it (``evaluate_set``, into ``RUN_DIR/overlap-O/``); overlaps whose tile
-grid is one already measured at this image size are skipped (at 256 px of 128-px tiles a quarter tile gives the
-half tile's 3 x 3). The yardstick needs no test label: the run's synthetic held-out set (its pretext anomalies on
-the held-out good images, masks from their plans) mapped at that overlap (pixel AUROC, AUPRO) and each image-score
-mode's AUROC on it. The overlaps run one after the other in one process: their times are comparable as ratios on
-a machine whose load does not change meanwhile. Records ``benchmarks/results/NAME.json``.
+For every setting the run's scorer is fitted anew exactly as ``sslad train`` fits it (``fit_scorer``) and the test
+split is scored as ``sslad train`` scores it (``evaluate_set``, into ``RUN_DIR/PASS-O/``); rows are keyed ``"PASS
+OVERLAP"`` (``"each 0.5"``). Overlaps whose tile grid is one already measured at this image size are skipped (at 256
+px of 128-px tiles a quarter tile gives the half tile's 3 x 3). The yardstick needs no test label: the run's
+synthetic held-out set (its pretext anomalies on the held-out good images, masks from their plans) mapped at that
+overlap (pixel AUROC, AUPRO) and each image-score mode's AUROC on it. The overlaps run one after the other in one
+process: their times are comparable as ratios on a machine whose load does not change meanwhile. ``once`` makes one
+pass over the whole image whatever the overlap (its windows are cut from that pass). Records
+``benchmarks/results/NAME.json``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def main(argv: list[str]) -> int:
         return 2
     name, run_dir = args
     overlaps = [float(o) for o in trailing(argv, "--overlaps", ["0.5", "0.25", "0"])]
+    passes = trailing(argv, "--passes", ["each"])
     model, _, ckpt, cfg, data, fit, holdout = load_run(run_dir)
     size, tile = cfg.data.image_size, cfg.score.tile
     if not 0 < tile < size:
@@ -50,28 +53,31 @@ def main(argv: list[str]) -> int:
     synth = render_synthetic_holdout(holdout, renderer, cfg)
     synth_types = [PRETEXT_TYPES[int(k)] for k in synth.labels]
     rows, grids = {}, []
-    for overlap in overlaps:
-        grid = tile_grid(size, tile, overlap)
+    for tile_pass, overlap in ((p, o) for p in passes for o in overlaps):
+        key = f"{tile_pass} {overlap:g}"
+        grid = (tile_pass, tile_grid(size, tile, overlap))
         if grid in grids:
-            print(f"{name} overlap {overlap}: the grid of overlap {overlaps[grids.index(grid)]}, skipped", flush=True)
+            print(f"{name} {key}: the grid of {list(rows)[grids.index(grid)]}, skipped", flush=True)
             continue
         grids.append(grid)
-        c = cfg.override(score={"tile_overlap": overlap})
+        c = cfg.override(score={"tile_overlap": overlap, "tile_pass": tile_pass})
         t0 = time.perf_counter()
         scorer = fit_scorer(model, fit, holdout, c, renderer)
         t1 = time.perf_counter()
-        metrics = evaluate_set(Detector(model, scorer, size), data.test, Path(run_dir) / f"overlap-{overlap:g}", {})
+        metrics = evaluate_set(Detector(model, scorer, size), data.test, Path(run_dir) / f"{tile_pass}-{overlap:g}", {})
         t2 = time.perf_counter()
         out = infer_images(model, synth.images, tile=tile, map_fn=scorer.map_fn, precision=scorer.precision,
-                           overlap=overlap)
+                           overlap=overlap, tile_pass=tile_pass)
         pix = pixel_metrics(synth_types, scorer.maps(out.maps, size).numpy(), synth.masks.numpy() > 0)
-        rows[f"{overlap:g}"] = {
-            "tiles_per_image": tile_count(size, tile, overlap), "whole_view": cfg.score.whole_view,
+        rows[key] = {
+            "tile_pass": tile_pass, "overlap": overlap, "tiles_per_image": tile_count(size, tile, overlap),
+            "network_passes_per_image": 1 if tile_pass == "once" else tile_count(size, tile, overlap),
+            "whole_view": cfg.score.whole_view,
             "fit_seconds": t1 - t0, "test_seconds": t2 - t1,
             "synthetic_pixel_auroc": pix["pixel_auroc"], "synthetic_aupro": pix["aupro"],
             **{k: metrics.get(k) for k in KEEP}}
-        r = rows[f"{overlap:g}"]
-        print(f"{name} overlap {overlap:g}: {r['tiles_per_image']} tiles, fit {r['fit_seconds']:.0f} s, test "
+        r = rows[key]
+        print(f"{name} {key}: {r['tiles_per_image']} tiles, fit {r['fit_seconds']:.0f} s, test "
               f"{r['test_seconds']:.0f} s; image {100 * r['image_auroc']:.1f} pixel {100 * r['pixel_auroc']:.1f} "
               f"AUPRO {100 * r['aupro']:.1f} FPR {100 * r['false_positive_rate']:.1f} %; synthetic pixel "
               f"{100 * r['synthetic_pixel_auroc']:.1f} AUPRO {100 * r['synthetic_aupro']:.1f}", flush=True)

@@ -169,6 +169,10 @@ def cli():
 @click.option("--tile-overlap", type=float, default=None,
               help="--tile: the least share of a tile its neighbours overlap by (0 to 0.75); lower, fewer network "
               "passes per image (at 640 px of 128-px tiles: 81 at 0.5, 25 at 0)" + _d("score", "tile_overlap"))
+@click.option("--tile-pass", type=click.Choice(C.TILE_PASSES), default=None,
+              help="--tile: a network pass per tile (each), or one pass over the whole image with each tile's "
+              "embedding pooled over its window and the whole image's maps (once: (S/P)^2 tiles' work)"
+              + _d("score", "tile_pass"))
 @click.option("--whole-view", type=int, default=None,
               help="Also score the whole image at this side (e.g. half the --image-size) with a density of its own, "
               "joined with the main view's on the held-out images' statistics; 0: off" + _d("score", "whole_view"))

@@ -24,7 +24,7 @@ from torch import nn
 from sslad.config import DEFAULT_DEVICE
 from sslad.errors import SsladError
 from sslad.models import PretextNet, infer_images
-from sslad.models.embed import forward_maps
+from sslad.models.embed import forward_maps, forward_windows
 from sslad.models.tiles import forward_tiled, resize_images
 from sslad.scoring import Scorer
 
@@ -150,7 +150,7 @@ class Detector:
     def _score_images(self, images: torch.Tensor, progress: str | None) -> Detection:
         out = infer_images(self.model, images, progress=progress, tile=self.scorer.tile, map_fn=self.scorer.map_fn,
                            embed_fn=self.scorer.embed_fn, whole=self.scorer.whole_view, precision=self.scorer.precision,
-                           overlap=self.scorer.tile_overlap)
+                           overlap=self.scorer.tile_overlap, tile_pass=self.scorer.tile_pass)
         scores, maps = self.scorer.score(out.embeddings, out.maps, self.image_size, whole=out.whole)
         anomalous = scores > self.threshold if self.threshold is not None else np.zeros(len(scores), bool)
         return Detection(scores=scores, maps=maps, anomalous=anomalous, images=images.cpu())
@@ -170,8 +170,13 @@ class _DetectorModule(nn.Module):
             return forward_maps(self.model, x, self.scorer.map_fn, self.scorer.embed_fn)
 
         x = images.float()
-        tiled = 0 < self.scorer.tile < self.size
-        emb, probs = forward_tiled(forward, x, self.scorer.tile, self.scorer.tile_overlap) if tiled else forward(x)
+        sc = self.scorer
+        if 0 < sc.tile < self.size and sc.tile_pass == "once":
+            emb, probs = forward_windows(self.model, x, sc.tile, sc.tile_overlap, sc.map_fn, sc.embed_fn)
+        elif 0 < sc.tile < self.size:
+            emb, probs = forward_tiled(forward, x, sc.tile, sc.tile_overlap)
+        else:
+            emb, probs = forward(x)
         whole = None
         if self.scorer.whole_view:
             small = resize_images(images, self.scorer.whole_view).float()

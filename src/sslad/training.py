@@ -481,7 +481,7 @@ def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunCo
     data = render_synthetic_holdout(holdout, renderer, cfg) if data is None else data
     out = infer_images(model, data.images, progress="score synthetic held-out", tile=cfg.score.tile, map_fn=map_fn,
                        embed_fn=embed_fn, whole=cfg.score.whole_view, precision=precision,
-                       overlap=cfg.score.tile_overlap)
+                       overlap=cfg.score.tile_overlap, tile_pass=cfg.score.tile_pass)
     return out.embeddings, out.maps, (data.labels > 0).cpu().numpy(), out.whole
 
 
@@ -490,20 +490,20 @@ def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSe
     """Fit ``scorer``'s patch density (``map: density|both``; on ``patches`` when they are sampled already) and,
     for ``both``, its map scales; the fit and held-out images' :class:`Outputs` (embeddings, maps as the scorer
     makes them; without ``embed``, the fit images' only where their maps set the scales, else None)."""
-    tile, overlap = cfg.score.tile, cfg.score.tile_overlap
+    tile, overlap, tile_pass = cfg.score.tile, cfg.score.tile_overlap, cfg.score.tile_pass
     calibrate_on_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))  # fit maps unused
     infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn, whole=scorer.whole_view,
-                              precision=precision, overlap=overlap)
+                              precision=precision, overlap=overlap, tile_pass=tile_pass)
     fit_out = None
     if scorer.map_source in ("density", "both"):
         if patches is None and embed and calibrate_on_holdout:  # the embedding pass draws the patches too
             sampler = PatchSampler(len(fit), seed=cfg.train.seed, stages=scorer.map_layers,
-                                   tiles=tile_count(fit.images.shape[-1], tile, overlap))
+                                   tiles=1 if tile_pass == "once" else tile_count(fit.images.shape[-1], tile, overlap))
             fit_out = infer(fit.images, progress="embed train", maps=False, patch_sink=sampler)
             patches = sampler.samples()
         elif patches is None:
             patches = sample_patches(model, fit.images, seed=cfg.train.seed, tile=tile, precision=precision,
-                                     stages=scorer.map_layers, overlap=overlap)
+                                     stages=scorer.map_layers, overlap=overlap, tile_pass=tile_pass)
         scorer.fit_patches(patches)
     both = scorer.map_source == "both"  # one pass gives both sources' maps; scaled once the held-out ones are in
     map_fn = scorer.parts_fn if both else scorer.map_fn  # a patch density's needs it fitted (above)
@@ -527,7 +527,7 @@ def choose_map_layers(model: PretextNet, fit: ImageSet, holdout: ImageSet, cfg: 
 
     masks = (synth.masks > 0).cpu().numpy().ravel()
     samples = sample_patches(model, fit.images, seed=cfg.train.seed, tile=cfg.score.tile, precision=precision,
-                             overlap=cfg.score.tile_overlap,
+                             overlap=cfg.score.tile_overlap, tile_pass=cfg.score.tile_pass,
                              stages=[parse_stages(k) for k in MAP_LAYER_CHOICES])  # one pass over the fit images
     values: dict[str, float] = {}
     for layers, patches in zip(MAP_LAYER_CHOICES, samples, strict=True):  # the maps alone: no image scores
@@ -535,7 +535,8 @@ def choose_map_layers(model: PretextNet, fit: ImageSet, holdout: ImageSet, cfg: 
         scorer = Scorer(dataclasses.replace(c.score, inference_precision=precision))
         _fit_maps(scorer, model, fit, holdout, c, precision, patches=patches, embed=False)
         out = infer_images(model, synth.images, progress=f"map layers {layers}: synthetic held-out",
-                           tile=c.score.tile, map_fn=scorer.map_fn, precision=precision, overlap=c.score.tile_overlap)
+                           tile=c.score.tile, map_fn=scorer.map_fn, precision=precision, overlap=c.score.tile_overlap,
+                           tile_pass=c.score.tile_pass)
         values[layers] = auroc(masks, scorer.maps(out.maps, cfg.data.image_size).numpy().ravel())
     return simplest_within(values, list(MAP_LAYER_CHOICES), cfg.score.auto_margin), values
 
@@ -705,7 +706,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "decoder": cfg.train.decoder, "seg_width": cfg.train.seg_width, "seg_loss": cfg.train.seg_loss,
                "crop": cfg.train.crop,
                "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "whole_view": cfg.score.whole_view,
-               "tile_overlap": cfg.score.tile_overlap, "map": cfg.score.map, "map_layers": map_layers(scorer),
+               "tile_overlap": cfg.score.tile_overlap, "tile_pass": cfg.score.tile_pass,
+               "map": cfg.score.map, "map_layers": map_layers(scorer),
                "map_layers_synthetic_auroc": scorer.synthetic_map_auroc, "inference_precision": scorer.precision,
                "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),

@@ -8,7 +8,15 @@ from typing import NamedTuple
 import torch
 
 from sslad.models.net import PatchLevels, PretextNet
-from sslad.models.tiles import OVERLAP, extract_tiles, forward_tiled, resize_images, tile_count
+from sslad.models.tiles import (
+    OVERLAP,
+    WindowLevels,
+    crop_windows,
+    extract_tiles,
+    forward_tiled,
+    resize_images,
+    tile_count,
+)
 
 EMBED_BATCH = 64
 
@@ -62,19 +70,39 @@ def forward_maps(model: PretextNet, x: torch.Tensor, map_fn: MapFn | None = None
     return (e if embed_fn is None else embed_fn(e, patches)), (probs if map_fn is None else map_fn(probs, patches))
 
 
+def forward_windows(model: PretextNet, x: torch.Tensor, tile: int, overlap: float = OVERLAP,
+                    map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None,
+                    patch_sink: Callable[[PatchLevels], None] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The tiles' embeddings (N, T, D) and the images' maps from ONE pass over the whole (N, 3, S, S) images: each
+    tile's pooled embedding is layer4 averaged over its window, its patch descriptors those of its window
+    (:class:`WindowLevels`); the maps (with ``map_fn``: of the whole images' trunk maps) at the network's
+    resolution, no stitching. About ``(S / P)^2`` tiles' work instead of :func:`tile_count`'s."""
+    n, size = x.shape[0], int(x.shape[-1])
+    _, seg, levels = model.dense_outputs(x)
+    if patch_sink is not None:
+        patch_sink(levels)
+    probs = None if seg is None else torch.sigmoid(seg.float())
+    pooled = crop_windows(levels.maps[-1], size, tile, overlap).float().mean((2, 3))
+    e = pooled if embed_fn is None else embed_fn(pooled, WindowLevels(levels, size, tile, overlap))
+    return e.reshape(n, -1, e.shape[-1]), (probs if map_fn is None else map_fn(probs, levels))
+
+
 @torch.no_grad()
 def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,
                  progress: str | None = None, maps: bool = True, tile: int = 0,
                  map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None, whole: int = 0,
                  precision: str | None = None, patch_sink: Callable[[PatchLevels], None] | None = None,
-                 overlap: float = OVERLAP) -> Outputs:
+                 overlap: float = OVERLAP, tile_pass: str = "each") -> Outputs:
     """Run uint8 (N, 3, S, S) images (any device) through the network in batches.
 
-    With ``tile`` (0 < tile < S) each image is scored in tiles whose neighbours share at least ``overlap`` of a
-    tile (:mod:`sslad.models.tiles`): embeddings (N, T, D), one per tile, and maps stitched at the image's
-    resolution. With ``map_fn`` the maps are ``map_fn`` of the trunk's maps (a patch density), not the
-    per-pixel head's; with ``embed_fn`` the embeddings are ``embed_fn`` of the pooled embeddings and the trunk's
-    maps. With ``whole`` (a side), the images resized to it are embedded too, whole (:attr:`Outputs.whole`).
+    With ``tile`` (0 < tile < S) each image is scored in tiles whose neighbours share at least ``overlap`` of a tile
+    (:mod:`sslad.models.tiles`): embeddings (N, T, D), one per tile, and maps stitched at the image's resolution
+    (``tile_pass="each"``: a network pass per tile), or the tiles' embeddings pooled from their windows of one pass
+    over the whole image and its maps (``"once"``: :func:`forward_windows`). With ``map_fn`` the maps are ``map_fn``
+    of the trunk's maps (a patch density), not the per-pixel head's; with ``embed_fn`` the embeddings are
+    ``embed_fn`` of the pooled embeddings and the trunk's maps. With ``whole`` (a side), the images resized to it
+    are embedded too, whole (:attr:`Outputs.whole`).
     ``precision`` (``"fp32"`` or ``"bf16"``, the scorer's: :func:`scoring_autocast`) is what the network computes in;
     the outputs are float32 either way. bf16 halves the scoring time on a CPU with native bf16 at the same AUROCs
     (docs/results.md, *bf16 scoring on the CPU*); fp32 scores reproduce the exported ONNX graph's exactly.
@@ -100,7 +128,11 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
         xb = images[i:i + batch_size].to(dev, non_blocking=True)
         with scoring_autocast(dev, precision):
             if tiled or want_maps or embed_fn is not None or patch_sink is not None:
-                e, p = forward_tiled(forward, xb, tile, overlap) if tiled else forward(xb)
+                if tiled and tile_pass == "once":
+                    e, p = forward_windows(model, xb, tile, overlap, map_fn if want_maps else None, embed_fn,
+                                           patch_sink)
+                else:
+                    e, p = forward_tiled(forward, xb, tile, overlap) if tiled else forward(xb)
                 if want_maps:
                     probs.append(p.float().cpu())
             else:
@@ -146,7 +178,7 @@ class PatchSampler:
 def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000, seed: int = 0,
                    batch_size: int = EMBED_BATCH, tile: int = 0, precision: str = "fp32",
                    stages: tuple[int, ...] | list[tuple[int, ...]] = (2, 3),
-                   overlap: float = OVERLAP) -> torch.Tensor | list[torch.Tensor]:
+                   overlap: float = OVERLAP, tile_pass: str = "each") -> torch.Tensor | list[torch.Tensor]:
     """float32 (M, C) patch descriptors of the trunk's ``stages`` of the images (of their tiles with ``tile``),
     about ``total`` locations drawn evenly from every image (or tile) by a :class:`PatchSampler` (computed in
     ``precision``, in :func:`infer_images`' batches). With a list of stage sets, one pass gives a list of samples,
@@ -157,11 +189,13 @@ def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000
     tiled = 0 < tile < images.shape[-1]
     if tiled:  # about as many pixels per forward pass as whole images (25 tiles an image at 384 of 128 px)
         batch_size = tiled_batch(batch_size, tile, images.shape[-1])
-    sampler = PatchSampler(len(images), total, seed, tile_count(images.shape[-1], tile, overlap), stages)
+    tiles = 1 if tile_pass == "once" else tile_count(images.shape[-1], tile, overlap)  # once: whole images' maps
+    sampler = PatchSampler(len(images), total, seed, tiles, stages)
     for i in range(0, images.shape[0], batch_size):
         xb = images[i:i + batch_size].to(dev)
         with scoring_autocast(dev, precision):
-            sampler(model.dense_outputs(extract_tiles(xb, tile, overlap) if tiled else xb)[2])
+            each = tiled and tile_pass == "each"
+            sampler(model.dense_outputs(extract_tiles(xb, tile, overlap) if each else xb)[2])
     model.train(was_training)
     return sampler.samples()
 

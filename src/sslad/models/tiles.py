@@ -89,6 +89,29 @@ def forward_tiled(forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Te
     return emb.reshape(n, -1, emb.shape[-1]), None if maps is None else stitch(maps, size, tile, overlap)
 
 
+def crop_windows(maps: torch.Tensor, size: int, tile: int, overlap: float = OVERLAP) -> torch.Tensor:
+    """(N, C, h, w) maps of whole ``size``-pixel images -> (N * T, C, p, p): each tile's window of them (``p`` the
+    tile's side on the maps' grid), image 0's windows first, in :func:`tile_grid` order (as :func:`extract_tiles`)."""
+    n, c, h = maps.shape[0], maps.shape[1], int(maps.shape[-1])
+    stride = size / h
+    p = max(1, round(tile / stride))
+    cells = [(min(int(y // stride), h - p), min(int(x // stride), h - p)) for y, x in tile_grid(size, tile, overlap)]
+    wins = [maps[:, :, y:y + p, x:x + p] for y, x in cells]
+    return torch.stack(wins, dim=1).reshape(n * len(wins), c, p, p)
+
+
+class WindowLevels:
+    """The trunk maps of whole images (a ``PatchLevels``) seen through the tile windows: :meth:`descriptors` of
+    any stages made once on the whole images (each location with its real neighbours, no tile border), then cut
+    into each tile's window, (N * T, C, p, p), as the tiles' own passes would hand them over."""
+
+    def __init__(self, levels, size: int, tile: int, overlap: float = OVERLAP):
+        self.levels, self.size, self.tile, self.overlap = levels, size, tile, overlap
+
+    def descriptors(self, stages: tuple[int, ...]) -> torch.Tensor:
+        return crop_windows(self.levels.descriptors(stages), self.size, self.tile, self.overlap)
+
+
 def resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> uint8 (N, 3, side, side): bilinear with antialiasing, rounded (an image decoded at that
     side, near enough); the images themselves when they have that side already. Plain tensor ops (exported)."""
@@ -98,5 +121,5 @@ def resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
-__all__ = ["OVERLAP", "blend_window", "extract_tiles", "forward_tiled", "resize_images", "stitch", "tile_count",
-           "tile_grid", "tile_offsets"]
+__all__ = ["OVERLAP", "WindowLevels", "blend_window", "crop_windows", "extract_tiles", "forward_tiled",
+           "resize_images", "stitch", "tile_count", "tile_grid", "tile_offsets"]

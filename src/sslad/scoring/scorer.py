@@ -120,6 +120,7 @@ class Scorer:
         self.auto_margin = cfg.auto_margin
         self.tile = cfg.tile  # > 0: the network scores tiles of this side; embeddings arrive as (N, T, D)
         self.tile_overlap = cfg.tile_overlap  # the least share of a tile its neighbours overlap by
+        self.tile_pass = cfg.tile_pass  # each: a network pass per tile; once: tiles pooled from one whole pass
         self.whole_view = cfg.whole_view  # > 0: whole images at this side too, scored by their own density
         self.whole_density = make_density(cfg) if cfg.whole_view else None
         # what the network's outputs are computed in (fp32 | bf16, resolved on the device by training.fit_scorer):
@@ -406,7 +407,7 @@ class Scorer:
                 "quantile": self.quantile, "threshold_rule": self.threshold_rule, "stats": self.stats,
                 "threshold": self.threshold, "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
                 "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile,
-                "tile_overlap": self.tile_overlap,
+                "tile_overlap": self.tile_overlap, "tile_pass": self.tile_pass,
                 "map_source": self.map_source, "map_scales": self.map_scales, "embedding": self.embedding,
                 "map_layers": list(self.map_layers), "synthetic_map_auroc": self.synthetic_map_auroc,
                 "patches": None if self.patches is None else self.patches.state_dict(),
@@ -428,6 +429,7 @@ class Scorer:
         self.threshold_rule = str(state.get("threshold_rule", "quantile"))  # before 0.8: the empirical quantile
         self.tile = int(state.get("tile", 0))
         self.tile_overlap = float(state.get("tile_overlap", 0.5))  # before 0.9.2: half a tile
+        self.tile_pass = str(state.get("tile_pass", "each"))  # before 0.9.2: a pass per tile
         self.map_source = str(state.get("map_source", "seg"))
         self.embedding = str(state.get("embedding", "pooled"))  # before 0.5: the pooled embedding alone
         self.map_scales = dict(state.get("map_scales") or {})
