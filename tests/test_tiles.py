@@ -14,7 +14,7 @@ from helpers import assert_onnx_export_matches
 from sslad.cli import cli
 from sslad.config import ScoreConfig
 from sslad.models.embed import infer_images
-from sslad.models.tiles import extract_tiles, resize_images, stitch, tile_count, tile_grid, tile_offsets
+from sslad.models.tiles import crop_windows, extract_tiles, resize_images, stitch, tile_count, tile_grid, tile_offsets
 from sslad.scoring import Scorer
 
 
@@ -160,12 +160,64 @@ def test_a_run_tiled_edge_to_edge_scores_and_exports_with_its_fewer_tiles(tiles,
     assert_onnx_export_matches(out, files, tmp_path / "m.onnx")
 
 
+@pytest.mark.parametrize("overlap", [0.5, 0.0])
+def test_windows_cut_from_a_whole_map_are_the_tiles_of_it(overlap):
+    """At the image's own grid a window is its tile; at a coarser grid (stride 8, offsets on it) the window of the
+    pooled image is the pooled tile."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, 96, 96, generator=g)
+    torch.testing.assert_close(crop_windows(images, 96, 32, overlap), extract_tiles(images, 32, overlap))
+    pool = torch.nn.functional.avg_pool2d
+    torch.testing.assert_close(crop_windows(pool(images, 8), 96, 32, overlap),
+                               pool(extract_tiles(images, 32, overlap), 8))
+
+
+def test_one_pass_tiles_pool_each_window_of_the_whole_image():
+    """``--tile-pass once``: one network pass over the whole image; each tile's embedding is layer4 averaged over
+    its window, its peak the maximum of the window's patch descriptors; the map is the whole image's."""
+    from sslad.models import NetConfig, PretextNet
+    from sslad.models.embed import forward_windows
+    from sslad.scoring.scorer import peak_embedding
+
+    model = PretextNet(NetConfig()).eval()
+    x = torch.randint(0, 255, (2, 3, 128, 128), dtype=torch.uint8)
+    with torch.no_grad():
+        emb, probs = forward_windows(model, x, 64, 0.5, embed_fn=peak_embedding)
+        _, seg, levels = model.dense_outputs(x)
+    assert emb.shape == (2, 9, 512 + 384) and probs.shape == seg.shape  # 3 x 3 windows; the map unstitched
+    l4, desc = levels.maps[-1], levels.descriptors((2, 3))  # 4 x 4 and 16 x 16 cells
+    for t, (y, x0) in enumerate(tile_grid(128, 64, 0.5)):
+        pooled = l4[:, :, y // 32:y // 32 + 2, x0 // 32:x0 // 32 + 2].mean((2, 3))
+        peak = desc[:, :, y // 8:y // 8 + 8, x0 // 8:x0 // 8 + 8].amax((2, 3))
+        want = torch.cat([torch.nn.functional.normalize(pooled, dim=1),
+                          torch.nn.functional.normalize(peak, dim=1)], 1) / 2 ** 0.5
+        torch.testing.assert_close(emb[:, t], want)
+
+
+def test_a_run_scored_in_one_pass_scores_and_exports_the_same(tiles, tmp_path):
+    import sslad
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "64", "--crop", "32",
+                                   "--tile", "32", "--tile-pass", "once", "--epochs", "1", "--batch-size", "12",
+                                   "--device", "cpu", "--seed", "2"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "(1 network pass per image)" in res.output
+    det = sslad.load(out, "cpu")
+    assert det.scorer.tile_pass == "once" and json.loads((out / "metrics.json").read_text())["tile_pass"] == "once"
+    files = sorted((tiles / "test" / "blob").glob("*.png"))
+    got = det.score(files)
+    assert got.maps.shape == (len(files), 64, 64) and np.isfinite(got.scores).all()
+    assert_onnx_export_matches(out, files, tmp_path / "m.onnx")
+
+
 def test_a_scorer_saved_before_the_overlap_was_a_choice_tiles_at_half_a_tile():
     fit = torch.randn(40, 4, 8, generator=torch.Generator().manual_seed(0))
     state = Scorer(ScoreConfig(image_score="embedding", tile=16, tile_overlap=0.25)).fit(fit, None, 32).state_dict()
     assert Scorer.from_state(state).tile_overlap == 0.25
-    del state["tile_overlap"]
-    assert Scorer.from_state(state).tile_overlap == 0.5
+    del state["tile_overlap"], state["tile_pass"]
+    old = Scorer.from_state(state)
+    assert old.tile_overlap == 0.5 and old.tile_pass == "each"
 
 
 def test_an_overlap_out_of_range_is_one_clear_line(tiles, tmp_path):

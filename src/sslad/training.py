@@ -570,7 +570,8 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
 def scoring_line(cfg: RunConfig, fit: int, holdout: int) -> str:
     """The log line before the scorer's fit: what it embeds, in how many network passes per image."""
     s = cfg.score
-    passes = tile_count(cfg.data.image_size, s.tile, s.tile_overlap) + (1 if s.whole_view else 0)
+    tiles = 1 if s.tile_pass == "once" else tile_count(cfg.data.image_size, s.tile, s.tile_overlap)
+    passes = tiles + (1 if s.whole_view else 0)
     held = f", thresholds from {holdout} held-out ones" if Scorer.calibrates_on_holdout(holdout) else ""
     return f"fitting the scorer on {fit} good images{held} ({passes} network pass{'es' * (passes > 1)} per image)"
 
