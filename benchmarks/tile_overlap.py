@@ -35,7 +35,7 @@ from sslad.training import fit_scorer, render_synthetic_holdout
 
 PRETEXT_TYPES = ("good", "cutpaste", "scar")
 KEEP = ("image_auroc", "per_type_auroc", "pixel_auroc", "per_type_pixel_auroc", "aupro", "threshold",
-        "false_positive_rate", "recall", "image_score_chosen", "synthetic_auroc")
+        "false_positive_rate", "recall", "image_score_chosen")
 
 
 def main(argv: list[str]) -> int:
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
             "whole_view": cfg.score.whole_view,
             "fit_seconds": t1 - t0, "test_seconds": t2 - t1,
             "synthetic_pixel_auroc": pix["pixel_auroc"], "synthetic_aupro": pix["aupro"],
-            **{k: metrics.get(k) for k in KEEP}}
+            **{k: metrics.get(k) for k in KEEP}, "synthetic_auroc": scorer.synthetic_auroc}
         r = rows[key]
         print(f"{name} {key}: {r['tiles_per_image']} tiles, fit {r['fit_seconds']:.0f} s, test "
               f"{r['test_seconds']:.0f} s; image {100 * r['image_auroc']:.1f} pixel {100 * r['pixel_auroc']:.1f} "
