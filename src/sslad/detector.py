@@ -24,8 +24,8 @@ from torch import nn
 from sslad.config import DEFAULT_DEVICE
 from sslad.errors import SsladError
 from sslad.models import PretextNet, infer_images
-from sslad.models.embed import forward_maps, forward_windows
-from sslad.models.tiles import forward_tiled, resize_images
+from sslad.models.embed import forward_maps, forward_scored
+from sslad.models.tiles import resize_images
 from sslad.scoring import Scorer
 
 #: Image files :meth:`Detector.score_chunks` decodes and scores at a time (``sslad predict``'s memory: the images and
@@ -166,17 +166,9 @@ class _DetectorModule(nn.Module):
         self.model, self.scorer, self.size = model.eval(), scorer, size
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        def forward(x: torch.Tensor):
-            return forward_maps(self.model, x, self.scorer.map_fn, self.scorer.embed_fn)
-
-        x = images.float()
         sc = self.scorer
-        if 0 < sc.tile < self.size and sc.tile_pass == "once":
-            emb, probs = forward_windows(self.model, x, sc.tile, sc.tile_overlap, sc.map_fn, sc.embed_fn)
-        elif 0 < sc.tile < self.size:
-            emb, probs = forward_tiled(forward, x, sc.tile, sc.tile_overlap)
-        else:
-            emb, probs = forward(x)
+        emb, probs = forward_scored(self.model, images.float(), sc.tile, sc.tile_overlap, sc.tile_pass, sc.map_fn,
+                                    sc.embed_fn)
         whole = None
         if self.scorer.whole_view:
             small = resize_images(images, self.scorer.whole_view).float()

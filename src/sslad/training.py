@@ -498,7 +498,7 @@ def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSe
     if scorer.map_source in ("density", "both"):
         if patches is None and embed and calibrate_on_holdout:  # the embedding pass draws the patches too
             sampler = PatchSampler(len(fit), seed=cfg.train.seed, stages=scorer.map_layers,
-                                   tiles=1 if tile_pass == "once" else tile_count(fit.images.shape[-1], tile, overlap))
+                                   tiles=tile_count(fit.images.shape[-1], tile, overlap, tile_pass))
             fit_out = infer(fit.images, progress="embed train", maps=False, patch_sink=sampler)
             patches = sampler.samples()
         elif patches is None:
@@ -570,8 +570,7 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
 def scoring_line(cfg: RunConfig, fit: int, holdout: int) -> str:
     """The log line before the scorer's fit: what it embeds, in how many network passes per image."""
     s = cfg.score
-    tiles = 1 if s.tile_pass == "once" else tile_count(cfg.data.image_size, s.tile, s.tile_overlap)
-    passes = tiles + (1 if s.whole_view else 0)
+    passes = tile_count(cfg.data.image_size, s.tile, s.tile_overlap, s.tile_pass) + (1 if s.whole_view else 0)
     held = f", thresholds from {holdout} held-out ones" if Scorer.calibrates_on_holdout(holdout) else ""
     return f"fitting the scorer on {fit} good images{held} ({passes} network pass{'es' * (passes > 1)} per image)"
 

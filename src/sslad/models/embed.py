@@ -88,6 +88,25 @@ def forward_windows(model: PretextNet, x: torch.Tensor, tile: int, overlap: floa
     return e.reshape(n, -1, e.shape[-1]), (probs if map_fn is None else map_fn(probs, levels))
 
 
+def forward_scored(model: PretextNet, x: torch.Tensor, tile: int = 0, overlap: float = OVERLAP,
+                   tile_pass: str = "each", map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None,
+                   patch_sink: Callable[[PatchLevels], None] | None = None,
+                   maps: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One batch as a scorer sees it: :func:`forward_maps` of the whole images (``tile`` 0 or at least their side),
+    of each tile with its maps stitched (``tile_pass="each"``), or :func:`forward_windows` (``"once"``); without
+    ``maps``, no map is made or stitched (None)."""
+    def forward(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        e, p = forward_maps(model, t, map_fn if maps else None, embed_fn, patch_sink)
+        return e, p if maps else None
+
+    if not 0 < tile < int(x.shape[-1]):
+        return forward(x)
+    if tile_pass == "once":
+        e, p = forward_windows(model, x, tile, overlap, map_fn if maps else None, embed_fn, patch_sink)
+        return e, p if maps else None
+    return forward_tiled(forward, x, tile, overlap)
+
+
 @torch.no_grad()
 def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBED_BATCH,
                  progress: str | None = None, maps: bool = True, tile: int = 0,
@@ -119,20 +138,12 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     if tiled:
         batch_size = tiled_batch(batch_size, tile, images.shape[-1])
 
-    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:  # maps=False: no map made or stitched
-        e, p = forward_maps(model, x, map_fn if want_maps else None, embed_fn, patch_sink)
-        return e, p if want_maps else None
-
     embs, probs = [], []
     for i in bar(range(0, images.shape[0], batch_size), progress, unit="batch"):
         xb = images[i:i + batch_size].to(dev, non_blocking=True)
         with scoring_autocast(dev, precision):
             if tiled or want_maps or embed_fn is not None or patch_sink is not None:
-                if tiled and tile_pass == "once":
-                    e, p = forward_windows(model, xb, tile, overlap, map_fn if want_maps else None, embed_fn,
-                                           patch_sink)
-                else:
-                    e, p = forward_tiled(forward, xb, tile, overlap) if tiled else forward(xb)
+                e, p = forward_scored(model, xb, tile, overlap, tile_pass, map_fn, embed_fn, patch_sink, want_maps)
                 if want_maps:
                     probs.append(p.float().cpu())
             else:
@@ -189,8 +200,7 @@ def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000
     tiled = 0 < tile < images.shape[-1]
     if tiled:  # about as many pixels per forward pass as whole images (25 tiles an image at 384 of 128 px)
         batch_size = tiled_batch(batch_size, tile, images.shape[-1])
-    tiles = 1 if tile_pass == "once" else tile_count(images.shape[-1], tile, overlap)  # once: whole images' maps
-    sampler = PatchSampler(len(images), total, seed, tiles, stages)
+    sampler = PatchSampler(len(images), total, seed, tile_count(images.shape[-1], tile, overlap, tile_pass), stages)
     for i in range(0, images.shape[0], batch_size):
         xb = images[i:i + batch_size].to(dev)
         with scoring_autocast(dev, precision):

@@ -44,9 +44,10 @@ def tile_grid(size: int, tile: int, overlap: float = OVERLAP) -> list[tuple[int,
     return [(y, x) for y in offs for x in offs]
 
 
-def tile_count(size: int, tile: int, overlap: float = OVERLAP) -> int:
-    """Network passes a ``size``-pixel image takes in ``tile``-pixel tiles: 1 when it is not tiled (0 or >= size)."""
-    return len(tile_grid(size, tile, overlap)) if 0 < tile < size else 1
+def tile_count(size: int, tile: int, overlap: float = OVERLAP, tile_pass: str = "each") -> int:
+    """Network passes a ``size``-pixel image takes in ``tile``-pixel tiles: 1 when it is not tiled (0 or >= size)
+    or when its tiles are cut from one pass over it (``tile_pass="once"``)."""
+    return len(tile_grid(size, tile, overlap)) if 0 < tile < size and tile_pass == "each" else 1
 
 
 def extract_tiles(images: torch.Tensor, tile: int, overlap: float = OVERLAP) -> torch.Tensor:
