@@ -12,7 +12,6 @@ from sslad.models.tiles import (
     OVERLAP,
     WindowLevels,
     crop_windows,
-    extract_tiles,
     forward_tiled,
     resize_images,
     tile_count,
@@ -161,8 +160,8 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
 class PatchSampler:
     """Draws about ``total`` patch descriptors of the trunk's ``stages`` (:meth:`PatchLevels.descriptors`) evenly
     from ``n_images`` images (from each of their ``tiles`` tiles), batch after batch, with a seeded generator per
-    stage set: what a patch density is fitted on. Fed by :func:`sample_patches`, or by :func:`infer_images`
-    (``patch_sink``) while it embeds the same images, so one pass over them gives both."""
+    stage set: what a patch density is fitted on. Fed by :func:`infer_images` (``patch_sink``): for the sample
+    alone (:func:`sample_patches`), or while it embeds the same images, so one pass over them gives both."""
 
     def __init__(self, n_images: int, total: int = 200_000, seed: int = 0, tiles: int = 1,
                  stages: tuple[int, ...] | list[tuple[int, ...]] = (2, 3)):
@@ -185,28 +184,17 @@ class PatchSampler:
         return out[0] if self.one else out
 
 
-@torch.no_grad()
 def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000, seed: int = 0,
                    batch_size: int = EMBED_BATCH, tile: int = 0, precision: str = "fp32",
                    stages: tuple[int, ...] | list[tuple[int, ...]] = (2, 3),
                    overlap: float = OVERLAP, tile_pass: str = "each") -> torch.Tensor | list[torch.Tensor]:
     """float32 (M, C) patch descriptors of the trunk's ``stages`` of the images (of their tiles with ``tile``),
-    about ``total`` locations drawn evenly from every image (or tile) by a :class:`PatchSampler` (computed in
-    ``precision``, in :func:`infer_images`' batches). With a list of stage sets, one pass gives a list of samples,
-    each the one that set alone would give."""
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    tiled = 0 < tile < images.shape[-1]
-    if tiled:  # about as many pixels per forward pass as whole images (25 tiles an image at 384 of 128 px)
-        batch_size = tiled_batch(batch_size, tile, images.shape[-1])
+    about ``total`` locations drawn evenly from every image (or tile) by a :class:`PatchSampler` fed by
+    :func:`infer_images` (its batches, tiles and ``precision``). With a list of stage sets, one pass gives a list of
+    samples, each the one that set alone would give."""
     sampler = PatchSampler(len(images), total, seed, tile_count(images.shape[-1], tile, overlap, tile_pass), stages)
-    for i in range(0, images.shape[0], batch_size):
-        xb = images[i:i + batch_size].to(dev)
-        with scoring_autocast(dev, precision):
-            each = tiled and tile_pass == "each"
-            sampler(model.dense_outputs(extract_tiles(xb, tile, overlap) if each else xb)[2])
-    model.train(was_training)
+    infer_images(model, images, batch_size, maps=False, tile=tile, precision=precision, patch_sink=sampler,
+                 overlap=overlap, tile_pass=tile_pass)
     return sampler.samples()
 
 
