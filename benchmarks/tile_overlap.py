@@ -3,7 +3,7 @@
 time, the test figures and a label-free yardstick beside them.
 
 Usage:
-    python benchmarks/tile_overlap.py NAME RUN_DIR [--overlaps 0.5 0.25 0] [--passes each once]
+    python benchmarks/tile_overlap.py NAME RUN_DIR [--overlaps 0.5 0.25 0] [--passes each once maps-once]
 
 For every setting the run's scorer is fitted anew exactly as ``sslad train`` fits it (``fit_scorer``) and the test
 split is scored as ``sslad train`` scores it (``evaluate_set``, into ``RUN_DIR/PASS-O/``); rows are keyed ``"PASS
@@ -12,7 +12,8 @@ px of 128-px tiles a quarter tile gives the half tile's 3 x 3). The yardstick ne
 synthetic held-out set (its pretext anomalies on the held-out good images, masks from their plans) mapped at that
 overlap (pixel AUROC, AUPRO) and each image-score mode's AUROC on it. The overlaps run one after the other in one
 process: their times are comparable as ratios on a machine whose load does not change meanwhile. ``once`` makes one
-pass over the whole image whatever the overlap (its windows are cut from that pass). Records
+pass over the whole image whatever the overlap (its windows are cut from that pass); ``maps-once`` a pass per tile
+for the image scores and one over the whole image for the maps. Records
 ``benchmarks/results/NAME.json``.
 """
 
@@ -29,7 +30,7 @@ from sslad.backends import make_renderer
 from sslad.detector import Detector
 from sslad.evaluate import evaluate_set
 from sslad.models import infer_images
-from sslad.models.tiles import tile_count, tile_grid
+from sslad.models.tiles import network_passes, tile_count, tile_grid
 from sslad.scoring import pixel_metrics
 from sslad.training import fit_scorer, render_synthetic_holdout
 
@@ -71,7 +72,7 @@ def main(argv: list[str]) -> int:
         pix = pixel_metrics(synth_types, scorer.maps(out.maps, size).numpy(), synth.masks.numpy() > 0)
         rows[key] = {
             "tile_pass": tile_pass, "overlap": overlap, "tiles_per_image": tile_count(size, tile, overlap),
-            "network_passes_per_image": 1 if tile_pass == "once" else tile_count(size, tile, overlap),
+            "network_passes_per_image": network_passes(size, tile, overlap, tile_pass),
             "whole_view": cfg.score.whole_view,
             "fit_seconds": t1 - t0, "test_seconds": t2 - t1,
             "synthetic_pixel_auroc": pix["pixel_auroc"], "synthetic_aupro": pix["aupro"],

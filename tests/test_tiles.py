@@ -14,7 +14,17 @@ from helpers import assert_onnx_export_matches
 from sslad.cli import cli
 from sslad.config import ScoreConfig
 from sslad.models.embed import infer_images
-from sslad.models.tiles import crop_windows, extract_tiles, resize_images, stitch, tile_count, tile_grid, tile_offsets
+from sslad.models.tiles import (
+    crop_windows,
+    extract_tiles,
+    map_passes,
+    network_passes,
+    resize_images,
+    stitch,
+    tile_count,
+    tile_grid,
+    tile_offsets,
+)
 from sslad.scoring import Scorer
 
 
@@ -194,17 +204,48 @@ def test_one_pass_tiles_pool_each_window_of_the_whole_image():
         torch.testing.assert_close(emb[:, t], want)
 
 
-def test_a_run_scored_in_one_pass_scores_and_exports_the_same(tiles, tmp_path):
+def test_maps_once_is_each_tiles_embeddings_with_the_one_pass_maps():
+    """``--tile-pass maps-once``: the tiles' embeddings exactly those of a pass per tile, the maps (and the trunk
+    maps a patch density samples) exactly those of one pass over the whole image."""
+    from sslad.models import NetConfig, PretextNet
+    from sslad.models.embed import forward_scored
+    from sslad.scoring.scorer import peak_embedding
+
+    model = PretextNet(NetConfig()).eval()
+    x = torch.randint(0, 255, (2, 3, 128, 128), dtype=torch.uint8).float()
+
+    def map_fn(probs, levels):  # a map of the trunk's maps and the head's, as a patch density's
+        return levels.descriptors((2, 3)).norm(dim=1, keepdim=True) + probs.mean()
+
+    sunk = {p: [] for p in ("once", "maps-once")}
+    with torch.no_grad():
+        each = forward_scored(model, x, 64, 0.5, "each", map_fn, peak_embedding)
+        once = forward_scored(model, x, 64, 0.5, "once", map_fn, peak_embedding, sunk["once"].append)
+        both = forward_scored(model, x, 64, 0.5, "maps-once", map_fn, peak_embedding, sunk["maps-once"].append)
+        alone = forward_scored(model, x, 64, 0.5, "maps-once", map_fn, peak_embedding, maps=False)
+    assert both[0].shape == (2, 9, 512 + 384) and both[1].shape == once[1].shape != each[1].shape
+    torch.testing.assert_close(both[0], each[0])
+    torch.testing.assert_close(both[1], once[1])
+    torch.testing.assert_close(alone[0], each[0])
+    assert alone[1] is None
+    assert len(sunk["maps-once"]) == 1  # the whole images' trunk maps, handed over once
+    torch.testing.assert_close(sunk["maps-once"][0].descriptors((2, 3)), sunk["once"][0].descriptors((2, 3)))
+    assert network_passes(128, 64, 0.5, "maps-once") == 10 and map_passes(128, 64, 0.5, "maps-once") == 1
+
+
+@pytest.mark.parametrize("tile_pass,passes", [("once", "1 network pass"), ("maps-once", "10 network passes")])
+def test_a_run_scored_with_a_whole_image_pass_scores_and_exports_the_same(tiles, tmp_path, tile_pass, passes):
     import sslad
 
     out = tmp_path / "run"
     res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "64", "--crop", "32",
-                                   "--tile", "32", "--tile-pass", "once", "--epochs", "1", "--batch-size", "12",
+                                   "--tile", "32", "--tile-pass", tile_pass, "--epochs", "1", "--batch-size", "12",
                                    "--device", "cpu", "--seed", "2"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert "(1 network pass per image)" in res.output
+    assert f"({passes} per image)" in res.output  # 3 x 3 tiles of 32 px at 64 px
     det = sslad.load(out, "cpu")
-    assert det.scorer.tile_pass == "once" and json.loads((out / "metrics.json").read_text())["tile_pass"] == "once"
+    assert det.scorer.tile_pass == tile_pass
+    assert json.loads((out / "metrics.json").read_text())["tile_pass"] == tile_pass
     files = sorted((tiles / "test" / "blob").glob("*.png"))
     got = det.score(files)
     assert got.maps.shape == (len(files), 64, 64) and np.isfinite(got.scores).all()

@@ -171,7 +171,8 @@ def cli():
               "passes per image (at 640 px of 128-px tiles: 81 at 0.5, 25 at 0)" + _d("score", "tile_overlap"))
 @click.option("--tile-pass", type=click.Choice(C.TILE_PASSES), default=None,
               help="--tile: a network pass per tile (each), or one pass over the whole image with each tile's "
-              "embedding pooled over its window and the whole image's maps (once: (S/P)^2 tiles' work)"
+              "embedding pooled over its window and the whole image's maps (once: (S/P)^2 tiles' work), or each "
+              "tile's embedding from its own pass and the maps from one whole pass (maps-once)"
               + _d("score", "tile_pass"))
 @click.option("--whole-view", type=int, default=None,
               help="Also score the whole image at this side (e.g. half the --image-size) with a density of its own, "

@@ -125,7 +125,7 @@ class ScoreConfig:
     auto_margin: float = 0.01  # auto image score: a more complex mode must beat a simpler one by this much AUROC
     tile: int = 0  # score in overlapping tiles of this side (embedding score: the worst tile's); 0: whole images
     tile_overlap: float = 0.5  # the least share of a tile its neighbours overlap by (fewer passes when lower)
-    tile_pass: str = "each"  # each: a network pass per tile; once: one over the whole image, tiles pooled from it
+    tile_pass: str = "each"  # how tiles are scored (TILE_PASSES): each in a pass of its own, once, maps-once
     whole_view: int = 0  # also embed the whole image at this side, a density of its own, joined; 0: off
     map: str = "both"  # seg (the per-pixel head), density (a patch density's) or both averaged
     patch_density: str = "gauss"  # what makes the density maps: gauss (one Gaussian) or knn (a coreset memory)
@@ -156,8 +156,10 @@ MAP_LAYER_CHOICES = ("2,3", "3,4", "2,3,4")
 MAP_LAYERS = ("auto", *MAP_LAYER_CHOICES)
 #: How tiles are scored: each in a network pass of its own (its embedding what the network saw in training,
 #: maps stitched), or all from one pass over the whole image (each tile's embedding pooled over its window of the
-#: trunk's maps, the maps the whole image's): about (S/P)^2 tiles' work instead of one pass per tile.
-TILE_PASSES = ("each", "once")
+#: trunk's maps, the maps the whole image's): about (S/P)^2 tiles' work instead of one pass per tile; or each
+#: tile's embedding from a pass of its own and the maps from one pass over the whole image (maps-once: each's image
+#: scores, once's maps, one pass more than each).
+TILE_PASSES = ("each", "once", "maps-once")
 #: The largest ``score.tile_overlap``: a step of a quarter tile, 4x the passes per side of none.
 MAX_TILE_OVERLAP = 0.75
 #: The student run's map: its own per-pixel head (seg: the small detector), the student-teacher discrepancy

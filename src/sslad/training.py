@@ -41,7 +41,7 @@ from sslad.models import (
     training_layout,
 )
 from sslad.models.embed import PatchSampler, sample_patches
-from sslad.models.tiles import tile_count
+from sslad.models.tiles import map_passes, network_passes
 from sslad.progress import bar
 from sslad.report import EpochLog, json_safe, results_table, save_class_grid
 from sslad.runtime import Dist, StopSignals, init_distributed, resolve_device, resolve_precision, seed_everything
@@ -498,7 +498,7 @@ def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSe
     if scorer.map_source in ("density", "both"):
         if patches is None and embed and calibrate_on_holdout:  # the embedding pass draws the patches too
             sampler = PatchSampler(len(fit), seed=cfg.train.seed, stages=scorer.map_layers,
-                                   tiles=tile_count(fit.images.shape[-1], tile, overlap, tile_pass))
+                                   tiles=map_passes(fit.images.shape[-1], tile, overlap, tile_pass))
             fit_out = infer(fit.images, progress="embed train", maps=False, patch_sink=sampler)
             patches = sampler.samples()
         elif patches is None:
@@ -570,7 +570,7 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
 def scoring_line(cfg: RunConfig, fit: int, holdout: int) -> str:
     """The log line before the scorer's fit: what it embeds, in how many network passes per image."""
     s = cfg.score
-    passes = tile_count(cfg.data.image_size, s.tile, s.tile_overlap, s.tile_pass) + (1 if s.whole_view else 0)
+    passes = network_passes(cfg.data.image_size, s.tile, s.tile_overlap, s.tile_pass) + (1 if s.whole_view else 0)
     held = f", thresholds from {holdout} held-out ones" if Scorer.calibrates_on_holdout(holdout) else ""
     return f"fitting the scorer on {fit} good images{held} ({passes} network pass{'es' * (passes > 1)} per image)"
 

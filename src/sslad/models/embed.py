@@ -13,8 +13,8 @@ from sslad.models.tiles import (
     WindowLevels,
     crop_windows,
     forward_tiled,
+    map_passes,
     resize_images,
-    tile_count,
 )
 
 EMBED_BATCH = 64
@@ -92,8 +92,9 @@ def forward_scored(model: PretextNet, x: torch.Tensor, tile: int = 0, overlap: f
                    patch_sink: Callable[[PatchLevels], None] | None = None,
                    maps: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One batch as a scorer sees it: :func:`forward_maps` of the whole images (``tile`` 0 or at least their side),
-    of each tile with its maps stitched (``tile_pass="each"``), or :func:`forward_windows` (``"once"``); without
-    ``maps``, no map is made or stitched (None)."""
+    of each tile with its maps stitched (``tile_pass="each"``), :func:`forward_windows` (``"once"``), or each tile's
+    embedding from its own pass and the maps (and ``patch_sink``'s trunk maps) from one pass over the whole images
+    (``"maps-once"``: "each"'s embeddings, "once"'s maps); without ``maps``, no map is made or stitched (None)."""
     def forward(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         e, p = forward_maps(model, t, map_fn if maps else None, embed_fn, patch_sink)
         return e, p if maps else None
@@ -102,6 +103,12 @@ def forward_scored(model: PretextNet, x: torch.Tensor, tile: int = 0, overlap: f
         return forward(x)
     if tile_pass == "once":
         e, p = forward_windows(model, x, tile, overlap, map_fn if maps else None, embed_fn, patch_sink)
+        return e, p if maps else None
+    if tile_pass == "maps-once":
+        e, _ = forward_tiled(lambda t: (forward_maps(model, t, None, embed_fn)[0], None), x, tile, overlap)
+        if not maps and patch_sink is None:
+            return e, None
+        p = forward_maps(model, x, map_fn if maps else None, None, patch_sink)[1]
         return e, p if maps else None
     return forward_tiled(forward, x, tile, overlap)
 
@@ -117,7 +124,8 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     With ``tile`` (0 < tile < S) each image is scored in tiles whose neighbours share at least ``overlap`` of a tile
     (:mod:`sslad.models.tiles`): embeddings (N, T, D), one per tile, and maps stitched at the image's resolution
     (``tile_pass="each"``: a network pass per tile), or the tiles' embeddings pooled from their windows of one pass
-    over the whole image and its maps (``"once"``: :func:`forward_windows`). With ``map_fn`` the maps are ``map_fn``
+    over the whole image and its maps (``"once"``: :func:`forward_windows`), or the tiles' embeddings from a pass
+    each and the maps from one over the whole image (``"maps-once"``). With ``map_fn`` the maps are ``map_fn``
     of the trunk's maps (a patch density), not the per-pixel head's; with ``embed_fn`` the embeddings are
     ``embed_fn`` of the pooled embeddings and the trunk's maps. With ``whole`` (a side), the images resized to it
     are embedded too, whole (:attr:`Outputs.whole`).
@@ -192,7 +200,7 @@ def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000
     about ``total`` locations drawn evenly from every image (or tile) by a :class:`PatchSampler` fed by
     :func:`infer_images` (its batches, tiles and ``precision``). With a list of stage sets, one pass gives a list of
     samples, each the one that set alone would give."""
-    sampler = PatchSampler(len(images), total, seed, tile_count(images.shape[-1], tile, overlap, tile_pass), stages)
+    sampler = PatchSampler(len(images), total, seed, map_passes(images.shape[-1], tile, overlap, tile_pass), stages)
     infer_images(model, images, batch_size, maps=False, tile=tile, precision=precision, patch_sink=sampler,
                  overlap=overlap, tile_pass=tile_pass)
     return sampler.samples()

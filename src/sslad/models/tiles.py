@@ -44,10 +44,23 @@ def tile_grid(size: int, tile: int, overlap: float = OVERLAP) -> list[tuple[int,
     return [(y, x) for y in offs for x in offs]
 
 
-def tile_count(size: int, tile: int, overlap: float = OVERLAP, tile_pass: str = "each") -> int:
-    """Network passes a ``size``-pixel image takes in ``tile``-pixel tiles: 1 when it is not tiled (0 or >= size)
-    or when its tiles are cut from one pass over it (``tile_pass="once"``)."""
-    return len(tile_grid(size, tile, overlap)) if 0 < tile < size and tile_pass == "each" else 1
+def tile_count(size: int, tile: int, overlap: float = OVERLAP) -> int:
+    """Tiles a ``size``-pixel image is cut into (:func:`tile_grid`); 1 when it is not tiled (``tile`` 0 or >= size)."""
+    return len(tile_grid(size, tile, overlap)) if 0 < tile < size else 1
+
+
+def map_passes(size: int, tile: int, overlap: float = OVERLAP, tile_pass: str = "each") -> int:
+    """Network passes per image whose trunk maps make its maps (and a patch density's sample): one per tile
+    (``tile_pass="each"``), or one over the whole image (``"once"``, ``"maps-once"``, or not tiled)."""
+    return tile_count(size, tile, overlap) if tile_pass == "each" else 1
+
+
+def network_passes(size: int, tile: int, overlap: float = OVERLAP, tile_pass: str = "each") -> int:
+    """Network passes per image in all: :func:`map_passes`, and with ``"maps-once"`` a pass per tile besides for
+    the tiles' embeddings."""
+    tiled = 0 < tile < size
+    return map_passes(size, tile, overlap, tile_pass) + (tile_count(size, tile, overlap)
+                                                          if tiled and tile_pass == "maps-once" else 0)
 
 
 def extract_tiles(images: torch.Tensor, tile: int, overlap: float = OVERLAP) -> torch.Tensor:
@@ -122,5 +135,5 @@ def resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
-__all__ = ["OVERLAP", "WindowLevels", "blend_window", "crop_windows", "extract_tiles", "forward_tiled",
-           "resize_images", "stitch", "tile_count", "tile_grid", "tile_offsets"]
+__all__ = ["OVERLAP", "WindowLevels", "blend_window", "crop_windows", "extract_tiles", "forward_tiled", "map_passes",
+           "network_passes", "resize_images", "stitch", "tile_count", "tile_grid", "tile_offsets"]

@@ -120,7 +120,7 @@ class Scorer:
         self.auto_margin = cfg.auto_margin
         self.tile = cfg.tile  # > 0: the network scores tiles of this side; embeddings arrive as (N, T, D)
         self.tile_overlap = cfg.tile_overlap  # the least share of a tile its neighbours overlap by
-        self.tile_pass = cfg.tile_pass  # each: a network pass per tile; once: tiles pooled from one whole pass
+        self.tile_pass = cfg.tile_pass  # each: a pass per tile; once: tiles pooled from one whole pass; maps-once
         self.whole_view = cfg.whole_view  # > 0: whole images at this side too, scored by their own density
         self.whole_density = make_density(cfg) if cfg.whole_view else None
         # what the network's outputs are computed in (fp32 | bf16, resolved on the device by training.fit_scorer):
