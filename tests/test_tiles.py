@@ -218,11 +218,18 @@ def test_maps_once_is_each_tiles_embeddings_with_the_one_pass_maps():
         return levels.descriptors((2, 3)).norm(dim=1, keepdim=True) + probs.mean()
 
     sunk = {p: [] for p in ("once", "maps-once")}
+    decoded = []  # the per-pixel head's calls: none where no map is asked for
+    model.seg.register_forward_hook(lambda *_: decoded.append(1))
     with torch.no_grad():
         each = forward_scored(model, x, 64, 0.5, "each", map_fn, peak_embedding)
         once = forward_scored(model, x, 64, 0.5, "once", map_fn, peak_embedding, sunk["once"].append)
         both = forward_scored(model, x, 64, 0.5, "maps-once", map_fn, peak_embedding, sunk["maps-once"].append)
+        decoded.clear()
         alone = forward_scored(model, x, 64, 0.5, "maps-once", map_fn, peak_embedding, maps=False)
+        for tile_pass in ("each", "once"):
+            torch.testing.assert_close(forward_scored(model, x, 64, 0.5, tile_pass, map_fn, peak_embedding,
+                                                      maps=False)[0], (each if tile_pass == "each" else once)[0])
+    assert not decoded
     assert both[0].shape == (2, 9, 512 + 384) and both[1].shape == once[1].shape != each[1].shape
     torch.testing.assert_close(both[0], each[0])
     torch.testing.assert_close(both[1], once[1])
@@ -310,9 +317,9 @@ def test_sampling_patches_of_tiles_keeps_the_forward_batch_as_small_as_whole_ima
     model = PretextNet(NetConfig(seg_head=False)).eval()
     sizes, forward = [], model.dense_outputs
 
-    def counting(x):
+    def counting(x, **kw):
         sizes.append(len(x))
-        return forward(x)
+        return forward(x, **kw)
 
     model.dense_outputs = counting
     images = torch.randint(0, 255, (6, 3, 96, 96), dtype=torch.uint8)

@@ -53,38 +53,47 @@ def scoring_autocast(device: torch.device, precision: str | None) -> torch.autoc
 
 
 def forward_maps(model: PretextNet, x: torch.Tensor, map_fn: MapFn | None = None,
-                 embed_fn: EmbedFn | None = None,
-                 patch_sink: Callable[[PatchLevels], None] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 embed_fn: EmbedFn | None = None, patch_sink: Callable[[PatchLevels], None] | None = None,
+                 maps: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(embeddings, per-pixel anomaly maps (N, 1, h, w) or None) of one batch: the pooled embeddings (with
     ``embed_fn``: what it makes of them and the trunk's maps) and the sigmoid of the network's per-pixel
     logits (with ``map_fn``: what it makes of them and the trunk's maps); ``patch_sink`` is handed the trunk's
-    maps too."""
+    maps too. Without ``maps`` no map is made (None) and the per-pixel head is not run."""
     if map_fn is None and embed_fn is None and patch_sink is None:
+        if not maps:
+            return model.embed(x), None
         _, e, seg = model(x)
         return e, None if seg is None else torch.sigmoid(seg.float())
-    e, seg, patches = model.dense_outputs(x)
+    e, seg, patches = model.dense_outputs(x, seg=maps)
     if patch_sink is not None:
         patch_sink(patches)
+    e = e if embed_fn is None else embed_fn(e, patches)
+    if not maps:
+        return e, None
     probs = None if seg is None else torch.sigmoid(seg.float())
-    return (e if embed_fn is None else embed_fn(e, patches)), (probs if map_fn is None else map_fn(probs, patches))
+    return e, (probs if map_fn is None else map_fn(probs, patches))
 
 
 def forward_windows(model: PretextNet, x: torch.Tensor, tile: int, overlap: float = OVERLAP,
                     map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None,
-                    patch_sink: Callable[[PatchLevels], None] | None = None
+                    patch_sink: Callable[[PatchLevels], None] | None = None, maps: bool = True
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The tiles' embeddings (N, T, D) and the images' maps from ONE pass over the whole (N, 3, S, S) images: each
     tile's pooled embedding is layer4 averaged over its window, its patch descriptors those of its window
     (:class:`WindowLevels`); the maps (with ``map_fn``: of the whole images' trunk maps) at the network's
-    resolution, no stitching. About ``(S / P)^2`` tiles' work instead of :func:`tile_count`'s."""
+    resolution, no stitching (without ``maps``: None, the per-pixel head not run). About ``(S / P)^2`` tiles' work
+    instead of :func:`~sslad.models.tiles.tile_count`'s."""
     n, size = x.shape[0], int(x.shape[-1])
-    _, seg, levels = model.dense_outputs(x)
+    _, seg, levels = model.dense_outputs(x, seg=maps)
     if patch_sink is not None:
         patch_sink(levels)
-    probs = None if seg is None else torch.sigmoid(seg.float())
     pooled = crop_windows(levels.maps[-1], size, tile, overlap).float().mean((2, 3))
     e = pooled if embed_fn is None else embed_fn(pooled, WindowLevels(levels, size, tile, overlap))
-    return e.reshape(n, -1, e.shape[-1]), (probs if map_fn is None else map_fn(probs, levels))
+    e = e.reshape(n, -1, e.shape[-1])
+    if not maps:
+        return e, None
+    probs = None if seg is None else torch.sigmoid(seg.float())
+    return e, (probs if map_fn is None else map_fn(probs, levels))
 
 
 def forward_scored(model: PretextNet, x: torch.Tensor, tile: int = 0, overlap: float = OVERLAP,
@@ -94,23 +103,19 @@ def forward_scored(model: PretextNet, x: torch.Tensor, tile: int = 0, overlap: f
     """One batch as a scorer sees it: :func:`forward_maps` of the whole images (``tile`` 0 or at least their side),
     of each tile with its maps stitched (``tile_pass="each"``), :func:`forward_windows` (``"once"``), or each tile's
     embedding from its own pass and the maps (and ``patch_sink``'s trunk maps) from one pass over the whole images
-    (``"maps-once"``: "each"'s embeddings, "once"'s maps); without ``maps``, no map is made or stitched (None)."""
-    def forward(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        e, p = forward_maps(model, t, map_fn if maps else None, embed_fn, patch_sink)
-        return e, p if maps else None
-
+    (``"maps-once"``: "each"'s embeddings, "once"'s maps); without ``maps``, no map is made or stitched (None) and
+    the per-pixel head is not run."""
+    map_fn = map_fn if maps else None
     if not 0 < tile < int(x.shape[-1]):
-        return forward(x)
+        return forward_maps(model, x, map_fn, embed_fn, patch_sink, maps)
     if tile_pass == "once":
-        e, p = forward_windows(model, x, tile, overlap, map_fn if maps else None, embed_fn, patch_sink)
-        return e, p if maps else None
+        return forward_windows(model, x, tile, overlap, map_fn, embed_fn, patch_sink, maps)
     if tile_pass == "maps-once":
-        e, _ = forward_tiled(lambda t: (forward_maps(model, t, None, embed_fn)[0], None), x, tile, overlap)
+        e, _ = forward_tiled(lambda t: forward_maps(model, t, None, embed_fn, maps=False), x, tile, overlap)
         if not maps and patch_sink is None:
             return e, None
-        p = forward_maps(model, x, map_fn if maps else None, None, patch_sink)[1]
-        return e, p if maps else None
-    return forward_tiled(forward, x, tile, overlap)
+        return e, forward_maps(model, x, map_fn, None, patch_sink, maps)[1]
+    return forward_tiled(lambda t: forward_maps(model, t, map_fn, embed_fn, patch_sink, maps), x, tile, overlap)
 
 
 @torch.no_grad()

@@ -226,11 +226,13 @@ class PretextNet(nn.Module):
         """Trunk features (N, D) of uint8/float 0..255 images (N, 3, H, W)."""
         return self.features(x)[0]
 
-    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, PatchLevels]:
+    def dense_outputs(self, x: torch.Tensor, seg: bool = True) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                        PatchLevels]:
         """(embeddings (N, D), per-pixel logits or None, the layer2-4 maps as :class:`PatchLevels`) in one pass:
-        what the patch descriptors a per-location density scores are made of."""
+        what the patch descriptors a per-location density scores are made of. Without ``seg`` the per-pixel head
+        is not run (its logits None): embeddings and trunk maps alone."""
         e, feats = self.features(x)
-        return e, self.seg_logits(feats), PatchLevels(feats[2:5])
+        return e, self.seg_logits(feats) if seg else None, PatchLevels(feats[2:5])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(class logits (N, 3), embeddings (N, D), per-pixel logits (N, 1, H/2, W/2) for the U-Net decoder,
