@@ -172,7 +172,7 @@ class _DetectorModule(nn.Module):
         whole = None
         if self.scorer.whole_view:
             small = resize_images(images, self.scorer.whole_view).float()
-            whole = forward_maps(self.model, small, None, self.scorer.embed_fn)[0]
+            whole = forward_maps(self.model, small, None, self.scorer.embed_fn, maps=False)[0]
         scores, maps = self.scorer.score_tensors(emb, probs, self.size, whole=whole)
         return scores.float(), maps
 
