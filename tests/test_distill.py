@@ -294,3 +294,27 @@ def test_against_teacher_says_what_the_transfer_was_worth():
     line = against_teacher(student, teacher)
     assert line == "against the teacher: image AUROC 94.0 (+1.2), AUPRO 50.0 (-10.0)"
     assert against_teacher({"image_auroc": None}, {}).endswith("no AUROC to compare (no labelled test split)")
+
+
+@pytest.mark.parametrize("kind", ["student", "pair"])
+def test_a_pass_that_makes_no_map_leaves_the_per_pixel_output_out(kind):
+    """``dense_outputs(seg=False)``, what the fit images' embedding pass asks for: the same embedding and trunk maps,
+    no per-pixel output, and the part that makes it (the student's head; the pair's student) not run."""
+    from sslad.models import NetConfig, PretextNet
+    from sslad.models.pair import DiscrepancyNet
+    from sslad.models.student import StudentConfig, StudentNet
+
+    torch.manual_seed(0)
+    student = StudentNet(StudentConfig()).eval()
+    net = student if kind == "student" else DiscrepancyNet(PretextNet(NetConfig()).eval(), student)
+    ran = []
+    (student.seg if kind == "student" else student.trunk).register_forward_hook(lambda *_: ran.append(1))
+    x = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8).float()
+    with torch.no_grad():
+        full = net.dense_outputs(x)
+        assert ran and full[1] is not None
+        ran.clear()
+        bare = net.dense_outputs(x, seg=False)
+    assert not ran and bare[1] is None
+    torch.testing.assert_close(bare[0], full[0], rtol=0, atol=0)
+    torch.testing.assert_close(bare[2].descriptors((2, 3)), full[2].descriptors((2, 3)), rtol=0, atol=0)

@@ -140,7 +140,7 @@ def discrepancy_maps(student: StudentNet, teacher: PretextNet, images: torch.Ten
     for i in range(0, len(images), batch):
         x = images[i:i + batch]
         t_feats, _ = teacher_features(teacher, x)
-        out.append(to_image_maps(mean_distance(student.distill_features(x)[0], t_feats), size))
+        out.append(to_image_maps(mean_distance(student.distill_features(x, seg=False)[0], t_feats), size))
     return torch.cat(out)
 
 

@@ -75,11 +75,16 @@ class DiscrepancyNet(nn.Module):
 
     def _outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
         e, feats = self.teacher.features(x)
-        half = mean_distance(self.student.distill_features(x)[0], feats[1:4]) / 2
+        half = mean_distance(self.student.distill_features(x, seg=False)[0], feats[1:4]) / 2
         return e, feats, torch.logit(half.clamp(1e-6, 1 - 1e-6))
 
-    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, PatchLevels]:
-        """(the teacher's embedding, discrepancy logits, the teacher's layer2-4 maps as :class:`PatchLevels`)."""
+    def dense_outputs(self, x: torch.Tensor, seg: bool = True) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                        PatchLevels]:
+        """(the teacher's embedding, discrepancy logits, the teacher's layer2-4 maps as :class:`PatchLevels`);
+        without ``seg`` no discrepancy (None): the student is not run."""
+        if not seg:
+            e, feats = self.teacher.features(x)
+            return e, None, PatchLevels(feats[2:5])
         e, feats, disc = self._outputs(x)
         return e, disc, PatchLevels(feats[2:5])
 

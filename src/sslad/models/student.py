@@ -160,21 +160,22 @@ class StudentNet(nn.Module):
             adapter.bias.copy_(bias)
         return copied
 
-    def distill_features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    def distill_features(self, x: torch.Tensor, seg: bool = True) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """(adapted maps at 1/4, 1/8, 1/16, 1/32 in the teacher's channels and units, per-pixel logits at 1/4
-        or None)."""
+        or None: without a per-pixel head, or without ``seg``, which leaves it out)."""
         taps = self._taps(x)
         adapted = [self._adapt(k, t) for k, t in enumerate(taps)]
-        return adapted, (self.seg(taps[:3]) if self.cfg.seg_head else None)
+        return adapted, (self.seg(taps[:3]) if seg and self.cfg.seg_head else None)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self._adapt(3, self._taps(x)[3]).mean((2, 3))
 
-    def dense_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, PatchLevels]:
+    def dense_outputs(self, x: torch.Tensor, seg: bool = True) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                        PatchLevels]:
         """(embeddings, per-pixel logits or None, the adapted 1/8, 1/16 and 1/32 maps as :class:`PatchLevels`):
-        as the teacher's."""
-        adapted, seg = self.distill_features(x)
-        return adapted[3].mean((2, 3)), seg, PatchLevels(adapted[1:4])
+        as the teacher's (without ``seg`` the per-pixel head is not run)."""
+        adapted, logits = self.distill_features(x, seg)
+        return adapted[3].mean((2, 3)), logits, PatchLevels(adapted[1:4])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(no class logits: an empty (N, 0) tensor, embeddings (N, D), per-pixel logits (N, 1, H/4, W/4))."""
