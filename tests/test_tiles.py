@@ -240,16 +240,51 @@ def test_maps_once_is_each_tiles_embeddings_with_the_one_pass_maps():
     assert network_passes(128, 64, 0.5, "maps-once") == 10 and map_passes(128, 64, 0.5, "maps-once") == 1
 
 
-@pytest.mark.parametrize("tile_pass,passes", [("once", "1 network pass"), ("maps-once", "10 network passes")])
-def test_a_run_scored_with_a_whole_image_pass_scores_and_exports_the_same(tiles, tmp_path, tile_pass, passes):
+def test_maps_once_runs_no_tile_pass_where_no_embedding_is_wanted():
+    """A patch density's sample (:func:`sample_patches`) and ``--map-layers auto``'s maps of the held-out and
+    synthetic images use no embedding: with ``maps-once`` they come from its whole-image pass alone (no 64-px tile
+    pass), the same sample and maps to the bit as when its tile passes run beside it."""
+    from sslad.models import NetConfig, PretextNet
+    from sslad.models.embed import infer_images, sample_patches
+
+    model = PretextNet(NetConfig()).eval()
+    sides = []  # the side of every batch the trunk sees
+    model.trunk.conv1.register_forward_pre_hook(lambda _, args: sides.append(int(args[0].shape[-1])))
+    images = torch.randint(0, 255, (3, 3, 128, 128), dtype=torch.uint8)
+
+    def map_fn(probs, levels):
+        return levels.descriptors((2, 3)).norm(dim=1, keepdim=True) + probs.mean()
+
+    kw = dict(tile=64, map_fn=map_fn, tile_pass="maps-once", batch_size=8)
+    full = infer_images(model, images, **kw)
+    assert 64 in sides
+    sides.clear()
+    maps_only = infer_images(model, images, **kw, embed=False)
+    sample = sample_patches(model, images, total=300, batch_size=8, tile=64, tile_pass="maps-once")
+    assert sides and set(sides) == {128}  # the whole images' passes only
+    assert maps_only.embeddings.shape == (3, 0) and full.embeddings.shape == (3, 9, 512)
+    torch.testing.assert_close(maps_only.maps, full.maps, rtol=0, atol=0)
+    torch.testing.assert_close(sample, sample_patches(model, images, total=300, batch_size=8, tile=64,
+                                                      tile_pass="once"), rtol=0, atol=0)
+    each = dict(kw, tile_pass="each")
+    torch.testing.assert_close(infer_images(model, images, **each, embed=False).maps,
+                               infer_images(model, images, **each).maps, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("tile_pass,passes,flags", [("once", "1 network pass", []),
+                                                    ("maps-once", "10 network passes", ["--map-layers", "auto"])])
+def test_a_run_scored_with_a_whole_image_pass_scores_and_exports_the_same(tiles, tmp_path, tile_pass, passes, flags):
     import sslad
 
     out = tmp_path / "run"
     res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "64", "--crop", "32",
                                    "--tile", "32", "--tile-pass", tile_pass, "--epochs", "1", "--batch-size", "12",
-                                   "--device", "cpu", "--seed", "2"], catch_exceptions=False)
+                                   "--device", "cpu", "--seed", "2", *flags], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert f"({passes} per image)" in res.output  # 3 x 3 tiles of 32 px at 64 px
+    if flags:  # the layers chosen on maps of synthetic held-out anomalies (their maps from the whole pass alone)
+        assert set(json.loads((out / "metrics.json").read_text())["map_layers_synthetic_auroc"]) == {"2,3", "3,4",
+                                                                                                    "2,3,4"}
     det = sslad.load(out, "cpu")
     assert det.scorer.tile_pass == tile_pass
     assert json.loads((out / "metrics.json").read_text())["tile_pass"] == tile_pass

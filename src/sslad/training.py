@@ -489,7 +489,8 @@ def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSe
               precision: str, patches: torch.Tensor | None = None, embed: bool = True) -> tuple:
     """Fit ``scorer``'s patch density (``map: density|both``; on ``patches`` when they are sampled already) and,
     for ``both``, its map scales; the fit and held-out images' :class:`Outputs` (embeddings, maps as the scorer
-    makes them; without ``embed``, the fit images' only where their maps set the scales, else None)."""
+    makes them; without ``embed``, no embeddings (empty) and the fit images' maps only where they set the scales,
+    else None)."""
     tile, overlap, tile_pass = cfg.score.tile, cfg.score.tile_overlap, cfg.score.tile_pass
     calibrate_on_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))  # fit maps unused
     infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn, whole=scorer.whole_view,
@@ -508,8 +509,8 @@ def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSe
     both = scorer.map_source == "both"  # one pass gives both sources' maps; scaled once the held-out ones are in
     map_fn = scorer.parts_fn if both else scorer.map_fn  # a patch density's needs it fitted (above)
     if fit_out is None and (embed or not calibrate_on_holdout):
-        fit_out = infer(fit.images, progress="embed train", maps=not calibrate_on_holdout, map_fn=map_fn)
-    hold = infer(holdout.images, progress="embed held-out", map_fn=map_fn) if holdout is not None else None
+        fit_out = infer(fit.images, progress="embed train", maps=not calibrate_on_holdout, map_fn=map_fn, embed=embed)
+    hold = infer(holdout.images, progress="embed held-out", map_fn=map_fn, embed=embed) if holdout is not None else None
     if both:
         scorer.fit_map_scales((hold if calibrate_on_holdout else fit_out).maps, cfg.data.image_size)
         fit_out, hold = (o if o is None or o.maps is None else o._replace(maps=scorer.combine_parts(o.maps))
@@ -536,7 +537,7 @@ def choose_map_layers(model: PretextNet, fit: ImageSet, holdout: ImageSet, cfg: 
         _fit_maps(scorer, model, fit, holdout, c, precision, patches=patches, embed=False)
         out = infer_images(model, synth.images, progress=f"map layers {layers}: synthetic held-out",
                            tile=c.score.tile, map_fn=scorer.map_fn, precision=precision, overlap=c.score.tile_overlap,
-                           tile_pass=c.score.tile_pass)
+                           tile_pass=c.score.tile_pass, embed=False)
         values[layers] = auroc(masks, scorer.maps(out.maps, cfg.data.image_size).numpy().ravel())
     return simplest_within(values, list(MAP_LAYER_CHOICES), cfg.score.auto_margin), values
 

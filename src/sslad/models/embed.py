@@ -123,7 +123,7 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
                  progress: str | None = None, maps: bool = True, tile: int = 0,
                  map_fn: MapFn | None = None, embed_fn: EmbedFn | None = None, whole: int = 0,
                  precision: str | None = None, patch_sink: Callable[[PatchLevels], None] | None = None,
-                 overlap: float = OVERLAP, tile_pass: str = "each") -> Outputs:
+                 overlap: float = OVERLAP, tile_pass: str = "each", embed: bool = True) -> Outputs:
     """Run uint8 (N, 3, S, S) images (any device) through the network in batches.
 
     With ``tile`` (0 < tile < S) each image is scored in tiles whose neighbours share at least ``overlap`` of a tile
@@ -139,6 +139,9 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     (docs/results.md, *bf16 scoring on the CPU*); fp32 scores reproduce the exported ONNX graph's exactly.
     ``patch_sink`` (a :class:`PatchSampler`) is handed the trunk's maps of every batch (of its tiles): a patch
     density's sample drawn in the same pass (the whole view's images are not handed over).
+    Without ``embed`` only the maps (and ``patch_sink``'s sample) are wanted: :attr:`Outputs.embeddings` is empty
+    (N, 0), no ``embed_fn`` or ``whole`` pass runs, and ``"maps-once"`` runs no tile pass, its maps and sample being
+    those of its one whole pass (``"once"``'s, to the bit).
     """
     from sslad.progress import bar
 
@@ -149,6 +152,9 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
     tiled = 0 < tile < images.shape[-1]
     if tiled:
         batch_size = tiled_batch(batch_size, tile, images.shape[-1])
+    if not embed:
+        embed_fn, whole = None, 0
+        tile_pass = "once" if tile_pass == "maps-once" else tile_pass  # the whole pass alone makes its maps
 
     embs, probs = [], []
     for i in bar(range(0, images.shape[0], batch_size), progress, unit="batch"):
@@ -160,9 +166,13 @@ def infer_images(model: PretextNet, images: torch.Tensor, batch_size: int = EMBE
                     probs.append(p.float().cpu())
             else:
                 e = model.embed(xb)
-        embs.append(e.float().cpu())
+        if embed:
+            embs.append(e.float().cpu())
     model.train(was_training)
-    emb = torch.cat(embs) if embs else torch.empty(0, model.embed_dim)
+    if not embed:
+        emb = torch.empty(images.shape[0], 0)
+    else:
+        emb = torch.cat(embs) if embs else torch.empty(0, model.embed_dim)
     whole_emb = None
     if whole:
         whole_emb = infer_images(model, resize_images(images, whole), batch_size, progress and f"{progress} (whole)",
@@ -207,7 +217,7 @@ def sample_patches(model: PretextNet, images: torch.Tensor, total: int = 200_000
     samples, each the one that set alone would give."""
     sampler = PatchSampler(len(images), total, seed, map_passes(images.shape[-1], tile, overlap, tile_pass), stages)
     infer_images(model, images, batch_size, maps=False, tile=tile, precision=precision, patch_sink=sampler,
-                 overlap=overlap, tile_pass=tile_pass)
+                 overlap=overlap, tile_pass=tile_pass, embed=False)
     return sampler.samples()
 
 
