@@ -58,9 +58,8 @@ def map_passes(size: int, tile: int, overlap: float = OVERLAP, tile_pass: str = 
 def network_passes(size: int, tile: int, overlap: float = OVERLAP, tile_pass: str = "each") -> int:
     """Network passes per image in all: :func:`map_passes`, and with ``"maps-once"`` a pass per tile besides for
     the tiles' embeddings."""
-    tiled = 0 < tile < size
-    return map_passes(size, tile, overlap, tile_pass) + (tile_count(size, tile, overlap)
-                                                          if tiled and tile_pass == "maps-once" else 0)
+    embedding_passes = tile_count(size, tile, overlap) if tile_pass == "maps-once" and 0 < tile < size else 0
+    return map_passes(size, tile, overlap, tile_pass) + embedding_passes
 
 
 def extract_tiles(images: torch.Tensor, tile: int, overlap: float = OVERLAP) -> torch.Tensor:
