@@ -245,7 +245,7 @@ def test_maps_once_runs_no_tile_pass_where_no_embedding_is_wanted():
     synthetic images use no embedding: with ``maps-once`` they come from its whole-image pass alone (no 64-px tile
     pass), the same sample and maps to the bit as when its tile passes run beside it."""
     from sslad.models import NetConfig, PretextNet
-    from sslad.models.embed import infer_images, sample_patches
+    from sslad.models.embed import PatchSampler, infer_images, sample_patches
 
     model = PretextNet(NetConfig()).eval()
     sides = []  # the side of every batch the trunk sees
@@ -257,6 +257,8 @@ def test_maps_once_runs_no_tile_pass_where_no_embedding_is_wanted():
 
     kw = dict(tile=64, map_fn=map_fn, tile_pass="maps-once", batch_size=8)
     full = infer_images(model, images, **kw)
+    beside = PatchSampler(len(images), 300)  # the sample drawn while the tile passes run (0.9.3's way)
+    infer_images(model, images, tile=64, maps=False, patch_sink=beside, tile_pass="maps-once", batch_size=8)
     assert 64 in sides
     sides.clear()
     maps_only = infer_images(model, images, **kw, embed=False)
@@ -266,6 +268,7 @@ def test_maps_once_runs_no_tile_pass_where_no_embedding_is_wanted():
     torch.testing.assert_close(maps_only.maps, full.maps, rtol=0, atol=0)
     torch.testing.assert_close(sample, sample_patches(model, images, total=300, batch_size=8, tile=64,
                                                       tile_pass="once"), rtol=0, atol=0)
+    torch.testing.assert_close(sample, beside.samples(), rtol=0, atol=0)
     each = dict(kw, tile_pass="each")
     torch.testing.assert_close(infer_images(model, images, **each, embed=False).maps,
                                infer_images(model, images, **each).maps, rtol=0, atol=0)
