@@ -444,7 +444,8 @@ def test_preview_draws_log_uniform_blob_sizes_from_the_flags(tiles, tmp_path):
     (["--blob-area", "0"], "--blob-area must lie in [0.02, 1]"),
     (["--seg-width", "4"], "--seg-width must lie in [8, 512]"),
     (["--warmup", "1"], "--warmup is a share of the steps, in [0, 1)"),
-    (["--trunk-lr", "0"], "--trunk-lr is a share of --lr, in (0, 1]"),
+    (["--trunk-lr", "0"], "--trunk-lr is a factor on --lr, in (0, 10]"),
+    (["--trunk-lr", "11"], "--trunk-lr is a factor on --lr, in (0, 10]"),
     (["--weights", "/no/such/file.pt"], "no such file"),
 ])
 def test_bad_flags_give_one_clear_line(tiles, tmp_path, args, message, monkeypatch):

@@ -114,6 +114,9 @@ def test_warmup_ramps_to_lr_then_one_cosine_and_trunk_lr_scales_the_trunk_alone(
     assert len(trunk["params"]) + len(rest["params"]) == len(list(model.parameters()))
     base = set_cosine_lr(opt, 1e-3, 4, 10)
     assert rest["lr"] == pytest.approx(base) and trunk["lr"] == pytest.approx(0.1 * base)
+    fast = make_optimizer(RunConfig().override(train={"lr": 1e-3, "trunk_lr": 2.0}), model)  # a faster trunk too
+    base = set_cosine_lr(fast, 1e-3, 2, 10)
+    assert [g["lr"] for g in fast.param_groups] == pytest.approx([2 * base, base])
     assert len(make_optimizer(RunConfig().override(train={"lr": 1e-3}), model).param_groups) == 1
 
 

@@ -120,7 +120,8 @@ def cli():
 @click.option("--warmup", type=float, default=None,
               help="Share of the steps with a linear learning-rate warm-up before the cosine" + _d("train", "warmup"))
 @click.option("--trunk-lr", type=float, default=None,
-              help="The trunk's learning rate as a share of --lr (heads keep --lr)" + _d("train", "trunk_lr"))
+              help="The trunk's learning rate as a factor on --lr, in (0, 10] (heads and decoder keep --lr)"
+              + _d("train", "trunk_lr"))
 @click.option("--trunk-norm", type=click.Choice(C.TRUNK_NORMS), default=None,
               help="The trunk's BatchNorm in training: batch statistics, or frozen at the first weights' ones"
               + _d("train", "trunk_norm"))

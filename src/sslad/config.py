@@ -92,7 +92,7 @@ class TrainConfig:
     optimizer: str = "adam"  # sgd is the CutPaste paper's (momentum 0.9)
     lr: float | None = None  # None: DEFAULT_LR[optimizer]; resolved before it is saved
     warmup: float = 0.0  # share of the optimiser steps with a linear learning-rate warm-up before the cosine decay
-    trunk_lr: float = 1.0  # the trunk's learning rate as a share of lr (heads and decoder keep lr)
+    trunk_lr: float = 1.0  # the trunk's learning rate as a factor on lr, in (0, 10] (heads and decoder keep lr)
     trunk_norm: str = "batch"  # frozen: the trunk's BatchNorm statistics stay the first ones (scale, shift learn)
     momentum: float = 0.9
     weight_decay: float = 3e-5
@@ -301,7 +301,7 @@ class RunConfig:
             one_of(t.trunk_norm, TRUNK_NORMS, "trunk norm"),
             (t.min_steps >= 0, "--min-steps cannot be negative"),
             (0 <= t.warmup < 1, "--warmup is a share of the steps, in [0, 1)"),
-            (0 < t.trunk_lr <= 1, "--trunk-lr is a share of --lr, in (0, 1]"),
+            (0 < t.trunk_lr <= 10, "--trunk-lr is a factor on --lr, in (0, 10]"),
             (t.crop == 0 or MIN_IMAGE_SIZE <= t.crop <= d.image_size,
              f"--crop must be 0 (whole images) or lie in [{MIN_IMAGE_SIZE}, --image-size {d.image_size}]"),
             one_of(c.density, DENSITIES, "density"),

@@ -243,7 +243,7 @@ def train_mode(model: PretextNet, net: torch.nn.Module, trunk_norm: str) -> None
 
 
 def make_optimizer(cfg: RunConfig, model: PretextNet) -> torch.optim.Optimizer:
-    """The run's optimiser; with ``trunk_lr`` < 1 the trunk's parameters form a group of their own at that share."""
+    """The run's optimiser; with ``trunk_lr`` != 1 the trunk's parameters form a group of their own at that factor."""
     t = cfg.train
     params = list(model.parameters())
     if t.trunk_lr != 1:
