@@ -147,8 +147,9 @@ def test_predict_scores_one_image_file_as_in_its_folder(trained, tiles, tmp_path
 def test_regen_every_n_reuses_the_set_between_regenerations(tiles, tmp_path):
     out = tmp_path / "regen2"
     res = run(["train", str(tiles), "--out", str(out), *TINY[:2], "--epochs", "5", "--batch-size", "12",
-               "--device", "cpu", "--regen-every", "2"])
+               "--device", "cpu", "--regen-every", "2", "--trunk-lr", "2"])
     rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert "adam lr 0.0003 (trunk x2)," in res.output  # a trunk factor other than 1 is said where the rate is
     assert [int(r["regen_index"]) for r in rows] == [0, 0, 1, 1, 2]
     assert [float(r["regen_s"]) > 0 for r in rows] == [True, False, True, False, True]
     assert [line.split(":")[0] for line in res.output.splitlines() if "samples in" in line] == [

@@ -226,9 +226,10 @@ def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | 
         test = f"{len(data.test)} test images" if data.test is not None else "no test split"
         log(f"data: {data.name}, {len(fit)} train + {len(data.train) - len(fit)} held-out good images, {test}, "
             f"{cfg.data.image_size} px, on {device}")
-        log(f"model: {cfg.train.arch} ({source}), {cfg.train.optimizer} lr {cfg.train.lr:g}, {cfg.train.precision}, "
-            f"backend {renderer.name}, scar {cfg.synth.scar} ({cfg.synth.color}), regen every "
-            f"{cfg.synth.regen_every} epoch(s), {cfg.synth.variants} variant(s)/class/image")
+        trunk_lr = f" (trunk x{cfg.train.trunk_lr:g})" if cfg.train.trunk_lr != 1 else ""
+        log(f"model: {cfg.train.arch} ({source}), {cfg.train.optimizer} lr {cfg.train.lr:g}{trunk_lr}, "
+            f"{cfg.train.precision}, backend {renderer.name}, scar {cfg.synth.scar} ({cfg.synth.color}), "
+            f"regen every {cfg.synth.regen_every} epoch(s), {cfg.synth.variants} variant(s)/class/image")
     return Run(cfg, out, device, dist, data, fit, holdout, model, net, gen, log, resume)
 
 
