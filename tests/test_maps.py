@@ -16,19 +16,24 @@ from sslad.cli import cli
 
 @pytest.fixture(scope="module")
 def learned(tiles, tmp_path_factory):
-    """40 steps at 32 px on the tiny textured set with the boxes and lines only (defaults otherwise: U-Net
-    decoder, focal loss): the blobs and cracks make the 3-way task harder than 40 steps at 32 px can show."""
+    """120 steps at 32 px on the tiny textured set with the boxes and lines only (defaults otherwise: U-Net
+    decoder, focal loss): the blobs and cracks make the 3-way task harder than so short a training can show.
+    40 steps (until 0.9.4) left the planted-defect test to chance: it failed on an AVX2-only AMD EPYC, and seeds 0-3
+    there put the map's peak on the disc in 3, 3, 3, 2 images of 6 in fp32 (2, 4, 0, 2 in bf16; 4 needed). 120
+    steps in fp32: 5, 6, 6, 6; in bf16 still 5 and 2 on seeds 0 and 2, so fp32 it is: the outcome must not hang
+    on whether the CPU runs bf16 (precision auto) or not."""
     out = tmp_path_factory.mktemp("learn") / "run"
-    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "10",
+    res = CliRunner().invoke(cli, ["train", str(tiles), "--out", str(out), "--image-size", "32", "--epochs", "30",
                                    "--batch-size", "24", "--variants", "4", "--lr", "1e-3", "--device", "cpu",
-                                   "--seed", "0", "--irregular", "0", "--cracks", "0", "--map", "seg"],
+                                   "--seed", "0", "--irregular", "0", "--cracks", "0", "--map", "seg",
+                                   "--precision", "fp32"],
                              catch_exceptions=False)  # the per-pixel head's own map: what these tests are about
     assert res.exit_code == 0, res.output
     return out
 
 
 def test_training_learns_the_pretext_task(learned):
-    """Fails if training stops learning: pretext accuracy must rise clearly above chance (1/3) within 40 steps
+    """Fails if training stops learning: pretext accuracy must rise clearly above chance (1/3) within 120 steps
     (0.45; the light head reached 0.55 here, the U-Net decoder shares the trunk's first steps with the maps)."""
     acc = [float(r["accuracy"]) for r in csv.DictReader(open(learned / "metrics.csv"))]
     assert acc[-1] > 0.45 and acc[-1] > acc[0] + 0.15, acc
