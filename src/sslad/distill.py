@@ -267,7 +267,7 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
     teacher, cfg, fit, size = t.teacher, t.cfg, t.fit, t.cfg.data.image_size
     channels = tuple(f.shape[1] for f in teacher_features(teacher, fit.images[:1])[0])
     student = StudentNet(StudentConfig(arch=dc.arch, teacher_channels=channels, standardize=dc.loss == "mse"))
-    student = training_layout(student.to(fit.images.device), cfg.train.precision == "bf16")  # as pretext training
+    student = training_layout(student.to(fit.images.device))  # as pretext training
     gen = PretextGenerator(fit.images, t.renderer, cfg.synth, seed=dc.seed + DISTILL_SEED)
     if dc.loss == "mse":
         student.set_target_stats(target_stats(teacher, gen.regenerate(0).images))  # the first epoch's set

@@ -215,7 +215,7 @@ def setup(cfg: RunConfig, out: Path, log: Callable[[str], None], resume: dict | 
     check_memory(len(fit), cfg.data.image_size, copies=1.3 + 4 * cfg.synth.variants)
     renderer = make_renderer(cfg.synth.backend, cfg.data.image_size, device)
     gen = PretextGenerator(fit.images, renderer, cfg.synth, seed=cfg.train.seed, shard=(dist.rank, dist.world))
-    model = training_layout(model, cfg.train.precision == "bf16")
+    model = training_layout(model)
     net = model
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP

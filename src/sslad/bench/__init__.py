@@ -173,7 +173,7 @@ def bench_training(feed: str, device: torch.device, size: int, batch: int, image
     from sslad.training import train_step
 
     amp = resolve_precision("auto", device) == "bf16"
-    model = training_layout(PretextNet(NetConfig()).to(device), amp)  # as sslad train lays it out
+    model = training_layout(PretextNet(NetConfig()).to(device))  # as sslad train lays it out
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step(xb, yb, mb=None):
