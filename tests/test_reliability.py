@@ -23,7 +23,7 @@ ENV = {**os.environ, "SSLAD_NO_PROGRESS": "1", "OMP_NUM_THREADS": "2"}
 
 def train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "sslad.cli", "train", str(data), "--out", str(out), "--image-size", "32",
-            "--epochs", "10", "--batch-size", "12", "--variants", "3", "--device", "cpu", "--seed", "5", *extra]
+            "--epochs", "6", "--batch-size", "12", "--variants", "3", "--device", "cpu", "--seed", "5", *extra]
 
 
 def progress(state: Path) -> dict | None:
