@@ -165,6 +165,28 @@ def test_the_decoders_dense_gradient_changes_no_number(monkeypatch, channels_las
     assert any(g.abs().sum() > 0 for g in hooked)
 
 
+def test_fp32_training_runs_channels_last_with_the_contiguous_steps_losses():
+    """Training lays the network out channels-last in fp32 too (a speed fix for CPUs without native bf16, where
+    auto trains fp32): the same steps from the same weights give the contiguous network's losses, the first (the
+    forward pass) to fp32 rounding, the later ones within Adam's amplification of it (its first steps are about lr
+    per weight whatever the gradient's size)."""
+    from sslad.models import training_layout
+    from sslad.training import train_step
+
+    x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    y, m = torch.arange(6) % 3, (torch.rand(6, 32, 32, generator=torch.Generator().manual_seed(1)) > 0.9).byte()
+    losses = []
+    for layout in (training_layout, lambda net: net):
+        torch.manual_seed(0)
+        net = layout(PretextNet(NetConfig(seg_width=16)))
+        opt = torch.optim.Adam(net.parameters(), 3e-4)
+        losses.append(torch.stack([train_step(net, opt, x, y, m, False)[0] for _ in range(3)]))
+        assert net.trunk.conv1.weight.is_contiguous(memory_format=torch.channels_last) == (len(losses) == 1)
+    assert not torch.equal(losses[0], losses[0].roll(1))  # the losses move: three real steps
+    torch.testing.assert_close(losses[0][0], losses[1][0], rtol=1e-5, atol=0)
+    torch.testing.assert_close(losses[0], losses[1], rtol=5e-3, atol=0)
+
+
 def test_scoring_runs_channels_last_on_the_cpu_with_the_same_outputs(tiny_run):
     """Every scoring path puts the network in one layout, channels-last on a CPU (oneDNN's fast path; a speed fix):
     a loaded run is in it, and its outputs are the contiguous network's to fp32 rounding."""
