@@ -16,6 +16,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from helpers import auroc_of_scores_csv
 from sslad.cli import cli
 
 ENV = {**os.environ, "SSLAD_NO_PROGRESS": "1", "OMP_NUM_THREADS": "2"}
@@ -115,12 +116,17 @@ def kill_tree(pid: int) -> None:
 
 
 def test_torchrun_run_killed_and_resumed_equals_an_uninterrupted_one(tiles, tmp_path):
-    """Every rank loads the training state and takes the same steps: SIGKILL to the whole torchrun process
-    group mid-run, then ``--resume`` under torchrun, ends with the uninterrupted run's weights and metrics.
-    Resuming it with another number of processes is refused with one line before any work."""
+    """Multi-process training goes through torchrun (DDP, gloo on the CPU), each rank on its share of the samples,
+    and rank 0 writes the run. Every rank loads the training state and takes the same steps: SIGKILL to the whole
+    torchrun process group mid-run, then ``--resume`` under torchrun, ends with the uninterrupted run's weights and
+    metrics. Resuming it with another number of processes is refused with one line before any work."""
     ref = tmp_path / "ref"
     res = subprocess.run(torchrun_cmd(tiles, ref), env=DDP_ENV, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
+    m = json.loads((ref / "metrics.json").read_text())
+    # 9 train images x 3 classes x 2 variants: 27 samples per rank, 6 a step: 4 steps an epoch, 4 epochs
+    assert m["world_size"] == 2 and m["steps"] == 4 * 4
+    assert m["image_auroc"] == pytest.approx(auroc_of_scores_csv(ref / "scores.csv"), abs=1e-6)
     out = tmp_path / "killed"
     proc = subprocess.Popen(torchrun_cmd(tiles, out), env=DDP_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
