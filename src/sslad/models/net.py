@@ -156,7 +156,7 @@ def training_layout(model: nn.Module) -> nn.Module:
     oneDNN's and cuDNN's fast path for convolutions, in bf16 and in fp32 alike (an fp32 training step on a CPU
     without native bf16 1.1-1.25x as fast as in torch's default layout, the same losses to rounding;
     docs/results.md, *fp32 training channels-last*)."""
-    return _channels_last_where(model, lambda device: True)
+    return model.to(memory_format=torch.channels_last)
 
 
 def inference_layout(model: nn.Module) -> nn.Module:
