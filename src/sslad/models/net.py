@@ -164,13 +164,8 @@ def inference_layout(model: nn.Module) -> nn.Module:
     convolutions take it directly (fp32 all the same: the same scores to rounding, a run's scoring about 1.4x faster,
     docs/results.md, *Channels-last inference on the CPU*); left as it is on a GPU. Every scoring path, in training
     and after loading a run, puts its network in this layout, so training's scores are what eval recomputes."""
-    return _channels_last_where(model, lambda device: device.type == "cpu")
-
-
-def _channels_last_where(model: nn.Module, wanted) -> nn.Module:
-    """``model`` made channels-last in place when ``wanted(device of its parameters)``; unchanged otherwise."""
     weight = next(model.parameters(), None)
-    if weight is not None and wanted(weight.device):
+    if weight is not None and weight.device.type == "cpu":
         model.to(memory_format=torch.channels_last)
     return model
 
