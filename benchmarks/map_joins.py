@@ -34,7 +34,8 @@ WEIGHTS = (0.25, 0.75)
 def scaled_parts(model, scorer, images, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(seg, density): float (N, S, S) smoothed maps of each source, each on the scorer's held-out scale (median 0,
     99 % of the held-out maxima 1): what the scorer's ``combine_parts`` averages."""
-    out = infer_images(model, images, tile=scorer.tile, map_fn=scorer.parts_fn, precision=scorer.precision)
+    out = infer_images(model, images, tile=scorer.tile, map_fn=scorer.parts_fn, precision=scorer.precision,
+                       overlap=scorer.tile_overlap, tile_pass=scorer.tile_pass, embed=False)
     scaled = scorer.scale_parts(out.maps)
     return scorer.maps(scaled[:, :1], size), scorer.maps(scaled[:, 1:], size)
 

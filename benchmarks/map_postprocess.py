@@ -25,7 +25,7 @@ from sslad.scoring.metrics import auroc
 from sslad.training import render_synthetic_holdout
 
 EXTRA_SIGMAS = (4, 8, 16)
-OFFSETS = (0.1, 0.25, 0.5)
+OFFSETS = (0.1, 0.25, 0.5, 1.0, 2.0)
 CENTRES = (0.5, 1.0)
 
 

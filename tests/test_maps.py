@@ -150,6 +150,11 @@ def test_results_table_prints_what_the_report_holds():
     assert rows == {"image AUROC": "92.3", "blowhole": "95.0", "crack": "80.0", "pixel AUROC": "84.1",
                     "AUPRO": "75.0", "FPR at threshold (%)": "2.1", "recall at threshold (%)": "45.6",
                     "train time (s)": "12.3"}
+    per_type = {**full, "per_type_pixel_auroc": {"crack": 0.9, "blowhole": 0.7}, "per_type_aupro": {"crack": 0.6}}
+    lines = [line.split() for line in results_table(per_type).splitlines()]
+    assert lines[:9] == [["image", "AUROC", "92.3"], ["blowhole", "95.0"], ["crack", "80.0"],
+                         ["pixel", "AUROC", "84.1"], ["blowhole", "70.0"], ["crack", "90.0"], ["AUPRO", "75.0"],
+                         ["crack", "60.0"], ["FPR", "at", "threshold", "(%)", "2.1"]]  # each under its measure
     lines = results_table({"image_auroc": 0.5, "pixel_auroc": None, "aupro": None}).splitlines()
     assert [line.split("  ")[0] for line in lines] == ["image AUROC"]
     for key, label in (("student", "distillation time (s)"), ("finetune", "fine-tuning time (s)")):

@@ -156,6 +156,27 @@ def test_aupro_averages_regions_not_pixels():
     assert pixel_metrics(["a", "a"], maps, masks)["pixel_auroc"] == pytest.approx(100 / 110, abs=1e-6)
 
 
+def test_aupro_per_type_says_which_type_loses_it_and_weights_back_to_the_total():
+    """Two regions of type a found, one of type b missed: a's AUPRO 1, b's 0, the split's their region-weighted
+    mean (2/3), on one false-positive axis (the good image's pixels and the defective images' normal ones)."""
+    rng = np.random.default_rng(3)
+    masks = np.zeros((3, 20, 20), np.uint8)
+    masks[0, 2:6, 2:6] = 1
+    masks[0, 12:16, 12:18] = 1  # two regions in one image of type a
+    masks[1, 8:10, 3:9] = 1
+    maps = _spread_normal(rng, masks.shape)
+    maps[0][masks[0] == 1] = 2.0
+    maps[1][masks[1] == 1] = -1.0
+    from sslad.scoring import aupro, pixel_metrics
+
+    m = pixel_metrics(["a", "b", "good"], maps, masks)
+    assert m["per_type_regions"] == {"a": 2, "b": 1}
+    assert m["per_type_aupro"] == {"a": pytest.approx(1.0), "b": pytest.approx(0.0, abs=1e-9)}
+    assert m["aupro"] == pytest.approx(2 / 3, abs=1e-6) and m["aupro"] == aupro(maps, masks)
+    empty = pixel_metrics(["good"], maps[2:], masks[2:])
+    assert math.isnan(empty["aupro"]) and empty["per_type_aupro"] == {}
+
+
 def test_aupro_of_a_half_found_region_and_no_regions():
     rng = np.random.default_rng(2)
     masks = np.zeros((1, 20, 20), np.uint8)

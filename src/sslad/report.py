@@ -68,15 +68,14 @@ def _fmt(v):
 
 
 def results_table(metrics: dict) -> str:
-    """A short human-readable table of the headline numbers: what ``report.png``'s table holds (image AUROC per
-    type; pixel AUROC and AUPRO where the data has masks; false-positive rate and recall at the stored threshold)
-    and the training's time. Shares are printed in per cent."""
-    pct = [("image AUROC", metrics.get("image_auroc"))]  # (label, share) rows, printed as per cent
-    pct += [(f"  {t}", v) for t, v in sorted((metrics.get("per_type_auroc") or {}).items())]
-    pct += [(label, metrics[key]) for key, label in (("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"),
-                                                     ("false_positive_rate", "FPR at threshold (%)"),
-                                                     ("recall", "recall at threshold (%)"))
-            if metrics.get(key) is not None]
+    """A short human-readable table of the headline numbers: what ``report.png``'s table holds (image AUROC; pixel AUROC
+    and AUPRO where the data has masks; each with its per-type values below it; false-positive rate and recall at
+    the stored threshold) and the training's time. Shares are printed in per cent."""
+    pct = []  # (label, share) rows, printed as per cent; each AUROC's per-type values below it
+    for key, label in (("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"),
+                       ("false_positive_rate", "FPR at threshold (%)"), ("recall", "recall at threshold (%)")):
+        if key == "image_auroc" or metrics.get(key) is not None:
+            pct += [(label, metrics.get(key))] + [(f"  {t}", v) for t, v in per_type(metrics, key).items()]
     what = "distillation" if "student" in metrics else "fine-tuning" if "finetune" in metrics else "train"
     timing = (("train_time_s", f"{what} time (s)"), ("images_per_s", "train images/s"),
               ("regen_time_s", "regeneration time (s)"))
@@ -93,12 +92,12 @@ def results_table(metrics: dict) -> str:
 def save_report(path: Path, metrics: dict, types, scores, threshold: float | None, images=None, maps=None,
                 map_range=None, pixel_threshold: float | None = None, per_row: int = 4, masks=None,
                 untrained: dict | None = None) -> bool:
-    """One picture of a result (``report.png``): the per-type AUROC table, the ROC curve, score histograms
-    (good vs defective, log-scaled counts) with the threshold, and overlays, on the model's stored colour
-    scale, of the highest-scoring good images (false alarms first) and the lowest-scoring defective ones
-    (misses first), the region above ``pixel_threshold`` outlined white and, given ``masks`` (N, H, W), the
-    ground truth magenta; ``untrained`` (the ``--baseline`` metrics) adds the untrained network's AUROCs to the
-    table. False when matplotlib is missing.
+    """One picture of a result (``report.png``): the table (image AUROC, pixel AUROC and AUPRO, each per type), the
+    ROC curve, score histograms (good vs defective, log-scaled counts) with the threshold, and overlays, on the
+    model's stored colour scale, of the highest-scoring good images (false alarms first) and the lowest-scoring
+    defective ones (misses first), the region above ``pixel_threshold`` outlined white and, given ``masks``
+    (N, H, W), the ground truth magenta; ``untrained`` (the ``--baseline`` metrics) adds the untrained network's
+    AUROCs to the table. False when matplotlib is missing.
     """
     try:
         import matplotlib
@@ -119,12 +118,17 @@ def save_report(path: Path, metrics: dict, types, scores, threshold: float | Non
     cells = [["image AUROC", _pct(metrics.get("image_auroc"))], ["pixel AUROC", _pct(metrics.get("pixel_auroc"))],
              ["AUPRO", _pct(metrics.get("aupro"))], ["FPR at threshold", _pct(metrics.get("false_positive_rate"))],
              ["recall at threshold", _pct(metrics.get("recall"))]]
-    cells += [[f"  {t}", _pct(v)] for t, v in sorted((metrics.get("per_type_auroc") or {}).items())]
     if untrained:
         cells += [[f"untrained: {name}", _pct(untrained.get(key))] for key, name in
                   (("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"))
                   if untrained.get(key) is not None]
+    types_by = {label: per_type(metrics, key) for key, label in
+                (("image_auroc", "image"), ("pixel_auroc", "pixel"), ("aupro", "AUPRO")) if per_type(metrics, key)}
+    if types_by:  # then a column per measure with per-type values (the pixel ones where the data has masks)
+        cells = [row + [""] * (len(types_by) - 1) for row in cells] + [["per type", *types_by]]
+        cells += [[f"  {t}", *(_pct(v.get(t)) for v in types_by.values())] for t in next(iter(types_by.values()))]
     table = ax.table(cellText=cells, loc="center", cellLoc="left")
+    table.auto_set_column_width(list(range(len(cells[0]))))
     table.scale(1, 1.3)
     ax = fig.add_subplot(grid[0, 1])
     if labels.any() and (~labels).any():
@@ -164,6 +168,15 @@ def save_report(path: Path, metrics: dict, types, scores, threshold: float | Non
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
+
+
+PER_TYPE_KEYS = {"image_auroc": "per_type_auroc", "pixel_auroc": "per_type_pixel_auroc", "aupro": "per_type_aupro"}
+
+
+def per_type(metrics: dict, key: str) -> dict:
+    """``metrics``' per-defect-type values of ``key`` (image_auroc, pixel_auroc or aupro), sorted by type; {} when
+    there are none."""
+    return dict(sorted((metrics.get(PER_TYPE_KEYS.get(key, "")) or {}).items()))
 
 
 def _pct(v) -> str:

@@ -62,24 +62,36 @@ def aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3, steps: in
     defect-free pixels' scores spanning FPR 0..``fpr_limit``; the curve is integrated with the
     trapezoidal rule, its end interpolated at exactly ``fpr_limit``. NaN without any defect region.
     """
+    fpr, pro, _ = _region_pro(maps, masks, fpr_limit, steps)
+    return math.nan if pro is None else _pro_area(fpr, pro.mean(0), fpr_limit)
+
+
+def _region_pro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float, steps: int):
+    """(FPR (T,) ascending, each region's overlap at those thresholds (R, T) or None without a region, the image
+    of each region (R,)): :func:`aupro`'s curve before the regions are averaged."""
     from scipy import ndimage
 
     maps = np.asarray(maps, dtype=np.float64)
     masks = np.asarray(masks) > 0
-    regions = []
-    for m, a in zip(masks, maps, strict=True):
+    regions, image = [], []
+    for i, (m, a) in enumerate(zip(masks, maps, strict=True)):
         if m.any():
             lab, n = ndimage.label(m, structure=np.ones((3, 3)))
             regions += [np.sort(a[lab == r]) for r in range(1, n + 1)]
+            image += [i] * n
     if not regions:
-        return math.nan
+        return None, None, np.zeros(0, np.int64)
     normal = np.sort(maps[~masks])
     thresholds = np.unique(np.quantile(normal, 1.0 - np.linspace(0.0, fpr_limit, steps + 1)))
     thresholds = np.concatenate([[np.inf], thresholds[::-1]])
     fpr = 1.0 - np.searchsorted(normal, thresholds, side="right") / normal.size
-    pro = np.mean([1.0 - np.searchsorted(r, thresholds, side="right") / r.size for r in regions], axis=0)
+    pro = np.stack([1.0 - np.searchsorted(r, thresholds, side="right") / r.size for r in regions])
     order = np.argsort(fpr, kind="stable")
-    fpr, pro = fpr[order], pro[order]
+    return fpr[order], pro[:, order], np.asarray(image, np.int64)
+
+
+def _pro_area(fpr: np.ndarray, pro: np.ndarray, fpr_limit: float) -> float:
+    """The normalised trapezoidal area under one (T,) overlap curve over ascending ``fpr``, up to ``fpr_limit``."""
     keep = fpr <= fpr_limit
     end = np.interp(fpr_limit, fpr, pro)
     x = np.concatenate([fpr[keep], [fpr_limit]])
@@ -87,14 +99,29 @@ def aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3, steps: in
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / fpr_limit)
 
 
+def aupro_by_type(types: Sequence[str], maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3,
+                  steps: int = 300) -> dict:
+    """``{"aupro": float, "per_type_aupro": {type: float}, "per_type_regions": {type: int}}``: :func:`aupro`, and
+    the same area for each defect type's regions alone on the whole split's false-positive axis (every image's
+    defect-free pixels), so the split's AUPRO is the types' mean weighted by their regions: where it is lost."""
+    fpr, pro, image = _region_pro(maps, masks, fpr_limit, steps)
+    if pro is None:
+        return {"aupro": math.nan, "per_type_aupro": {}, "per_type_regions": {}}
+    kinds = np.asarray(list(types))[image]
+    per_type = {t: _pro_area(fpr, pro[kinds == t].mean(0), fpr_limit) for t in sorted(set(kinds.tolist()))}
+    return {"aupro": _pro_area(fpr, pro.mean(0), fpr_limit), "per_type_aupro": per_type,
+            "per_type_regions": {t: int((kinds == t).sum()) for t in per_type}}
+
+
 def pixel_metrics(types: Sequence[str], maps: np.ndarray, masks: np.ndarray) -> dict:
-    """``pixel_auroc`` over every pixel of the split, per type (good images + that type), and ``aupro``."""
+    """``pixel_auroc`` over every pixel of the split, per type (good images + that type), and ``aupro``, per type
+    too (:func:`aupro_by_type`: each type's regions on the split's false-positive axis, with their counts)."""
     maps = np.asarray(maps, dtype=np.float32)
     masks = (np.asarray(masks) > 0).astype(np.uint8)
     return {
         "pixel_auroc": auroc(masks.ravel(), maps.ravel()),
         "per_type_pixel_auroc": _per_type(types, lambda sel: auroc(masks[sel].ravel(), maps[sel].ravel())),
-        "aupro": aupro(maps, masks),
+        **aupro_by_type(types, maps, masks),
     }
 
 
