@@ -12,7 +12,9 @@ parts). Each is judged on the test labels (pixel AUROC, AUPRO, per type) and wit
 AUROC on the synthetic held-out set); ``good_pixels_over``: the share of the test split's good images' pixels above
 the 99.9 % quantile of the held-out good images' pixels of the same join (how calm a join keeps good parts; 0.1 % if
 test and held-out good images were alike). ``benchmarks/map_combine.py`` is the older comparison, each source's
-scorer refitted. Writes benchmarks/results/NAME.json.
+scorer refitted. ``probe_pixel_auroc`` and ``probe_aupro``: a second label-free yardstick, of anomalies no plan
+renders and neither source trained on (``probe_yardstick.py``'s blur, noise and shift inside soft blobs) on the
+synthetic set's good views, those views unaltered beside them as good images. Writes benchmarks/results/NAME.json.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import numpy as np
 import torch
 from common import load_run, per_run_benchmark, pixel_row, test_masks
+from probe_yardstick import FAMILIES, probe
 
 from sslad.backends import make_renderer
 from sslad.models import infer_images
@@ -57,6 +60,13 @@ def analyse(run_dir: str) -> dict:
     test = joins(*scaled_parts(model, scorer, data.test.images, size))
     held = joins(*scaled_parts(model, scorer, holdout.images, size))
     made = joins(*scaled_parts(model, scorer, synth.images, size))
+    good_views = synth.images[synth.labels == 0]
+    g = torch.Generator().manual_seed(cfg.train.seed + 7)
+    probed = [(f, *probe(im, f, g)) for f in FAMILIES for im in good_views]
+    probe_types = ["good"] * len(good_views) + [f for f, _, _ in probed]
+    probe_masks = torch.cat([torch.zeros(len(good_views), size, size, dtype=torch.bool),
+                             torch.stack([m for _, _, m in probed])]).numpy()
+    probes = joins(*scaled_parts(model, scorer, torch.cat([good_views, torch.stack([x for _, x, _ in probed])]), size))
     types, masks = test_masks(data, size)
     truth = synth.masks.numpy().ravel() > 0
     good = types == "good"
@@ -65,9 +75,12 @@ def analyse(run_dir: str) -> dict:
         line = float(np.quantile(held[k].numpy(), 0.999))
         rows[k] = {**pixel_row(types, maps, masks), "synthetic": round(auroc(truth, made[k].numpy().ravel()), 5),
                    "good_pixels_over": round(float((maps.numpy()[good] > line).mean()), 5)}
+        on_probes = pixel_row(probe_types, probes[k], probe_masks)
+        rows[k].update({"probe_pixel_auroc": on_probes["pixel_auroc"], "probe_aupro": on_probes["aupro"]})
         v = rows[k]
         print(f"{run_dir} {k:8s} pixel {100 * v['pixel_auroc']:.1f} AUPRO {100 * v['aupro']:.1f} synthetic "
-              f"{100 * v['synthetic']:.1f} good pixels over the held-out 99.9 % {100 * v['good_pixels_over']:.2f} % " +
+              f"{100 * v['synthetic']:.1f} probes {100 * v['probe_pixel_auroc']:.1f} / {100 * v['probe_aupro']:.1f} "
+              f"good pixels over the held-out 99.9 % {100 * v['good_pixels_over']:.2f} % " +
               " ".join(f"{t} {100 * a:.1f}" for t, a in v["per_type_pixel_auroc"].items()), flush=True)
     return {"run": run_dir, "joins": rows}
 

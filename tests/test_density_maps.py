@@ -145,11 +145,11 @@ def _yaml(tmp_path, text):
     return p
 
 
-@pytest.mark.parametrize("layers", ["2,3", "3,4"])
-def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles, layers):
-    """``--map both`` on a finished run: the map is the mean of the head's and the density's maps, each scaled
-    by (median, 99 % of maxima) of its own held-out maps; the density's descriptors are those of the trunk stages
-    ``--map-layers`` names; the exported module gives the same numbers."""
+@pytest.mark.parametrize(("layers", "weight"), [("2,3", 0.5), ("3,4", 0.25)])
+def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles, layers, weight):
+    """``--map both`` on a finished run: the map is the mean of the head's and the density's maps (the head's
+    share ``--map-weight``), each scaled by (median, 99 % of maxima) of its own held-out maps; the density's
+    descriptors are those of the trunk stages ``--map-layers`` names; the exported module gives the same numbers."""
     from sslad.backends import make_renderer
     from sslad.checkpoint import load_checkpoint
     from sslad.config import RunConfig
@@ -159,12 +159,14 @@ def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles
     from sslad.training import fit_scorer
 
     model, _, ckpt = load_checkpoint(tiny_run[0])
-    cfg = RunConfig.from_dict(ckpt["config"]).override(score={"map": "both", "map_layers": layers})
+    cfg = RunConfig.from_dict(ckpt["config"]).override(score={"map": "both", "map_layers": layers,
+                                                              "map_weight": weight})
     data = load_dataset(str(tiles), None, 32)
     fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
     scorer = fit_scorer(model, fit, holdout, cfg, make_renderer("torch", 32, torch.device("cpu")))
     assert set(scorer.map_layers) == {int(k) for k in layers.split(",")}
-    assert Scorer.from_state(scorer.state_dict()).map_layers == scorer.map_layers
+    loaded = Scorer.from_state(scorer.state_dict())
+    assert loaded.map_layers == scorer.map_layers and loaded.map_weight == weight
     assert scorer.patches.mean.shape[-1] == {"2,3": 128 + 256, "3,4": 256 + 512}[layers]  # resnet18's channels
     assert set(scorer.map_scales) == {"seg", "density"}
     x = data.test.images
@@ -174,7 +176,7 @@ def test_map_both_averages_the_two_maps_on_their_held_out_scales(tiny_run, tiles
     d = torch.nn.functional.interpolate(parts["density"], size=parts["seg"].shape[-2:], mode="bilinear",
                                         align_corners=False)
     (ls, ts), (ld, td) = scorer.map_scales["seg"], scorer.map_scales["density"]
-    want = ((parts["seg"] - ls) / (ts - ls) + (d - ld) / (td - ld)) / 2
+    want = weight * (parts["seg"] - ls) / (ts - ls) + (1 - weight) * (d - ld) / (td - ld)
     torch.testing.assert_close(infer_images(model, x, map_fn=scorer.map_fn).maps, want)
     scaled = scorer.scale_parts(torch.cat([parts["seg"], d], 1))  # what benchmarks join other ways than the mean
     torch.testing.assert_close(scaled, torch.cat([(parts["seg"] - ls) / (ts - ls), (d - ld) / (td - ld)], 1))

@@ -155,6 +155,10 @@ def cli():
 @click.option("--map", type=click.Choice(C.SCORE_MAPS), default=None,
               help="Anomaly maps from the per-pixel head (seg), a patch density over the trunk's patch descriptors "
               "(density, --map-layers), or both averaged on their held-out scales" + _d("score", "map"))
+@click.option("--map-weight", type=float, default=None,
+              help="--map both: the per-pixel head's share of the joined map, the patch density's the rest (0 to 1); "
+              "lower, the defects' outlines over large regions' fill (AUPRO for pixel AUROC, docs/results.md)"
+              + _d("score", "map_weight"))
 @click.option("--patch-density", type=click.Choice(C.PATCH_DENSITIES), default=None,
               help="The density maps' model: one Gaussian over the good patch descriptors (gauss), or a coreset "
               "memory of them and the nearest one's distance (knn, PatchCore's)" + _d("score", "patch_density"))

@@ -128,6 +128,7 @@ class ScoreConfig:
     tile_pass: str = "each"  # how tiles are scored (TILE_PASSES): each in a pass of its own, once, maps-once
     whole_view: int = 0  # also embed the whole image at this side, a density of its own, joined; 0: off
     map: str = "both"  # seg (the per-pixel head), density (a patch density's) or both averaged
+    map_weight: float = 0.5  # map: both: the per-pixel head's share of the join, the patch density's 1 - it
     patch_density: str = "gauss"  # what makes the density maps: gauss (one Gaussian) or knn (a coreset memory)
     patch_bank: int = 10_000  # knn: descriptors kept in the memory (a greedy coreset of the sampled locations)
     map_layers: str = "2,3"  # the patch density's trunk stages: 2,3 (1/8 grid), 3,4 (1/16), 2,3,4, or auto
@@ -311,6 +312,7 @@ class RunConfig:
             one_of(c.map, SCORE_MAPS, "map source"),
             one_of(c.patch_density, PATCH_DENSITIES, "patch density"),
             one_of(c.map_layers, MAP_LAYERS, "map layers"),
+            (0 <= c.map_weight <= 1, "--map-weight is the per-pixel head's share of the joined map, in [0, 1]"),
             (c.patch_bank >= 1, "--patch-bank must be at least 1"),
             (c.image_score in ("embedding", "auto") or t.seg_weight > 0 or c.map != "seg",
              f"--image-score {c.image_score} needs maps: the per-pixel head (--seg-weight > 0) or --map density"),

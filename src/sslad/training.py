@@ -709,7 +709,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
                "crop": cfg.train.crop,
                "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "whole_view": cfg.score.whole_view,
                "tile_overlap": cfg.score.tile_overlap, "tile_pass": cfg.score.tile_pass,
-               "map": cfg.score.map, "map_layers": map_layers(scorer),
+               "map": cfg.score.map, "map_weight": cfg.score.map_weight, "map_layers": map_layers(scorer),
                "map_layers_synthetic_auroc": scorer.synthetic_map_auroc, "inference_precision": scorer.precision,
                "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),

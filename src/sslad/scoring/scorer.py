@@ -128,6 +128,7 @@ class Scorer:
         self.precision: str | None = cfg.inference_precision
         self.view_stats: list[list[float]] = []  # whole view: [mean, std] of each view's log score, held out
         self.map_source = cfg.map  # seg: the head's probabilities; density: the patch density's; both: averaged
+        self.map_weight = cfg.map_weight  # both: the head's share of the average, the patch density's 1 - it
         self.patch_density, self.patch_bank = cfg.patch_density, cfg.patch_bank  # what fit_patches fits
         self.map_layers = parse_stages(cfg.map_layers)  # the trunk stages the patch density's descriptors are of
         self.patches: PatchDensity | None = None
@@ -178,9 +179,10 @@ class Scorer:
 
     def combine_parts(self, parts: torch.Tensor) -> torch.Tensor:
         """(N, 2, h, w) :meth:`parts_fn` maps -> (N, 1, h, w): each source on its held-out scale
-        (:meth:`scale_parts`), averaged (linear, so tiles stitched before or after it give the same map)."""
-        scaled = self.scale_parts(parts)
-        return (scaled[:, :1] + scaled[:, 1:]) / 2
+        (:meth:`scale_parts`), averaged with ``map_weight`` the head's share (linear, so tiles stitched before or
+        after it give the same map)."""
+        scaled = self.scale_parts(parts)  # at 0.5 the mean of the two to the bit (halving is exact)
+        return self.map_weight * scaled[:, :1] + (1 - self.map_weight) * scaled[:, 1:]
 
     def _both(self, probs: torch.Tensor | None, levels: Levels) -> torch.Tensor:
         """The per-pixel head's and the patch density's maps, each on its held-out scale, averaged at the
@@ -408,7 +410,8 @@ class Scorer:
                 "threshold": self.threshold, "pixel_threshold": self.pixel_threshold, "map_range": self.map_range,
                 "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile,
                 "tile_overlap": self.tile_overlap, "tile_pass": self.tile_pass,
-                "map_source": self.map_source, "map_scales": self.map_scales, "embedding": self.embedding,
+                "map_source": self.map_source, "map_scales": self.map_scales, "map_weight": self.map_weight,
+                "embedding": self.embedding,
                 "map_layers": list(self.map_layers), "synthetic_map_auroc": self.synthetic_map_auroc,
                 "patches": None if self.patches is None else self.patches.state_dict(),
                 "whole_view": self.whole_view, "view_stats": self.view_stats, "precision": self.precision,
@@ -433,6 +436,7 @@ class Scorer:
         self.map_source = str(state.get("map_source", "seg"))
         self.embedding = str(state.get("embedding", "pooled"))  # before 0.5: the pooled embedding alone
         self.map_scales = dict(state.get("map_scales") or {})
+        self.map_weight = float(state.get("map_weight", 0.5))  # before 0.9.7: the plain mean
         self.map_layers = tuple(int(k) for k in state.get("map_layers") or (2, 3))  # before 0.7.15: layer2-3
         self.synthetic_map_auroc = dict(state.get("synthetic_map_auroc") or {})
         self.whole_view = int(state.get("whole_view") or 0)  # before 0.7: no whole view
