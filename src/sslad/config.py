@@ -313,6 +313,9 @@ class RunConfig:
             one_of(c.patch_density, PATCH_DENSITIES, "patch density"),
             one_of(c.map_layers, MAP_LAYERS, "map layers"),
             (0 <= c.map_weight <= 1, "--map-weight is the per-pixel head's share of the joined map, in [0, 1]"),
+            (c.map_weight == 0.5 or (c.map == "both" and t.seg_weight > 0),
+             f"--map-weight weighs --map both's two maps; --map {c.map}"
+             f"{' without a per-pixel head (--seg-weight 0)' if c.map == 'both' else ''} makes one"),
             (c.patch_bank >= 1, "--patch-bank must be at least 1"),
             (c.image_score in ("embedding", "auto") or t.seg_weight > 0 or c.map != "seg",
              f"--image-score {c.image_score} needs maps: the per-pixel head (--seg-weight > 0) or --map density"),

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from sslad.backends import make_renderer
 from sslad.checkpoint import load_checkpoint, run_folder, save_checkpoint
-from sslad.config import DistillConfig, RunConfig, save_yaml
+from sslad.config import DistillConfig, RunConfig, ScoreConfig, save_yaml
 from sslad.data import load_dataset, split_train
 from sslad.detector import Detector
 from sslad.errors import SsladError
@@ -263,7 +263,8 @@ def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig 
     # the teacher's output on the very pretext anomalies the auto choice renders, so its synthetic AUROC flatters
     # it (seed 2 on ELPV: map 97.8 vs embedding 96.1 synthetic, 66.9 vs 89.1 real)
     t = open_teacher(teacher_dir, out_dir, overwrite, seed=dc.seed, device=dc.device, lr=dc.lr,
-                     image_size=image_size, score={"map": "seg"}, teachers_image_score=True)
+                     image_size=image_size, score={"map": "seg", "map_weight": ScoreConfig.map_weight},
+                     teachers_image_score=True)  # one map: no join to weigh (the stored config stays valid)
     teacher, cfg, fit, size = t.teacher, t.cfg, t.fit, t.cfg.data.image_size
     channels = tuple(f.shape[1] for f in teacher_features(teacher, fit.images[:1])[0])
     student = StudentNet(StudentConfig(arch=dc.arch, teacher_channels=channels, standardize=dc.loss == "mse"))
