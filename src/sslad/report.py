@@ -123,7 +123,8 @@ def save_report(path: Path, metrics: dict, types, scores, threshold: float | Non
                   (("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"))
                   if untrained.get(key) is not None]
     types_by = {label: per_type(metrics, key) for key, label in
-                (("image_auroc", "image"), ("pixel_auroc", "pixel"), ("aupro", "AUPRO")) if per_type(metrics, key)}
+                (("image_auroc", "image"), ("pixel_auroc", "pixel"), ("aupro", "AUPRO"))}
+    types_by = {label: values for label, values in types_by.items() if values}
     if types_by:  # then a column per measure with per-type values (the pixel ones where the data has masks)
         cells = [row + [""] * (len(types_by) - 1) for row in cells] + [["per type", *types_by]]
         cells += [[f"  {t}", *(_pct(v.get(t)) for v in types_by.values())] for t in next(iter(types_by.values()))]
@@ -175,8 +176,8 @@ PER_TYPE_KEYS = {"image_auroc": "per_type_auroc", "pixel_auroc": "per_type_pixel
 
 def per_type(metrics: dict, key: str) -> dict:
     """``metrics``' per-defect-type values of ``key`` (image_auroc, pixel_auroc or aupro), sorted by type; {} when
-    there are none."""
-    return dict(sorted((metrics.get(PER_TYPE_KEYS.get(key, "")) or {}).items()))
+    there are none (or ``key`` has none: the false-positive rate, the recall)."""
+    return dict(sorted((metrics.get(PER_TYPE_KEYS[key]) or {}).items())) if key in PER_TYPE_KEYS else {}
 
 
 def _pct(v) -> str:
