@@ -24,11 +24,11 @@ import sys
 import numpy as np
 import torch
 from common import load_run, per_run_benchmark, pixel_row, test_masks
-from probe_yardstick import FAMILIES, probe
 
 from sslad.backends import make_renderer
 from sslad.models import infer_images
 from sslad.scoring.metrics import auroc
+from sslad.synth.probes import FAMILIES, PROBE_SEED_OFFSET, probe_set
 from sslad.training import render_synthetic_holdout
 
 WEIGHTS = (0.25, 0.75)
@@ -61,12 +61,10 @@ def analyse(run_dir: str) -> dict:
     held = joins(*scaled_parts(model, scorer, holdout.images, size))
     made = joins(*scaled_parts(model, scorer, synth.images, size))
     good_views = synth.images[synth.labels == 0]
-    g = torch.Generator().manual_seed(cfg.train.seed + 7)
-    probed = [(f, *probe(im, f, g)) for f in FAMILIES for im in good_views]
-    probe_types = ["good"] * len(good_views) + [f for f, _, _ in probed]
-    probe_masks = torch.cat([torch.zeros(len(good_views), size, size, dtype=torch.bool),
-                             torch.stack([m for _, _, m in probed])]).numpy()
-    probes = joins(*scaled_parts(model, scorer, torch.cat([good_views, torch.stack([x for _, x, _ in probed])]), size))
+    probe_images, probe_masks = probe_set(good_views, cfg.train.seed + PROBE_SEED_OFFSET)
+    probe_types = [t for t in ("good", *FAMILIES) for _ in good_views]
+    probes = joins(*scaled_parts(model, scorer, probe_images, size))
+    probe_masks = probe_masks.numpy()
     types, masks = test_masks(data, size)
     truth = synth.masks.numpy().ravel() > 0
     good = types == "good"

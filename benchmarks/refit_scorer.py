@@ -11,7 +11,6 @@ Runs exactly the end of ``sslad train`` (``fit_scorer`` -> ``evaluate_set``) on 
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -19,9 +18,10 @@ import torch
 from common import load_run, save_record
 
 from sslad.backends import make_renderer
+from sslad.config import RunConfig
 from sslad.detector import Detector
 from sslad.evaluate import evaluate_set
-from sslad.training import fit_scorer
+from sslad.training import fit_scorer, scorer_choices
 
 
 def main(argv: list[str]) -> int:
@@ -30,14 +30,12 @@ def main(argv: list[str]) -> int:
         return 2
     name, run_dir, overrides = argv[0], argv[1], dict(a[len("score."):].split("=", 1) for a in argv[2:])
     model, old, ckpt, cfg, data, fit, holdout = load_run(run_dir)
-    kinds = {f.name: f.type for f in dataclasses.fields(cfg.score)}
-    cfg = cfg.override(score={k: (int(v) if kinds[k] in (int, "int") else float(v) if kinds[k] in (float, "float")
-                                  else v) for k, v in overrides.items()}).validate()
+    raw = cfg.to_dict()  # the overrides parsed as the config file's values are (``map_weight=auto``, ``tile=128``)
+    cfg = RunConfig.from_dict({**raw, "score": {**raw["score"], **overrides}}).validate()
     renderer = make_renderer("torch", cfg.data.image_size, torch.device("cpu"))
     scorer = fit_scorer(model, fit, holdout, cfg, renderer)
-    extra = {"image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
-             "image_score_chosen_before": old.image_score, "run_dir": str(run_dir), "epochs": ckpt["epoch"],
-             "score_overrides": overrides}
+    extra = {**scorer_choices(scorer), "image_score_chosen_before": old.image_score, "run_dir": str(run_dir),
+             "epochs": ckpt["epoch"], "score_overrides": overrides}
     folder = "-".join(["refit", *(f"{k}-{v}" for k, v in overrides.items())])
     metrics = evaluate_set(Detector(model, scorer, cfg.data.image_size), data.test, Path(run_dir) / folder, extra)
     save_record(name, {"name": name, "run_dir": str(run_dir), "score_overrides": overrides, "metrics": metrics})

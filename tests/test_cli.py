@@ -449,6 +449,8 @@ def test_preview_draws_log_uniform_blob_sizes_from_the_flags(tiles, tmp_path):
     (["--trunk-lr", "11"], "--trunk-lr is a factor on --lr, in (0, 10]"),
     (["--map-weight", "1.5"], "--map-weight is the per-pixel head's share of the joined map, in [0, 1]"),
     (["--map-weight", "0.25", "--map", "seg"], "--map-weight weighs --map both's two maps; --map seg makes one"),
+    (["--map-weight", "auto", "--map", "seg"], "--map-weight weighs --map both's two maps; --map seg makes one"),
+    (["--map-weight", "heavy"], "--map-weight is the per-pixel head's share of the joined map, in [0, 1], or auto"),
     (["--weights", "/no/such/file.pt"], "no such file"),
 ])
 def test_bad_flags_give_one_clear_line(tiles, tmp_path, args, message, monkeypatch):

@@ -315,3 +315,57 @@ def test_map_layers_auto_keeps_the_choice_whose_maps_outline_the_synthetic_anoma
     fixed = fit_scorer(model, fit, holdout, cfg.override(score={"map_layers": chosen}), renderer)
     assert torch.equal(auto.patches.mean, fixed.patches.mean) and auto.map_scales == fixed.map_scales
     assert auto.threshold == fixed.threshold and auto.pixel_threshold == fixed.pixel_threshold
+
+
+@pytest.mark.parametrize(("good_source", "want"), [("seg", 1.0), ("density", 0.0)])
+def test_map_weight_auto_keeps_the_join_that_outlines_the_probes(good_source, want):
+    """``--map-weight auto``: where one source outlines the probe anomalies exactly (the pixels they altered) and
+    the other is noise larger than them, the join that is that source alone has the best probe AUPRO and is
+    kept; every candidate's probe AUPRO is recorded."""
+    from sslad.config import MAP_WEIGHT_CHOICES
+    from sslad.synth.probes import PROBE_SEED_OFFSET, probe_set
+    from sslad.training import choose_map_weight
+
+    g = torch.Generator().manual_seed(0)
+    views = torch.randint(40, 200, (6, 3, 48, 48), generator=g, dtype=torch.uint8)
+    scorer = Scorer()
+    scorer.map_scales = {"seg": [0.0, 1.0], "density": [0.0, 1.0]}
+
+    def parts_of(images):
+        altered = (images.int() - views.repeat(4, 1, 1, 1).int()).abs().amax(1, keepdim=True).gt(0).float()
+        noise = 10 * torch.rand(altered.shape, generator=torch.Generator().manual_seed(1))
+        return torch.cat([altered, noise] if good_source == "seg" else [noise, altered], 1)
+
+    weight, values = choose_map_weight(scorer, parts_of, views, seed=3, size=48)
+    assert weight == want
+    assert set(values) == {str(w) for w in MAP_WEIGHT_CHOICES}
+    assert values[str(want)] > 0.9 and values[str(want)] > max(v for k, v in values.items() if k != str(want))
+    images, masks = probe_set(views, 3 + PROBE_SEED_OFFSET)  # the views first, unaltered, then each family
+    assert images.shape == (24, 3, 48, 48) and torch.equal(images[:6], views)
+    assert not masks[:6].any() and all(m.any() for m in masks[6:])
+
+
+def test_map_weight_auto_on_a_finished_run_is_chosen_recorded_and_stored(tiny_run, tiles):
+    """``fit_scorer`` with ``map_weight: auto`` and ``map: both``: the weight is one of the candidates, the best by
+    the recorded probe AUPROs (the first of the best), and the stored scorer keeps it and them."""
+    from sslad.backends import make_renderer
+    from sslad.checkpoint import load_checkpoint
+    from sslad.config import MAP_WEIGHT_CHOICES, RunConfig
+    from sslad.data import load_dataset, split_train
+    from sslad.training import fit_scorer, scorer_choices
+
+    model, _, ckpt = load_checkpoint(tiny_run[0])
+    cfg = RunConfig.from_dict({**ckpt["config"], "score": {**ckpt["config"]["score"], "map": "both",
+                                                           "map_weight": "auto"}}).validate()
+    data = load_dataset(str(tiles), None, 32)
+    fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
+    scorer = fit_scorer(model, fit, holdout, cfg, make_renderer("torch", 32, torch.device("cpu")))
+    values = scorer.probe_aupro
+    assert list(values) == [str(w) for w in MAP_WEIGHT_CHOICES]
+    best = max(values.values())
+    assert scorer.map_weight == next(w for w in MAP_WEIGHT_CHOICES if values[str(w)] == best)
+    loaded = Scorer.from_state(scorer.state_dict())
+    assert loaded.map_weight == scorer.map_weight and loaded.probe_aupro == values
+    assert scorer_choices(scorer)["map_weight_chosen"] == scorer.map_weight
+    without = fit_scorer(model, fit, holdout, cfg)  # no renderer, no held-out views to probe: the even join
+    assert without.map_weight == 0.5 and without.probe_aupro == {}

@@ -42,6 +42,19 @@ def _d(section: str, name: str) -> str:
     return f" [{C.default(section, name)}]"
 
 
+class _NumberOrAuto(click.ParamType):
+    """A flag that takes a number or the word ``auto`` (``--map-weight``): a number when it reads as one, else the
+    word, which the config's validation accepts or names in one line."""
+
+    name = "number|auto"
+
+    def convert(self, value, param, ctx):
+        try:
+            return float(value)
+        except ValueError:
+            return str(value).strip().lower()
+
+
 def _options(*opts):
     def deco(fn):
         for opt in reversed(opts):
@@ -155,9 +168,10 @@ def cli():
 @click.option("--map", type=click.Choice(C.SCORE_MAPS), default=None,
               help="Anomaly maps from the per-pixel head (seg), a patch density over the trunk's patch descriptors "
               "(density, --map-layers), or both averaged on their held-out scales" + _d("score", "map"))
-@click.option("--map-weight", type=float, default=None,
+@click.option("--map-weight", type=_NumberOrAuto(), default=None,
               help="--map both: the per-pixel head's share of the joined map, the patch density's the rest (0 to 1); "
-              "lower, the defects' outlines over large regions' fill (AUPRO for pixel AUROC, docs/results.md)"
+              "lower, the defects' outlines over large regions' fill (AUPRO for pixel AUROC, docs/results.md); "
+              "auto: the share whose maps outline probe anomalies (blur, noise, shift) on held-out images best"
               + _d("score", "map_weight"))
 @click.option("--patch-density", type=click.Choice(C.PATCH_DENSITIES), default=None,
               help="The density maps' model: one Gaussian over the good patch descriptors (gauss), or a coreset "

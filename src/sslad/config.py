@@ -128,7 +128,8 @@ class ScoreConfig:
     tile_pass: str = "each"  # how tiles are scored (TILE_PASSES): each in a pass of its own, once, maps-once
     whole_view: int = 0  # also embed the whole image at this side, a density of its own, joined; 0: off
     map: str = "both"  # seg (the per-pixel head), density (a patch density's) or both averaged
-    map_weight: float = 0.5  # map: both: the per-pixel head's share of the join, the patch density's 1 - it
+    map_weight: float | str = 0.5  # map: both: the per-pixel head's share of the join (the density's 1 - it) or
+    # auto: of MAP_WEIGHT_CHOICES, the one whose maps outline probe anomalies on the held-out images best
     patch_density: str = "gauss"  # what makes the density maps: gauss (one Gaussian) or knn (a coreset memory)
     patch_bank: int = 10_000  # knn: descriptors kept in the memory (a greedy coreset of the sampled locations)
     map_layers: str = "2,3"  # the patch density's trunk stages: 2,3 (1/8 grid), 3,4 (1/16), 2,3,4, or auto
@@ -155,6 +156,10 @@ PATCH_DENSITIES = ("gauss", "knn")
 #: outline the synthetic anomalies on the held-out images best (``training.choose_map_layers``).
 MAP_LAYER_CHOICES = ("2,3", "3,4", "2,3,4")
 MAP_LAYERS = ("auto", *MAP_LAYER_CHOICES)
+#: ``map_weight: auto``'s candidates, the even join first (a tie keeps it), then the nearer ones; the one whose
+#: joined maps have the best AUPRO on probe anomalies (``sslad.synth.probes``) on the held-out good images' views
+#: is kept (``training.choose_map_weight``).
+MAP_WEIGHT_CHOICES = (0.5, 0.25, 0.75, 0.0, 1.0)
 #: How tiles are scored: each in a network pass of its own (its embedding what the network saw in training,
 #: maps stitched), or all from one pass over the whole image (each tile's embedding pooled over its window of the
 #: trunk's maps, the maps the whole image's): about (S/P)^2 tiles' work instead of one pass per tile; or each
@@ -312,7 +317,8 @@ class RunConfig:
             one_of(c.map, SCORE_MAPS, "map source"),
             one_of(c.patch_density, PATCH_DENSITIES, "patch density"),
             one_of(c.map_layers, MAP_LAYERS, "map layers"),
-            (0 <= c.map_weight <= 1, "--map-weight is the per-pixel head's share of the joined map, in [0, 1]"),
+            (c.map_weight == "auto" or (not isinstance(c.map_weight, str) and 0 <= c.map_weight <= 1),
+             "--map-weight is the per-pixel head's share of the joined map, in [0, 1], or auto"),
             (c.map_weight == 0.5 or (c.map == "both" and t.seg_weight > 0),
              f"--map-weight weighs --map both's two maps; --map {c.map}"
              f"{' without a per-pixel head (--seg-weight 0)' if c.map == 'both' else ''} makes one"),
@@ -389,20 +395,21 @@ def _parse(key: str, annotation: str, value: Any) -> Any:
     """
     if value is None and "None" in annotation:
         return None
-    kind = annotation.split("|")[0].strip()
-    try:
-        if kind == "bool" and isinstance(value, bool):
-            return value
-        if kind == "int" and not isinstance(value, (bool, float)):
-            return int(value)
-        if kind == "float" and not isinstance(value, bool):
-            return float(value)
-        if kind == "str" and isinstance(value, str):
-            return value
-    except (TypeError, ValueError):
-        pass
-    want = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false"}[kind]
-    raise SsladError(f"config key {key}: expected {want}, got {value!r}")
+    kinds = [k.strip() for k in annotation.split("|") if k.strip() != "None"]
+    for kind in kinds:  # in the annotation's order: ``float | str`` takes a number, else a word (map_weight: auto)
+        try:
+            if kind == "bool" and isinstance(value, bool):
+                return value
+            if kind == "int" and not isinstance(value, (bool, float)):
+                return int(value)
+            if kind == "float" and not isinstance(value, bool):
+                return float(value)
+            if kind == "str" and isinstance(value, str):
+                return value
+        except (TypeError, ValueError):
+            pass
+    want = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false"}
+    raise SsladError(f"config key {key}: expected {' or '.join(want[k] for k in kinds)}, got {value!r}")
 
 
 def load_yaml(path: str | Path) -> RunConfig:
@@ -431,7 +438,8 @@ __all__ = [
     "MIN_IMAGE_SIZE",
     "OPTIMIZERS", "PRECISIONS", "SCARS", "DENSITIES", "DECODERS", "SEG_LOSSES", "TRUNK_NORMS", "EXPORT_FORMATS",
     "DEFAULT_DEVICE",
-    "DISTILL_INITS", "DISTILL_LOSSES", "FINETUNE_FROM", "MAP_SOURCES", "PATCH_DENSITIES", "PREVIEW_COUNT", "SCORE_MAPS",
+    "DISTILL_INITS", "DISTILL_LOSSES", "FINETUNE_FROM", "MAP_SOURCES", "MAP_WEIGHT_CHOICES", "PATCH_DENSITIES",
+    "PREVIEW_COUNT", "SCORE_MAPS",
     "GPU_RENDER_PIXELS",
     "RENDER_BATCH",
     "STUDENT_ARCHS", "DistillConfig",

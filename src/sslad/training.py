@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from sslad.backends import make_renderer
 from sslad.checkpoint import TRAIN_STATE, load_train_state, save_checkpoint, save_train_state
-from sslad.config import MAP_LAYER_CHOICES, RunConfig, save_yaml
+from sslad.config import MAP_LAYER_CHOICES, MAP_WEIGHT_CHOICES, RunConfig, save_yaml
 from sslad.data import AnomalyDataset, ImageSet, load_dataset, split_train
 from sslad.data.io import check_memory
 from sslad.detector import Detector
@@ -50,6 +50,7 @@ from sslad.scoring.scorer import parse_stages, simplest_within
 from sslad.synth import CLASS_NAMES
 from sslad.synth.crops import crop_offsets, take_crops
 from sslad.synth.generator import PretextGenerator, Synthetic, is_grayscale
+from sslad.synth.probes import PROBE_SEED_OFFSET, probe_set
 
 
 def seg_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "focal") -> torch.Tensor:
@@ -486,12 +487,32 @@ def synthetic_holdout(model: PretextNet, holdout: ImageSet, renderer, cfg: RunCo
     return out.embeddings, out.maps, (data.labels > 0).cpu().numpy(), out.whole
 
 
+def choose_map_weight(scorer: Scorer, parts_of: Callable[[torch.Tensor], torch.Tensor], views: torch.Tensor,
+                      seed: int, size: int) -> tuple[float, dict[str, float]]:
+    """``map_weight: auto``: probe anomalies (:func:`sslad.synth.probes.probe_set`: blur, noise and shift inside
+    soft blobs, which no plan renders and neither map source trained on) on the good ``views``, those views beside
+    them unaltered; their (N, 2, h, w) ``parts_of`` maps (``scorer.parts_fn``'s, the map scales fitted) joined with
+    each of :data:`MAP_WEIGHT_CHOICES`, scored by AUPRO against the probes' masks; the best is kept (a tie: the
+    earlier, the even join first). Measured (docs/results.md, session 62): over the joins of five networks this
+    AUPRO ranks them as the real test AUPRO does, the pretext yardstick against it. Returns (the weight, each
+    candidate's probe AUPRO keyed by its text)."""
+    from sslad.scoring.metrics import aupro
+
+    images, masks = probe_set(views, seed + PROBE_SEED_OFFSET)
+    scaled = scorer.scale_parts(parts_of(images))
+    values = {str(w): aupro(scorer.maps(w * scaled[:, :1] + (1 - w) * scaled[:, 1:], size).numpy(), masks.numpy())
+              for w in MAP_WEIGHT_CHOICES}
+    best = simplest_within(values, list(values), 0.0)
+    return float(best), values
+
+
 def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: RunConfig,
-              precision: str, patches: torch.Tensor | None = None, embed: bool = True) -> tuple:
+              precision: str, patches: torch.Tensor | None = None, embed: bool = True,
+              probe_views: torch.Tensor | None = None) -> tuple:
     """Fit ``scorer``'s patch density (``map: density|both``; on ``patches`` when they are sampled already) and,
-    for ``both``, its map scales; the fit and held-out images' :class:`Outputs` (embeddings, maps as the scorer
-    makes them; without ``embed``, no embeddings (empty) and the fit images' maps only where they set the scales,
-    else None)."""
+    for ``both``, its map scales and (``map_weight: auto``, on probes of ``probe_views``) its weight; the fit and
+    held-out images' :class:`Outputs` (embeddings, maps as the scorer makes them; without ``embed``, no embeddings
+    (empty) and the fit images' maps only where they set the scales, else None)."""
     tile, overlap, tile_pass = cfg.score.tile, cfg.score.tile_overlap, cfg.score.tile_pass
     calibrate_on_holdout = holdout is not None and Scorer.calibrates_on_holdout(len(holdout))  # fit maps unused
     infer = functools.partial(infer_images, model, tile=tile, embed_fn=scorer.embed_fn, whole=scorer.whole_view,
@@ -514,6 +535,11 @@ def _fit_maps(scorer: Scorer, model: PretextNet, fit: ImageSet, holdout: ImageSe
     hold = infer(holdout.images, progress="embed held-out", map_fn=map_fn, embed=embed) if holdout is not None else None
     if both:
         scorer.fit_map_scales((hold if calibrate_on_holdout else fit_out).maps, cfg.data.image_size)
+        if cfg.score.map_weight == "auto" and probe_views is not None and len(probe_views):
+            parts_of = functools.partial(infer, progress="map weight (auto): probes", map_fn=scorer.parts_fn,
+                                         embed=False)
+            scorer.map_weight, scorer.probe_aupro = choose_map_weight(
+                scorer, lambda images: parts_of(images).maps, probe_views, cfg.train.seed, cfg.data.image_size)
         fit_out, hold = (o if o is None or o.maps is None else o._replace(maps=scorer.combine_parts(o.maps))
                          for o in (fit_out, hold))
     return fit_out, hold
@@ -561,7 +587,8 @@ def fit_scorer(model: PretextNet, fit: ImageSet, holdout: ImageSet | None, cfg: 
         cfg = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, map_layers=layers))
     scorer = Scorer(dataclasses.replace(cfg.score, inference_precision=precision))
     scorer.synthetic_map_auroc = map_auroc
-    fit_out, hold = _fit_maps(scorer, model, fit, holdout, cfg, precision)
+    views = None if synth is None else synth.images[synth.labels == 0]  # augmented views of the held-out images
+    fit_out, hold = _fit_maps(scorer, model, fit, holdout, cfg, precision, probe_views=views)
     rendered = None
     if synth is not None:  # every run records each mode's synthetic AUROC
         rendered = synthetic_holdout(model, holdout, renderer, cfg, scorer.map_fn, scorer.embed_fn, precision, synth)
@@ -580,6 +607,13 @@ def scoring_line(cfg: RunConfig, fit: int, holdout: int) -> str:
 def map_layers(scorer: Scorer) -> str:
     """The trunk stages of ``scorer``'s density maps as ``score.map_layers`` spells them (``"2,3"``)."""
     return ",".join(map(str, scorer.map_layers))
+
+
+def scorer_choices(scorer: Scorer) -> dict:
+    """What ``scorer``'s ``auto`` settings chose and each choice's label-free yardstick, for ``metrics.json``."""
+    return {"image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
+            "map_layers": map_layers(scorer), "map_layers_synthetic_auroc": scorer.synthetic_map_auroc,
+            "map_weight_chosen": scorer.map_weight, "map_weight_probe_aupro": scorer.probe_aupro}
 
 
 def save_scored_network(out: Path, model: torch.nn.Module, cfg: RunConfig, scorer: Scorer, summary: dict, *,
@@ -603,8 +637,7 @@ def untrained_baseline(run: Run, renderer) -> dict:
     out.mkdir(exist_ok=True)
     save_yaml(cfg, out / "config.yaml")
     summary = {"dataset": run.data.name, "untrained_of": str(run.out), "seed": cfg.train.seed, "epochs": 0,
-               "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
-               "map_layers": map_layers(scorer), "map_layers_synthetic_auroc": scorer.synthetic_map_auroc}
+               **scorer_choices(scorer)}
     save_scored_network(out, model, cfg, scorer, summary, epoch=0, regen_index=-1)
     metrics = evaluate_set(Detector(model, scorer, cfg.data.image_size), run.data.test, out, extra=summary)
     keep = ("image_auroc", "per_type_auroc", "pixel_auroc", "aupro")
@@ -701,16 +734,18 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
     if scorer.synthetic_map_auroc:
         log(f"map layers (auto): {map_layers(scorer)}, synthetic pixel AUROC "
             + ", ".join(f"{k} {v:.3f}" for k, v in scorer.synthetic_map_auroc.items()))
+    if scorer.probe_aupro:
+        log(f"map weight (auto): {scorer.map_weight}, probe AUPRO "
+            + ", ".join(f"{k} {v:.3f}" for k, v in scorer.probe_aupro.items()))
     summary = {"dataset": run.data.name, "backend": run.gen.renderer.name, "device": str(run.device),
                "scar": cfg.synth.scar, "color": cfg.synth.color, "regen_every": cfg.synth.regen_every,
                "precision": cfg.train.precision, "image_score": cfg.score.image_score,
-               "image_score_chosen": scorer.image_score, "synthetic_auroc": scorer.synthetic_auroc,
                "decoder": cfg.train.decoder, "seg_width": cfg.train.seg_width, "seg_loss": cfg.train.seg_loss,
                "crop": cfg.train.crop,
                "irregular": cfg.synth.irregular, "tile": cfg.score.tile, "whole_view": cfg.score.whole_view,
                "tile_overlap": cfg.score.tile_overlap, "tile_pass": cfg.score.tile_pass,
-               "map": cfg.score.map, "map_weight": cfg.score.map_weight, "map_layers": map_layers(scorer),
-               "map_layers_synthetic_auroc": scorer.synthetic_map_auroc, "inference_precision": scorer.precision,
+               "map": cfg.score.map, "map_weight": cfg.score.map_weight, **scorer_choices(scorer),
+               "inference_precision": scorer.precision,
                "seed": cfg.train.seed,
                "world_size": run.dist.world, "holdout_images": 0 if run.holdout is None else len(run.holdout),
                "threshold_set": scorer.calibration["set"], **stats}

@@ -128,7 +128,10 @@ class Scorer:
         self.precision: str | None = cfg.inference_precision
         self.view_stats: list[list[float]] = []  # whole view: [mean, std] of each view's log score, held out
         self.map_source = cfg.map  # seg: the head's probabilities; density: the patch density's; both: averaged
-        self.map_weight = cfg.map_weight  # both: the head's share of the average, the patch density's 1 - it
+        # both: the head's share of the average, the patch density's 1 - it; auto: 0.5 until the run's fit chooses
+        # (training.choose_map_weight), each candidate's AUPRO on probe anomalies recorded in probe_aupro
+        self.map_weight = 0.5 if cfg.map_weight == "auto" else float(cfg.map_weight)
+        self.probe_aupro: dict[str, float] = {}
         self.patch_density, self.patch_bank = cfg.patch_density, cfg.patch_bank  # what fit_patches fits
         self.map_layers = parse_stages(cfg.map_layers)  # the trunk stages the patch density's descriptors are of
         self.patches: PatchDensity | None = None
@@ -411,7 +414,7 @@ class Scorer:
                 "calibration": self.calibration, "synthetic_auroc": self.synthetic_auroc, "tile": self.tile,
                 "tile_overlap": self.tile_overlap, "tile_pass": self.tile_pass,
                 "map_source": self.map_source, "map_scales": self.map_scales, "map_weight": self.map_weight,
-                "embedding": self.embedding,
+                "probe_aupro": self.probe_aupro, "embedding": self.embedding,
                 "map_layers": list(self.map_layers), "synthetic_map_auroc": self.synthetic_map_auroc,
                 "patches": None if self.patches is None else self.patches.state_dict(),
                 "whole_view": self.whole_view, "view_stats": self.view_stats, "precision": self.precision,
@@ -437,6 +440,7 @@ class Scorer:
         self.embedding = str(state.get("embedding", "pooled"))  # before 0.5: the pooled embedding alone
         self.map_scales = dict(state.get("map_scales") or {})
         self.map_weight = float(state.get("map_weight", 0.5))  # before 0.9.7: the plain mean
+        self.probe_aupro = dict(state.get("probe_aupro") or {})  # before 0.9.8: none
         self.map_layers = tuple(int(k) for k in state.get("map_layers") or (2, 3))  # before 0.7.15: layer2-3
         self.synthetic_map_auroc = dict(state.get("synthetic_map_auroc") or {})
         self.whole_view = int(state.get("whole_view") or 0)  # before 0.7: no whole view
