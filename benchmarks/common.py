@@ -152,12 +152,14 @@ def training_windows(masks, crop: int, seed: int):
 
 
 def pixel_row(types, maps, masks) -> dict:
-    """Pixel AUROC, AUPRO and per-type pixel AUROC (rounded) of float (N, S, S) ``maps`` against the test ``masks``."""
+    """Pixel AUROC, AUPRO and per-type pixel AUROC and AUPRO (rounded) of float (N, S, S) ``maps`` against the test
+    ``masks``."""
     from sslad.scoring.metrics import pixel_metrics
 
     m = pixel_metrics(list(types), maps.numpy(), masks)
     return {"pixel_auroc": round(m["pixel_auroc"], 5), "aupro": round(m["aupro"], 5),
-            "per_type_pixel_auroc": {k: round(v, 5) for k, v in sorted(m["per_type_pixel_auroc"].items())}}
+            **{k: {t: round(v, 5) for t, v in sorted(m[k].items())}
+               for k in ("per_type_pixel_auroc", "per_type_aupro")}}
 
 
 def per_run_benchmark(argv: list[str], usage: str, script: str, analyse) -> int:

@@ -13,8 +13,9 @@ AUROC on the synthetic held-out set); ``good_pixels_over``: the share of the tes
 the 99.9 % quantile of the held-out good images' pixels of the same join (how calm a join keeps good parts; 0.1 % if
 test and held-out good images were alike). ``benchmarks/map_combine.py`` is the older comparison, each source's
 scorer refitted. ``probe_pixel_auroc`` and ``probe_aupro``: a second label-free yardstick, of anomalies no plan
-renders and neither source trained on (``probe_yardstick.py``'s blur, noise and shift inside soft blobs) on the
-synthetic set's good views, those views unaltered beside them as good images. Writes benchmarks/results/NAME.json.
+renders and neither source trained on (``sslad.synth.probes``: blur, noise and shift inside soft blobs) on the
+synthetic set's good views, those views unaltered beside them as good images; ``probe_aupro_by_family``: each
+family's regions alone on that set's false-positive axis. Writes benchmarks/results/NAME.json.
 """
 
 from __future__ import annotations
@@ -74,10 +75,12 @@ def analyse(run_dir: str) -> dict:
         rows[k] = {**pixel_row(types, maps, masks), "synthetic": round(auroc(truth, made[k].numpy().ravel()), 5),
                    "good_pixels_over": round(float((maps.numpy()[good] > line).mean()), 5)}
         on_probes = pixel_row(probe_types, probes[k], probe_masks)
-        rows[k].update({"probe_pixel_auroc": on_probes["pixel_auroc"], "probe_aupro": on_probes["aupro"]})
+        rows[k].update({"probe_pixel_auroc": on_probes["pixel_auroc"], "probe_aupro": on_probes["aupro"],
+                        "probe_aupro_by_family": on_probes["per_type_aupro"]})
         v = rows[k]
         print(f"{run_dir} {k:8s} pixel {100 * v['pixel_auroc']:.1f} AUPRO {100 * v['aupro']:.1f} synthetic "
               f"{100 * v['synthetic']:.1f} probes {100 * v['probe_pixel_auroc']:.1f} / {100 * v['probe_aupro']:.1f} "
+              f"({', '.join(f'{f} {100 * a:.1f}' for f, a in v['probe_aupro_by_family'].items())}) "
               f"good pixels over the held-out 99.9 % {100 * v['good_pixels_over']:.2f} % " +
               " ".join(f"{t} {100 * a:.1f}" for t, a in v["per_type_pixel_auroc"].items()), flush=True)
     return {"run": run_dir, "joins": rows}
