@@ -17,7 +17,7 @@ Importing ``sslad`` is cheap: torch is imported by the submodules that need it (
 on first use), DALI only by ``sslad.dali_pipes``.
 """
 
-__version__ = "0.9.7"
+__version__ = "0.9.8"
 
 _API = ("Detection", "Detector", "calibrate", "load", "train", "train_student")
 
