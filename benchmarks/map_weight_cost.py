@@ -14,7 +14,7 @@ import sys
 import time
 
 import torch
-from common import load_run, save_record
+from common import load_run, name_and_run, save_record
 
 from sslad.backends import make_renderer
 from sslad.models import infer_images
@@ -22,10 +22,9 @@ from sslad.training import choose_map_weight, fit_scorer, render_synthetic_holdo
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
+    if (args := name_and_run(argv, __doc__)) is None:
         return 2
-    name, run_dir = argv
+    name, run_dir = args
     model, _, _, cfg, _, fit, holdout = load_run(run_dir)
     cfg = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, map_weight=0.5))
     renderer = make_renderer("torch", cfg.data.image_size, torch.device("cpu"))

@@ -11,6 +11,7 @@ The Python API (:mod:`sslad.api`)::
     student_dir = sslad.train_student(run_dir, "runs/x-student")   # what ``sslad distill`` does
     detector = sslad.load(run_dir)              # a Detector
     sslad.calibrate(run_dir, quantile=0.95)     # its thresholds at another quantile, no training
+    sslad.rescore(run_dir, "runs/x-w", map_weight="auto")   # its scorer fitted again, no training
     result = detector.score(paths_or_uint8)     # .scores, .maps, .anomalous
 
 Importing ``sslad`` is cheap: torch is imported by the submodules that need it (these names load
@@ -19,7 +20,7 @@ on first use), DALI only by ``sslad.dali_pipes``.
 
 __version__ = "0.9.8"
 
-_API = ("Detection", "Detector", "calibrate", "load", "train", "train_student")
+_API = ("Detection", "Detector", "calibrate", "load", "rescore", "train", "train_student")
 
 
 def __getattr__(name: str):

@@ -1,4 +1,4 @@
-"""The public Python API, on the CLI's own path: ``sslad.train`` and ``sslad.load``.
+"""The public Python API, on the CLI's own path: ``sslad.train``, ``sslad.load`` and the rest of ``__all__``.
 
     import sslad
     run = sslad.train({"data": {"path": "elpv:mono", "image_size": 128}, "train": {"epochs": 15}}, "runs/elpv",
@@ -102,4 +102,18 @@ def calibrate(run: str | Path, *, quantile: float | None = None, rule: str | Non
     return calibrate_run(run, quantile=quantile, rule=rule, data=data, category=category, device=device, log=log)
 
 
-__all__ = ["Detection", "Detector", "calibrate", "load", "train", "train_student"]
+def rescore(run: str | Path, out: str | Path, *, device: str = DEFAULT_DEVICE, overwrite: bool = False,
+            log: Callable[[str], None] | None = None, **score) -> Path:
+    """Fit the trained run in ``run``'s scorer again with other scoring settings (``score``: fields of
+    :class:`~sslad.config.ScoreConfig`, e.g. ``map_weight="auto"``, ``tile_pass="maps-once"``; the rest the run's),
+    the network unchanged, into a new run folder ``out``, evaluated on the run's test split (what ``sslad rescore``
+    does); returns ``out``, which :func:`load` reads like any run. ``overwrite``, ``log``: as for :func:`train`."""
+    from sslad.rescoring import rescore_run
+
+    log = log or (lambda _msg: None)
+    rescore_run(run, out, score, device=device, overwrite=overwrite, log=log)
+    log(f"run folder: {out}")
+    return Path(out)
+
+
+__all__ = ["Detection", "Detector", "calibrate", "load", "rescore", "train", "train_student"]

@@ -101,6 +101,66 @@ run_options = _options(
 )
 
 
+#: The scorer's flags, shared by train and rescore (what fit_scorer reads; the held-out split stays the run's).
+score_options = _options(
+    click.option("--density", type=click.Choice(C.DENSITIES), default=None,
+                 help="Density fitted on the embeddings" + _d("score", "density")),
+    click.option("--knn-k", type=int, default=None, help="Neighbours for --density knn" + _d("score", "knn_k")),
+    click.option("--embedding", type=click.Choice(C.EMBEDDINGS), default=None,
+                 help="What the image density is fitted on: the trunk's pooled layer4 (pooled), or that and the global "
+                 "maximum of the layer2-3 patch descriptors (pooled+peak)" + _d("score", "embedding")),
+    click.option("--image-score", type=click.Choice(C.IMAGE_SCORES), default=None,
+                 help="Image score: auto (best on synthetic anomalies of held-out images), embedding density, map "
+                 "maximum, or both standardised" + _d("score", "image_score")),
+    click.option("--map", type=click.Choice(C.SCORE_MAPS), default=None,
+                 help="Anomaly maps from the per-pixel head (seg), a patch density over the trunk's patch descriptors "
+                 "(density, --map-layers), or both averaged on their held-out scales" + _d("score", "map")),
+    click.option("--map-weight", type=_NumberOrAuto(), default=None,
+                 help="--map both: the per-pixel head's share of the joined map, the patch density's the rest "
+                 "(0 to 1); lower, the defects' outlines over large regions' fill (AUPRO for pixel AUROC, "
+                 "docs/results.md); auto: the share whose maps outline probe anomalies (blur, noise, shift) on "
+                 "held-out images best"
+                 + _d("score", "map_weight")),
+    click.option("--patch-density", type=click.Choice(C.PATCH_DENSITIES), default=None,
+                 help="The density maps' model: one Gaussian over the good patch descriptors (gauss), or a coreset "
+                 "memory of them and the nearest one's distance (knn, PatchCore's)" + _d("score", "patch_density")),
+    click.option("--patch-bank", type=int, default=None,
+                 help="--patch-density knn: descriptors kept in the memory" + _d("score", "patch_bank")),
+    click.option("--map-layers", type=click.Choice(C.MAP_LAYERS), default=None,
+                 help="The trunk stages whose maps make the density maps' patch descriptors: layer2-3 at 1/8 of the "
+                 "side, layer3-4 at 1/16 (a wider context: large low-contrast regions filled) or all three; auto: the "
+                 "one whose maps outline synthetic anomalies on the held-out images best" + _d("score", "map_layers")),
+    click.option("--tile", type=int, default=None,
+                 help="Score in overlapping tiles of this side (e.g. the --crop side); 0: whole images"
+                 + _d("score", "tile")),
+    click.option("--tile-overlap", type=float, default=None,
+                 help="--tile: the least share of a tile its neighbours overlap by (0 to 0.75); lower, fewer network "
+                 "passes per image (at 640 px of 128-px tiles: 81 at 0.5, 25 at 0)" + _d("score", "tile_overlap")),
+    click.option("--tile-pass", type=click.Choice(C.TILE_PASSES), default=None,
+                 help="--tile: a network pass per tile (each), or one pass over the whole image with each tile's "
+                 "embedding pooled over its window and the whole image's maps (once: (S/P)^2 tiles' work), or each "
+                 "tile's embedding from its own pass and the maps from one whole pass (maps-once)"
+                 + _d("score", "tile_pass")),
+    click.option("--whole-view", type=int, default=None,
+                 help="Also score the whole image at this side (e.g. half the --image-size) with a density of its own, "
+                 "joined with the main view's on the held-out images' statistics; 0: off" + _d("score", "whole_view")),
+    click.option("--inference-precision", type=click.Choice(C.PRECISIONS), default=None,
+                 help="What scoring computes in, stored with the run for eval/predict: fp32 (the exported model's "
+                 "exact scores) or bf16 (about 2x faster on CPUs with native bf16; auto: there)"
+                 + _d("score", "inference_precision")),
+    click.option("--threshold-quantile", type=float, default=None,
+                 help="Thresholds: this quantile of the held-out good images' scores"
+                 + _d("score", "threshold_quantile")),
+    click.option("--threshold-rule", type=click.Choice(C.THRESHOLD_RULES), default=None,
+                 help="How the thresholds read that quantile: predictive (the bound a new good image passes with "
+                 "probability 1 - quantile when the top fifth of the held-out scores is an exponential tail, at any "
+                 "number of held-out images), tail (that tail's quantile at its fitted scale, 0.8's rule: passes more "
+                 "than promised on few images) or quantile (their empirical quantile, joined by their augmented "
+                 "views' scores below score.views_below held-out images; the rule before 0.8)"
+                 + _d("score", "threshold_rule")),
+)
+
+
 def build_config(data: str, kw: dict) -> C.RunConfig:
     """The config file (if any), then every flag given, validated."""
     cfg = C.load_yaml(kw["config_file"]) if kw.get("config_file") else C.RunConfig()
@@ -156,59 +216,7 @@ def cli():
               help="Train on crops of this side of the --image-size images; 0: whole images" + _d("train", "crop"))
 @click.option("--precision", type=click.Choice(C.PRECISIONS), default=None,
               help="auto: bf16 autocast on CUDA and on CPUs with native bf16" + _d("train", "precision"))
-@click.option("--density", type=click.Choice(C.DENSITIES), default=None,
-              help="Density fitted on the embeddings" + _d("score", "density"))
-@click.option("--knn-k", type=int, default=None, help="Neighbours for --density knn" + _d("score", "knn_k"))
-@click.option("--embedding", type=click.Choice(C.EMBEDDINGS), default=None,
-              help="What the image density is fitted on: the trunk's pooled layer4 (pooled), or that and the global "
-              "maximum of the layer2-3 patch descriptors (pooled+peak)" + _d("score", "embedding"))
-@click.option("--image-score", type=click.Choice(C.IMAGE_SCORES), default=None,
-              help="Image score: auto (best on synthetic anomalies of held-out images), embedding density, map "
-              "maximum, or both standardised" + _d("score", "image_score"))
-@click.option("--map", type=click.Choice(C.SCORE_MAPS), default=None,
-              help="Anomaly maps from the per-pixel head (seg), a patch density over the trunk's patch descriptors "
-              "(density, --map-layers), or both averaged on their held-out scales" + _d("score", "map"))
-@click.option("--map-weight", type=_NumberOrAuto(), default=None,
-              help="--map both: the per-pixel head's share of the joined map, the patch density's the rest (0 to 1); "
-              "lower, the defects' outlines over large regions' fill (AUPRO for pixel AUROC, docs/results.md); "
-              "auto: the share whose maps outline probe anomalies (blur, noise, shift) on held-out images best"
-              + _d("score", "map_weight"))
-@click.option("--patch-density", type=click.Choice(C.PATCH_DENSITIES), default=None,
-              help="The density maps' model: one Gaussian over the good patch descriptors (gauss), or a coreset "
-              "memory of them and the nearest one's distance (knn, PatchCore's)" + _d("score", "patch_density"))
-@click.option("--patch-bank", type=int, default=None,
-              help="--patch-density knn: descriptors kept in the memory" + _d("score", "patch_bank"))
-@click.option("--map-layers", type=click.Choice(C.MAP_LAYERS), default=None,
-              help="The trunk stages whose maps make the density maps' patch descriptors: layer2-3 at 1/8 of the side, "
-              "layer3-4 at 1/16 (a wider context: large low-contrast regions filled) or all three; auto: the one "
-              "whose maps outline synthetic anomalies on the held-out images best" + _d("score", "map_layers"))
-@click.option("--tile", type=int, default=None,
-              help="Score in overlapping tiles of this side (e.g. the --crop side); 0: whole images"
-              + _d("score", "tile"))
-@click.option("--tile-overlap", type=float, default=None,
-              help="--tile: the least share of a tile its neighbours overlap by (0 to 0.75); lower, fewer network "
-              "passes per image (at 640 px of 128-px tiles: 81 at 0.5, 25 at 0)" + _d("score", "tile_overlap"))
-@click.option("--tile-pass", type=click.Choice(C.TILE_PASSES), default=None,
-              help="--tile: a network pass per tile (each), or one pass over the whole image with each tile's "
-              "embedding pooled over its window and the whole image's maps (once: (S/P)^2 tiles' work), or each "
-              "tile's embedding from its own pass and the maps from one whole pass (maps-once)"
-              + _d("score", "tile_pass"))
-@click.option("--whole-view", type=int, default=None,
-              help="Also score the whole image at this side (e.g. half the --image-size) with a density of its own, "
-              "joined with the main view's on the held-out images' statistics; 0: off" + _d("score", "whole_view"))
-@click.option("--inference-precision", type=click.Choice(C.PRECISIONS), default=None,
-              help="What scoring computes in, stored with the run for eval/predict: fp32 (the exported model's exact "
-              "scores) or bf16 (about 2x faster on CPUs with native bf16; auto: there)"
-              + _d("score", "inference_precision"))
-@click.option("--threshold-quantile", type=float, default=None,
-              help="Thresholds: this quantile of the held-out good images' scores" + _d("score", "threshold_quantile"))
-@click.option("--threshold-rule", type=click.Choice(C.THRESHOLD_RULES), default=None,
-              help="How the thresholds read that quantile: predictive (the bound a new good image passes with "
-              "probability 1 - quantile when the top fifth of the held-out scores is an exponential tail, at any "
-              "number of held-out images), tail (that tail's quantile at its fitted scale, 0.8's rule: passes more "
-              "than promised on few images) or quantile (their empirical quantile, joined by their augmented "
-              "views' scores below score.views_below held-out images; the rule before 0.8)"
-              + _d("score", "threshold_rule"))
+@score_options
 @click.option("--baseline/--no-baseline", default=None,
               help="Also fit and score the untrained network (the training's first weights, the same seed) the same "
               "way, and report it beside the run: what the pretext training is worth on this data (the --epochs 0 "
@@ -308,6 +316,23 @@ def eval_cmd(run_dir, data, category, out_dir, device):
     metrics = evaluate_run(run_dir, data, category, out_dir, device)
     _warn_skipped([(s["path"], s["error"]) for s in metrics["skipped_images"]])
     click.echo(results_table(metrics))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New run folder.")
+@score_options
+@click.option("--device", default=C.DEFAULT_DEVICE, show_default=True, help=" | ".join(C.DEVICES))
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out (removes the files sslad wrote there).")
+@friendly
+def rescore(run_dir, out_dir, device, overwrite, **score):
+    """Fit RUN_DIR's scorer again with the scoring flags given (the rest the run's; the network, its held-out split
+    and seed unchanged) into a new run folder, evaluated on the run's test split: what the run would report had it
+    been trained with them, in minutes instead of a training. A flag left out keeps the run's setting (the
+    brackets show sslad train's defaults)."""
+    from sslad.api import rescore as rescore_api
+
+    rescore_api(run_dir, out_dir, device=device, overwrite=overwrite, log=_log, **score)
 
 
 @cli.command()

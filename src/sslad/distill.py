@@ -188,14 +188,16 @@ class Teacher(NamedTuple):
     teacher_metrics: dict
 
 
-def open_teacher(teacher_dir: str | Path, out_dir: str | Path, overwrite: bool, *, seed: int, device: str,
-                 lr: float, image_size: int | None = None, score: dict | None = None,
-                 teachers_image_score: bool = False) -> Teacher:
-    """Load the teacher run and its data and create the new run folder (removed again if this fails). With
-    ``teachers_image_score`` the new run scores images with the mode its teacher's scorer uses (the one the
-    teacher's ``auto`` chose) instead of choosing again."""
+def open_teacher(teacher_dir: str | Path, out_dir: str | Path, overwrite: bool, *, seed: int | None, device: str,
+                 lr: float | None, image_size: int | None = None, score: dict | None = None,
+                 teachers_image_score: bool = False, validate: bool = False) -> Teacher:
+    """Load the teacher run and its data and create the new run folder (removed again if this fails; with
+    ``validate``, when the teacher's config with ``score`` is not a valid one). ``seed`` and ``lr`` None: the
+    teacher's own. With ``teachers_image_score`` the new run scores images with the mode its teacher's scorer uses
+    (the one the teacher's ``auto`` chose) instead of choosing again."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise SsladError("a transfer (sslad distill, sslad finetune) runs in one process; start it without torchrun")
+        raise SsladError("a transfer or re-fit (sslad distill, finetune, rescore) runs in one process; start it "
+                         "without torchrun")
     dev = resolve_device(device)
     teacher_run = run_folder(teacher_dir)
     teacher, ckpt = load_teacher(teacher_run, dev)
@@ -212,22 +214,24 @@ def open_teacher(teacher_dir: str | Path, out_dir: str | Path, overwrite: bool, 
                                   "precision": resolve_precision("auto", dev)}, score=score or {})
         if teachers_image_score and ckpt.get("scorer"):
             cfg = cfg.override(score={"image_score": Scorer.from_state(ckpt["scorer"]).image_score})
+        cfg = cfg.validate() if validate else cfg
         data = load_dataset(cfg.data.path, cfg.data.category, size, device=dev)
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
     fit, holdout = split_train(data.train, cfg.score.holdout, cfg.score.holdout_min)
-    seed_everything(seed)
+    seed_everything(cfg.train.seed)
     save_yaml(cfg, out / "config.yaml")
     return Teacher(teacher_run, teacher, ckpt, cfg, data, fit, holdout, make_renderer(cfg.synth.backend, size, dev),
                    out, _read_json(teacher_run / "metrics.json"))
 
 
 def evaluate_transfer(t: Teacher, net: torch.nn.Module, scorer: Scorer, epochs: int, summary: dict, extra: dict,
-                      log: Callable[[str], None]) -> dict:
+                      log: Callable[[str], None], against: str = "the teacher") -> dict:
     """Save the new run's network with its scorer and its teacher's record, evaluate it on the teacher's test
-    split (``summary`` joins metrics.json) and return its metrics."""
+    split (``summary`` joins metrics.json) and return its metrics; the last line puts them beside the teacher's
+    (called ``against``)."""
     extra = {"teacher": {"path": str(t.run), "config": t.ckpt["config"], "metrics": t.teacher_metrics}, **extra}
     save_checkpoint(t.out / "model.pt", net, t.cfg.to_dict(), epoch=epochs, regen_index=-1,
                     scorer_state=scorer.state_dict(), extra=extra)
@@ -240,18 +244,18 @@ def evaluate_transfer(t: Teacher, net: torch.nn.Module, scorer: Scorer, epochs: 
                **summary}
     metrics = evaluate_set(Detector(net, scorer, t.cfg.data.image_size), t.data.test, t.out, extra=summary)
     log(results_table(metrics))
-    log(against_teacher(metrics, t.teacher_metrics))
+    log(against_teacher(metrics, t.teacher_metrics, against))
     return metrics
 
 
-def against_teacher(metrics: dict, teacher: dict) -> str:
+def against_teacher(metrics: dict, teacher: dict, who: str = "the teacher") -> str:
     """One line putting a transferred network's AUROCs beside its teacher's (what the transfer was worth)."""
     parts = []
     for key, name in (("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO")):
         new, old = metrics.get(key), (teacher or {}).get(key)
         if new is not None and old is not None:
             parts.append(f"{name} {100 * new:.1f} ({100 * (new - old):+.1f})")
-    return "against the teacher: " + (", ".join(parts) if parts else "no AUROC to compare (no labelled test split)")
+    return f"against {who}: " + (", ".join(parts) if parts else "no AUROC to compare (no labelled test split)")
 
 
 def distill_run(teacher_dir: str | Path, out_dir: str | Path, dc: DistillConfig | None = None, *,
