@@ -30,7 +30,7 @@ def rescore_run(run_dir: str | Path, out_dir: str | Path, score: dict | None = N
     from sslad.config import RunConfig
     from sslad.distill import evaluate_transfer, open_teacher
     from sslad.errors import SsladError
-    from sslad.training import fit_scorer, scorer_choices
+    from sslad.training import choice_lines, fit_scorer, scorer_choices
 
     score = {k: v for k, v in (score or {}).items() if v is not None}
     parsed = RunConfig.from_dict({"score": score}).score  # unknown keys, wrong types: one clear line each
@@ -42,9 +42,8 @@ def rescore_run(run_dir: str | Path, out_dir: str | Path, score: dict | None = N
     log(f"rescore: {t.run} ({t.cfg.train.arch}, {t.cfg.data.image_size} px), "
         + (", ".join(f"{k} {v}" for k, v in score.items()) or "the run's own settings"))
     scorer = fit_scorer(t.teacher, t.fit, t.holdout, t.cfg, t.renderer)
-    if scorer.probe_aupro:
-        log(f"map weight (auto): {scorer.map_weight}, probe AUPRO "
-            + ", ".join(f"{k} {v:.3f}" for k, v in scorer.probe_aupro.items()))
+    for line in choice_lines(scorer):
+        log(line)
     epochs = int(t.ckpt.get("epoch", 0))
     summary = {"rescored_from": str(t.run), "score_overrides": score, "epochs": epochs, "seed": t.cfg.train.seed,
                **scorer_choices(scorer)}

@@ -616,6 +616,18 @@ def scorer_choices(scorer: Scorer) -> dict:
             "map_weight_chosen": scorer.map_weight, "map_weight_probe_aupro": scorer.probe_aupro}
 
 
+def choice_lines(scorer: Scorer) -> list[str]:
+    """A log line for each ``auto`` map setting ``scorer`` chose: the choice and every candidate's yardstick."""
+    lines = []
+    if scorer.synthetic_map_auroc:
+        lines.append(f"map layers (auto): {map_layers(scorer)}, synthetic pixel AUROC "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in scorer.synthetic_map_auroc.items()))
+    if scorer.probe_aupro:
+        lines.append(f"map weight (auto): {scorer.map_weight}, probe AUPRO "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in scorer.probe_aupro.items()))
+    return lines
+
+
 def save_scored_network(out: Path, model: torch.nn.Module, cfg: RunConfig, scorer: Scorer, summary: dict, *,
                         epoch: int, regen_index: int) -> None:
     """``out/model.pt`` of a finished network: weights, settings, the fitted scorer and the run's summary (what
@@ -731,12 +743,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, r
     scorer = fit_scorer(run.model, run.fit, run.holdout, cfg, run.gen.renderer)
     if note := scorer.margin_note():
         log(f"note: {note}")
-    if scorer.synthetic_map_auroc:
-        log(f"map layers (auto): {map_layers(scorer)}, synthetic pixel AUROC "
-            + ", ".join(f"{k} {v:.3f}" for k, v in scorer.synthetic_map_auroc.items()))
-    if scorer.probe_aupro:
-        log(f"map weight (auto): {scorer.map_weight}, probe AUPRO "
-            + ", ".join(f"{k} {v:.3f}" for k, v in scorer.probe_aupro.items()))
+    for line in choice_lines(scorer):
+        log(line)
     summary = {"dataset": run.data.name, "backend": run.gen.renderer.name, "device": str(run.device),
                "scar": cfg.synth.scar, "color": cfg.synth.color, "regen_every": cfg.synth.regen_every,
                "precision": cfg.train.precision, "image_score": cfg.score.image_score,
