@@ -49,6 +49,7 @@ from sslad.training import (
     optimizer_step,
     prepare_run_dir,
     schedule,
+    scorer_choices,
     set_cosine_lr,
 )
 
@@ -238,8 +239,8 @@ def evaluate_transfer(t: Teacher, net: torch.nn.Module, scorer: Scorer, epochs: 
     summary = {"dataset": t.data.name, "teacher_dir": str(t.run),
                "teacher_image_auroc": t.teacher_metrics.get("image_auroc"),
                "teacher_pixel_auroc": t.teacher_metrics.get("pixel_auroc"),
-               "teacher_aupro": t.teacher_metrics.get("aupro"), "image_score_chosen": scorer.image_score,
-               "synthetic_auroc": scorer.synthetic_auroc, "inference_precision": scorer.precision,
+               "teacher_aupro": t.teacher_metrics.get("aupro"), **scorer_choices(scorer),
+               "inference_precision": scorer.precision,
                "parameters": sum(p.numel() for p in net.parameters()),
                **summary}
     metrics = evaluate_set(Detector(net, scorer, t.cfg.data.image_size), t.data.test, t.out, extra=summary)

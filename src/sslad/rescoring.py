@@ -30,7 +30,7 @@ def rescore_run(run_dir: str | Path, out_dir: str | Path, score: dict | None = N
     from sslad.config import RunConfig
     from sslad.distill import evaluate_transfer, open_teacher
     from sslad.errors import SsladError
-    from sslad.training import choice_lines, fit_scorer, scorer_choices
+    from sslad.training import choice_lines, fit_scorer
 
     score = {k: v for k, v in (score or {}).items() if v is not None}
     parsed = RunConfig.from_dict({"score": score}).score  # unknown keys, wrong types: one clear line each
@@ -45,8 +45,7 @@ def rescore_run(run_dir: str | Path, out_dir: str | Path, score: dict | None = N
     for line in choice_lines(scorer):
         log(line)
     epochs = int(t.ckpt.get("epoch", 0))
-    summary = {"rescored_from": str(t.run), "score_overrides": score, "epochs": epochs, "seed": t.cfg.train.seed,
-               **scorer_choices(scorer)}
+    summary = {"rescored_from": str(t.run), "score_overrides": score, "epochs": epochs, "seed": t.cfg.train.seed}
     return evaluate_transfer(t, t.teacher, scorer, epochs, summary, {"rescore": score}, log,
                              against="the run as scored before")
 

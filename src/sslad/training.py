@@ -500,7 +500,7 @@ def choose_map_weight(scorer: Scorer, parts_of: Callable[[torch.Tensor], torch.T
 
     images, masks = probe_set(views, seed + PROBE_SEED_OFFSET)
     scaled = scorer.scale_parts(parts_of(images))
-    values = {str(w): aupro(scorer.maps(w * scaled[:, :1] + (1 - w) * scaled[:, 1:], size).numpy(), masks.numpy())
+    values = {str(w): aupro(scorer.maps(scorer.join_parts(scaled, w), size).numpy(), masks.numpy())
               for w in MAP_WEIGHT_CHOICES}
     best = simplest_within(values, list(values), 0.0)
     return float(best), values

@@ -184,8 +184,13 @@ class Scorer:
         """(N, 2, h, w) :meth:`parts_fn` maps -> (N, 1, h, w): each source on its held-out scale
         (:meth:`scale_parts`), averaged with ``map_weight`` the head's share (linear, so tiles stitched before or
         after it give the same map)."""
-        scaled = self.scale_parts(parts)  # at 0.5 the mean of the two to the bit (halving is exact)
-        return self.map_weight * scaled[:, :1] + (1 - self.map_weight) * scaled[:, 1:]
+        return self.join_parts(self.scale_parts(parts), self.map_weight)
+
+    @staticmethod
+    def join_parts(scaled: torch.Tensor, weight: float) -> torch.Tensor:
+        """(N, 2, h, w) :meth:`scale_parts` maps -> (N, 1, h, w): ``weight`` x the head's + (1 - ``weight``) x the
+        density's (at 0.5 the mean of the two to the bit: halving is exact)."""
+        return weight * scaled[:, :1] + (1 - weight) * scaled[:, 1:]
 
     def _both(self, probs: torch.Tensor | None, levels: Levels) -> torch.Tensor:
         """The per-pixel head's and the patch density's maps, each on its held-out scale, averaged at the
